@@ -1,0 +1,136 @@
+"""Pending exports, their attribute changes, and the approval audit trail (seed 003)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from exports.choices import (
+    ApprovalAction,
+    ApprovalState,
+    AttributeChangeStatus,
+    AttributeChangeType,
+    PendingExportChangeType,
+    PendingExportStatus,
+)
+
+
+class PendingExport(models.Model):
+    """A change JIM wants to make to one CSO in its connected system.
+
+    There is at most one pending export per CSO: new changes merge into it. ``dn`` is
+    the DN to create the object with, or for an update the DN to rename/move it to
+    (blank when the DN does not change).
+    """
+
+    connected_system = models.ForeignKey(
+        "connectors.ConnectedSystem", on_delete=models.CASCADE, related_name="pending_exports"
+    )
+    cs_object = models.OneToOneField(
+        "connectors.ConnectorSpaceObject", on_delete=models.CASCADE, related_name="pending_export"
+    )
+    metaverse_object = models.ForeignKey(
+        "metaverse.MetaverseObject",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="pending_exports",
+    )
+    sync_rule = models.ForeignKey(
+        "metaverse.SyncRule", on_delete=models.SET_NULL, null=True, blank=True
+    )
+    change_type = models.CharField(max_length=10, choices=PendingExportChangeType.choices)
+    status = models.CharField(
+        max_length=30, choices=PendingExportStatus.choices, default=PendingExportStatus.PENDING
+    )
+    dn = models.CharField(max_length=2000, blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    max_retries = models.PositiveIntegerField(default=5)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    approval = models.CharField(
+        max_length=30, choices=ApprovalState.choices, default=ApprovalState.NOT_REQUIRED
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_reason = models.TextField(blank=True)
+    created_by_activity = models.ForeignKey(
+        "connectors.Activity", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        permissions = [("approve_pendingexport", "Can approve or reject pending exports")]
+        indexes = [
+            models.Index(fields=["connected_system", "status"], name="pe_status_idx"),
+            models.Index(fields=["connected_system", "approval"], name="pe_approval_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.change_type} {self.dn or self.cs_object}"
+
+
+class PendingExportAttributeChange(models.Model):
+    """One attribute's change in a pending export, with its own confirmation status.
+
+    Multi-valued attributes change value by value (``add``/``remove``), never by
+    replacing the whole list from a partial view. ``previous_values`` is what the CSO
+    held when the change was staged, shown to approvers as before → after.
+    """
+
+    pending_export = models.ForeignKey(
+        PendingExport, on_delete=models.CASCADE, related_name="attribute_changes"
+    )
+    attribute = models.CharField(max_length=200)
+    change_type = models.CharField(max_length=20, choices=AttributeChangeType.choices)
+    values = models.JSONField(default=list, blank=True)
+    previous_values = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=40, choices=AttributeChangeStatus.choices, default=AttributeChangeStatus.PENDING
+    )
+
+    class Meta:
+        ordering = ["pending_export", "attribute", "change_type"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pending_export", "attribute", "change_type"],
+                name="one_change_per_attribute_and_type",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.change_type} {self.attribute}"
+
+
+class ApprovalAuditEntry(models.Model):
+    """An approval or rejection, kept after the pending export itself is gone.
+
+    Written once by the approval workflow; read-only everywhere else.
+    """
+
+    pending_export = models.ForeignKey(
+        PendingExport, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit"
+    )
+    pending_export_ref = models.PositiveBigIntegerField(help_text="Id of the pending export.")
+    connected_system_name = models.CharField(max_length=200)
+    change_type = models.CharField(max_length=10, choices=PendingExportChangeType.choices)
+    target = models.CharField(max_length=2000, help_text="DN or external id of the object.")
+    action = models.CharField(max_length=10, choices=ApprovalAction.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    username = models.CharField(max_length=150)
+    reason = models.TextField(blank=True)
+    changes = models.JSONField(default=list, blank=True, help_text="The changes decided on.")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "approval audit entries"
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.action} {self.change_type} {self.target}"

@@ -1,0 +1,138 @@
+"""JIM settings, read from environment variables.
+
+Every value has a safe default for the embedded demo (SQLite in the project folder,
+DEBUG on). Bad values fail loudly at start with ``ImproperlyConfigured`` rather than
+at first use.
+
+Environment:
+    SECRET_KEY            Django's secret key (required when DEBUG is off).
+    DEBUG                 true/false (default true).
+    ALLOWED_HOSTS         comma-separated host names (default localhost names).
+    DATABASE_URL          postgres://user:pass@host:port/name; SQLite when unset.
+    JIM_ENCRYPTION_KEY    key that encrypts connected-system secrets at rest;
+                          derived from SECRET_KEY when unset.
+    JIM_Q_WORKERS         django-q2 worker count (default 2).
+    JIM_REDIS_URL         use Redis as the django-q2 broker instead of the ORM.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jim_project.env import env_bool, env_int, env_list, parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", default=True)
+
+_DEV_SECRET_KEY = "django-insecure-jim-development-only-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false.")
+    SECRET_KEY = _DEV_SECRET_KEY
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+JIM_ENCRYPTION_KEY = os.environ.get("JIM_ENCRYPTION_KEY", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_htmx",
+    "django_q",
+    "jim_project",
+    "connectors",
+    "metaverse",
+    "exports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "jim_project.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "jim_project.wsgi.application"
+
+DATABASES = {
+    "default": parse_database_url(
+        os.environ.get("DATABASE_URL", ""), default_sqlite=BASE_DIR / "db.sqlite3"
+    )
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+
+_redis_url = os.environ.get("JIM_REDIS_URL", "")
+Q_CLUSTER = {
+    "name": "jim",
+    "workers": env_int("JIM_Q_WORKERS", default=2),
+    "timeout": env_int("JIM_Q_TIMEOUT", default=6 * 3600),
+    "retry": env_int("JIM_Q_TIMEOUT", default=6 * 3600) + 60,
+    "max_attempts": 1,
+    "catch_up": False,
+    "label": "Run queue",
+    **({"redis": _redis_url} if _redis_url else {"orm": "default"}),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("JIM_LOG_LEVEL", "WARNING")},
+}
