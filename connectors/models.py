@@ -321,6 +321,21 @@ class Activity(models.Model):
         verbose_name_plural = "activities"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["connected_system", "status"], name="activity_status_idx")]
+        constraints = [
+            # The database, not memory, enforces the concurrency rules: one running
+            # activity per connected system, and one sync (which writes the
+            # metaverse) at a time across the installation.
+            models.UniqueConstraint(
+                fields=["connected_system"],
+                condition=Q(status="in_progress"),
+                name="one_running_activity_per_system",
+            ),
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=Q(status="in_progress", profile_type__in=["full_sync", "delta_sync"]),
+                name="one_running_sync",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.connected_system.name} — {self.profile_name}"

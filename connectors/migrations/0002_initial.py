@@ -95,6 +95,14 @@ class Migration(migrations.Migration):
             model_name='activity',
             index=models.Index(fields=['connected_system', 'status'], name='activity_status_idx'),
         ),
+        migrations.AddConstraint(
+            model_name='activity',
+            constraint=models.UniqueConstraint(condition=models.Q(('status', 'in_progress')), fields=('connected_system',), name='one_running_activity_per_system'),
+        ),
+        migrations.AddConstraint(
+            model_name='activity',
+            constraint=models.UniqueConstraint(condition=models.Q(('profile_type__in', ['full_sync', 'delta_sync']), ('status', 'in_progress')), fields=('status',), name='one_running_sync'),
+        ),
         migrations.AddIndex(
             model_name='runprofileexecutionitem',
             index=models.Index(fields=['activity', 'change_type'], name='rpei_change_idx'),
