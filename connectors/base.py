@@ -246,6 +246,14 @@ class Connector:
         """
         return value
 
+    def secondary_id_error(self, value: str) -> str:
+        """Why ``value`` is not a valid secondary external id ("" when it is).
+
+        Sync asks this before provisioning with a generated DN, so an invalid one is an
+        ``invalid_generated_external_id`` error on that object, not a failed export.
+        """
+        return "" if value.strip() else "it is empty"
+
     def discover_schema(self) -> list[ObjectTypeSpec]:
         raise ConnectorError(f"The {self.name} connector cannot discover its schema.")
 

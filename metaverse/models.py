@@ -177,3 +177,31 @@ class SyncRuleFlow(models.Model):
     def __str__(self) -> str:
         origin = self.source if self.kind == FlowKind.DIRECT else self.expression
         return f"{self.target} ← {origin}"
+
+
+class MetaverseObjectKey(models.Model):
+    """An indexed copy of an MVO's join-attribute values, for join lookups.
+
+    MVO attributes live in one JSON document; the values that import join rules
+    look up (``employeeId``, ``accountName``…) are copied here, normalised
+    (:func:`metaverse.sync.keys.normalise_key`), so a join finds its MVO with an
+    index lookup whose cost grows with the objects being synced, not with the
+    metaverse. Maintained by the sync processor whenever it writes an MVO.
+    """
+
+    metaverse_object = models.ForeignKey(
+        MetaverseObject, on_delete=models.CASCADE, related_name="keys"
+    )
+    attribute = models.CharField(max_length=200)
+    value = models.CharField(max_length=500)
+
+    class Meta:
+        indexes = [models.Index(fields=["attribute", "value"], name="mvo_key_lookup_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["metaverse_object", "attribute", "value"], name="unique_mvo_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.attribute}={self.value}"

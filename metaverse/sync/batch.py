@@ -1,0 +1,311 @@
+"""A batch of a sync run: the objects it loaded and the writes it will make.
+
+The sync processor works on a few hundred CSOs at a time. A :class:`SyncBatch` loads,
+in a fixed number of queries, everything those CSOs' processing may read — their MVOs,
+the other CSOs joined to those MVOs, open pending exports — and collects every change
+as plain Python state. :meth:`SyncBatch.commit` then writes it all with bulk
+operations inside the batch's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+
+from connectors.models import ConnectorSpaceObject
+from exports.models import PendingExport, PendingExportAttributeChange
+from metaverse.models import MetaverseObject, MetaverseObjectKey
+from metaverse.sync.keys import JoinIndex, key_rows, normalise_key
+from metaverse.sync.rules import RuleSet
+
+CSO_JOIN_FIELDS = ("metaverse_object", "join_type", "joined_at", "sync_pending", "status")
+MVO_FIELDS = ("attributes", "attribute_sources", "display_name", "status", "deletion_due_at")
+PE_FIELDS = (
+    "change_type",
+    "status",
+    "dn",
+    "error_count",
+    "next_retry_at",
+    "last_error",
+    "approval",
+    "approved_by",
+    "approved_at",
+    "approval_reason",
+    "metaverse_object",
+    "sync_rule",
+)
+
+
+@dataclass
+class ChangeRow:
+    """One attribute change of a pending export, as sync computes it."""
+
+    attribute: str
+    change_type: str
+    values: list[Any]
+    previous_values: list[Any] = field(default_factory=list)
+    status: str = "pending"
+
+    def content(self) -> tuple[str, str, tuple[str, ...]]:
+        """What the change does, for comparing two changes (status aside)."""
+        return (self.attribute, self.change_type, tuple(sorted(map(str, self.values))))
+
+
+@dataclass
+class ExportState:
+    """A CSO's pending export (or none yet) and its attribute changes, being edited."""
+
+    pe: PendingExport | None
+    rows: list[ChangeRow]
+    dirty: bool = False
+    deleted: bool = False
+
+
+class SyncBatch:
+    """The loaded state and pending writes of one batch of a sync run."""
+
+    def __init__(self, ruleset: RuleSet, join_index: JoinIndex, activity_id: int) -> None:
+        self.ruleset = ruleset
+        self.join_index = join_index
+        self.activity_id = activity_id
+        self.now = timezone.now()
+        self.csos: dict[int, ConnectorSpaceObject] = {}
+        self.mvos: dict[int, MetaverseObject] = {}
+        self.new_mvos: list[MetaverseObject] = []
+        self.projections: list[tuple[ConnectorSpaceObject, MetaverseObject]] = []
+        self.projected_keys: dict[tuple[int, str, str], list[MetaverseObject]] = {}
+        self.mvo_csos: dict[int, dict[int, ConnectorSpaceObject]] = {}
+        self.exports: dict[int, ExportState] = {}
+        self.new_csos: list[ConnectorSpaceObject] = []
+        self.dirty_csos: dict[int, ConnectorSpaceObject] = {}
+        self.dirty_mvos: set[int] = set()
+        self.deleted_mvos: set[int] = set()
+        self.deleted_csos: set[int] = set()
+        self.mvo_join_values_before: dict[int, dict[str, list[Any]]] = {}
+
+    # -- loading ----------------------------------------------------------------
+
+    def load(self, csos: list[ConnectorSpaceObject]) -> None:
+        """Load the batch's CSOs, their MVOs and those MVOs' other CSOs."""
+        self.csos = {cso.pk: cso for cso in csos}
+        self.load_mvos({cso.metaverse_object_id for cso in csos if cso.metaverse_object_id})
+
+    def load_mvos(self, mvo_ids: Iterable[int]) -> None:
+        """Load MVOs (and every CSO joined to them) not yet in the batch."""
+        wanted = {i for i in mvo_ids if i not in self.mvos}
+        if not wanted:
+            return
+        for mvo in MetaverseObject.objects.filter(pk__in=wanted):
+            self.mvos[mvo.pk] = mvo
+            self.mvo_csos.setdefault(mvo.pk, {})
+            self._remember_join_values(mvo)
+        joined = ConnectorSpaceObject.objects.filter(metaverse_object_id__in=wanted)
+        for cso in joined:
+            cso = self.csos.get(cso.pk, cso)
+            self.mvo_csos[cso.metaverse_object_id][cso.connected_system_id] = cso
+        self.load_exports(
+            cso.pk for mvo_id in wanted for cso in self.mvo_csos.get(mvo_id, {}).values()
+        )
+
+    def load_exports(self, cso_ids: Iterable[int]) -> None:
+        """Load the open pending exports of these CSOs (two queries)."""
+        wanted = [i for i in cso_ids if i not in self.exports]
+        if not wanted:
+            return
+        pes = {pe.cs_object_id: pe for pe in PendingExport.objects.filter(cs_object_id__in=wanted)}
+        rows: dict[int, list[ChangeRow]] = {}
+        changes = PendingExportAttributeChange.objects.filter(
+            pending_export__cs_object_id__in=wanted
+        ).values_list(
+            "pending_export_id", "attribute", "change_type", "values", "previous_values", "status"
+        )
+        for pe_id, attribute, change_type, values, previous, status in changes:
+            rows.setdefault(pe_id, []).append(
+                ChangeRow(attribute, change_type, values, previous, status)
+            )
+        for cso_id in wanted:
+            pe = pes.get(cso_id)
+            self.exports[cso_id] = ExportState(pe, rows.get(pe.pk, []) if pe else [])
+
+    def _remember_join_values(self, mvo: MetaverseObject) -> None:
+        attributes = self.ruleset.join_attributes.get(mvo.object_type_id, frozenset())
+        self.mvo_join_values_before[mvo.pk] = {
+            a: list(mvo.attributes.get(a, [])) for a in attributes
+        }
+
+    # -- recording changes --------------------------------------------------------
+
+    def cso_changed(self, cso: ConnectorSpaceObject) -> None:
+        if cso.pk:
+            self.dirty_csos[cso.pk] = cso
+
+    def mvo_changed(self, mvo: MetaverseObject) -> None:
+        if mvo.pk:
+            self.dirty_mvos.add(mvo.pk)
+
+    def export_state(self, cso: ConnectorSpaceObject) -> ExportState:
+        """The pending-export state of a CSO (loading it when needed)."""
+        if cso.pk and cso.pk not in self.exports:
+            self.load_exports([cso.pk])
+        key = cso.pk if cso.pk else id(cso)
+        return self.exports.setdefault(key, ExportState(None, []))
+
+    def join(self, cso: ConnectorSpaceObject, mvo: MetaverseObject, join_type: str) -> None:
+        cso.metaverse_object = mvo
+        cso.join_type = join_type
+        cso.joined_at = self.now
+        self.mvo_csos.setdefault(mvo.pk, {})[cso.connected_system_id] = cso
+        self.cso_changed(cso)
+
+    def project(self, cso: ConnectorSpaceObject, mvo: MetaverseObject) -> None:
+        """Join a CSO to a new MVO (inserted by :meth:`create_new_mvos`)."""
+        self.new_mvos.append(mvo)
+        self.projections.append((cso, mvo))
+        cso.metaverse_object = mvo
+        cso.join_type = "projected"
+        cso.joined_at = self.now
+        self.cso_changed(cso)
+
+    def register_projection(self, mvo: MetaverseObject) -> None:
+        """Make a just-projected MVO findable by later joins of this batch."""
+        for attribute in self.ruleset.join_attributes.get(mvo.object_type_id, frozenset()):
+            for value in mvo.attributes.get(attribute, []):
+                key = (mvo.object_type_id, attribute, normalise_key(value))
+                self.projected_keys.setdefault(key, []).append(mvo)
+
+    def disconnect(self, cso: ConnectorSpaceObject) -> None:
+        mvo_id = cso.metaverse_object_id
+        if mvo_id and self.mvo_csos.get(mvo_id, {}).get(cso.connected_system_id) is cso:
+            del self.mvo_csos[mvo_id][cso.connected_system_id]
+        cso.metaverse_object = None
+        cso.join_type = "not_joined"
+        cso.joined_at = None
+        self.cso_changed(cso)
+
+    # -- writing ------------------------------------------------------------------
+
+    def create_new_mvos(self) -> None:
+        """Insert the MVOs projected in this batch, so they have ids."""
+        if not self.new_mvos:
+            return
+        MetaverseObject.objects.bulk_create(self.new_mvos, batch_size=1000)
+        for mvo in self.new_mvos:
+            self.mvos[mvo.pk] = mvo
+            self.mvo_csos.setdefault(mvo.pk, {})
+            self.mvo_join_values_before[mvo.pk] = {}
+            self.dirty_mvos.add(mvo.pk)
+        for cso, mvo in self.projections:
+            cso.metaverse_object = mvo  # sets metaverse_object_id now that mvo has a pk
+            self.mvo_csos[mvo.pk][cso.connected_system_id] = cso
+        self.new_mvos, self.projections, self.projected_keys = [], [], {}
+
+    def commit(self) -> None:
+        """Write every change of the batch (call inside the batch's transaction)."""
+        self.write_new_csos()
+        self._write_mvos()
+        self._write_csos()
+        self._write_exports()
+        if self.deleted_csos:
+            ConnectorSpaceObject.objects.filter(pk__in=self.deleted_csos).delete()
+        if self.deleted_mvos:
+            ConnectorSpaceObject.objects.filter(metaverse_object_id__in=self.deleted_mvos).update(
+                metaverse_object=None, join_type="not_joined", joined_at=None
+            )
+            MetaverseObject.objects.filter(pk__in=self.deleted_mvos).delete()
+
+    def write_new_csos(self) -> None:
+        """Insert the CSOs provisioned so far, so references to them can be staged."""
+        if not self.new_csos:
+            return
+        pending = [cso for cso in self.new_csos if cso.pk is None]
+        ConnectorSpaceObject.objects.bulk_create(pending, batch_size=1000)
+        for cso in pending:
+            state = self.exports.pop(id(cso), None)
+            if state is not None:
+                self.exports[cso.pk] = state
+            self.csos.setdefault(cso.pk, cso)
+        self.new_csos = []
+
+    def _write_mvos(self) -> None:
+        live = [self.mvos[i] for i in self.dirty_mvos if i not in self.deleted_mvos]
+        if live:
+            for mvo in live:
+                mvo.updated_at = self.now
+            MetaverseObject.objects.bulk_update(live, [*MVO_FIELDS, "updated_at"], batch_size=500)
+        self._write_join_keys(live)
+
+    def _write_join_keys(self, mvos: list[MetaverseObject]) -> None:
+        changed: list[MetaverseObject] = []
+        for mvo in mvos:
+            attributes = self.ruleset.join_attributes.get(mvo.object_type_id, frozenset())
+            now = {a: list(mvo.attributes.get(a, [])) for a in attributes}
+            before = self.mvo_join_values_before.get(mvo.pk, {})
+            if now != before:
+                changed.append(mvo)
+                self.join_index.replace(mvo.object_type_id, mvo.pk, before, now)
+                self.mvo_join_values_before[mvo.pk] = now
+        if not changed:
+            return
+        MetaverseObjectKey.objects.filter(metaverse_object_id__in=[m.pk for m in changed]).delete()
+        rows = []
+        for mvo in changed:
+            rows.extend(key_rows(mvo.pk, self.mvo_join_values_before[mvo.pk]))
+        MetaverseObjectKey.objects.bulk_create(rows, batch_size=2000)
+
+    def _write_csos(self) -> None:
+        live = [c for i, c in self.dirty_csos.items() if i not in self.deleted_csos]
+        for cso in live:
+            if cso.metaverse_object_id in self.deleted_mvos:
+                cso.metaverse_object = None
+                cso.join_type = "not_joined"
+        if live:
+            ConnectorSpaceObject.objects.bulk_update(live, CSO_JOIN_FIELDS, batch_size=500)
+
+    def _write_exports(self) -> None:
+        new_pes: list[tuple[PendingExport, ExportState]] = []
+        changed: list[tuple[PendingExport, ExportState]] = []
+        deleted: list[int] = []
+        for cso_id, state in self.exports.items():
+            if cso_id in self.deleted_csos or not state.dirty:
+                continue
+            if state.deleted:
+                if state.pe is not None and state.pe.pk:
+                    deleted.append(state.pe.pk)
+                continue
+            pe = state.pe
+            assert pe is not None
+            pe.cs_object_id = cso_id
+            if pe.metaverse_object_id in self.deleted_mvos:
+                pe.metaverse_object = None
+            (changed if pe.pk else new_pes).append((pe, state))
+        if deleted:
+            PendingExport.objects.filter(pk__in=deleted).delete()
+        if new_pes:
+            PendingExport.objects.bulk_create([pe for pe, _ in new_pes], batch_size=500)
+        if changed:
+            for pe, _ in changed:
+                pe.updated_at = self.now
+            PendingExport.objects.bulk_update(
+                [pe for pe, _ in changed], [*PE_FIELDS, "updated_at"], batch_size=500
+            )
+            PendingExportAttributeChange.objects.filter(
+                pending_export_id__in=[pe.pk for pe, _ in changed]
+            ).delete()
+        rows = [
+            PendingExportAttributeChange(
+                pending_export_id=pe.pk,
+                attribute=row.attribute,
+                change_type=row.change_type,
+                values=row.values,
+                previous_values=row.previous_values,
+                status=row.status,
+            )
+            for pe, state in (*new_pes, *changed)
+            for row in state.rows
+        ]
+        PendingExportAttributeChange.objects.bulk_create(rows, batch_size=2000)
+        for state in self.exports.values():
+            state.dirty = False

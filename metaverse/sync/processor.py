@@ -1,0 +1,432 @@
+"""The sync processor: full and delta sync of one connected system.
+
+Full sync evaluates every CSO of the system; delta sync only those an import changed
+since the last sync (``sync_pending``), so its cost grows with the changes. Both go
+in batches, each in its own transaction: load what the batch needs (a fixed number of
+queries), run inbound sync per CSO (:mod:`metaverse.sync.inbound`), resolve
+references, apply deletion rules, evaluate export rules for the MVOs concerned
+(:mod:`exports.evaluation`), write everything in bulk, record RPEIs.
+
+Work that needs every batch done — references to objects of later batches — is
+finished in a last pass.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from connectors.activity import ActivityRecorder
+from connectors.choices import ActivityPhase, CsoStatus, JoinType, ObjectChangeType
+from connectors.models import Activity, ConnectorSpaceObject
+from exports.choices import PendingExportChangeType, PendingExportStatus
+from exports.evaluation import EvaluationResult, ExportEvaluator, TargetIndex
+from exports.reconciliation import reconcile_changes
+from metaverse.choices import MvoStatus
+from metaverse.models import MetaverseObject
+from metaverse.sync.batch import SyncBatch
+from metaverse.sync.deletion import deletion_due, schedule_or_delete
+from metaverse.sync.inbound import InboundResult, ObjectError, resolve_references, sync_inbound
+from metaverse.sync.keys import JoinIndex
+from metaverse.sync.rules import CompiledFlow, CompiledRule, RuleSet
+
+BATCH_SIZE = 500
+
+PendingReferences = list[tuple[CompiledRule, CompiledFlow, list[int]]]
+
+
+def run_full_sync(activity: Activity, recorder: ActivityRecorder) -> None:
+    """Run profile entry point: sync every CSO of the activity's connected system."""
+    SyncRun(activity, recorder, delta=False).run()
+
+
+def run_delta_sync(activity: Activity, recorder: ActivityRecorder) -> None:
+    """Run profile entry point: sync the CSOs changed since the last sync."""
+    SyncRun(activity, recorder, delta=True).run()
+
+
+@dataclass
+class _Outcome:
+    """What happened to one CSO of the batch, for its RPEI."""
+
+    cso: ConnectorSpaceObject
+    inbound: InboundResult | None = None
+    error: ObjectError | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class SyncRun:
+    """One full or delta sync of one connected system."""
+
+    def __init__(self, activity: Activity, recorder: ActivityRecorder, *, delta: bool) -> None:
+        self.activity = activity
+        self.recorder = recorder
+        self.system_id = activity.connected_system_id
+        self.delta = delta
+        self.ruleset = RuleSet.load()
+        self.join_index = JoinIndex()
+        self.targets = TargetIndex()
+        self.deferred_references: dict[int, PendingReferences] = {}
+        self.deferred_exports: set[int] = set()
+
+    def run(self) -> None:
+        self.recorder.set_phase(ActivityPhase.SYNCHRONISING)
+        self._delete_due_mvos()
+        cso_ids = self._cso_ids()
+        self.recorder.progress(total=len(cso_ids), processed=0, force=True)
+        for start in range(0, len(cso_ids), BATCH_SIZE):
+            chunk = cso_ids[start : start + BATCH_SIZE]
+            with transaction.atomic():
+                self._process_batch(chunk)
+            self.recorder.flush()
+            self.recorder.progress(advance=len(chunk))
+        self.recorder.set_phase(ActivityPhase.EVALUATING_EXPORTS)
+        with transaction.atomic():
+            self._finish_deferred()
+        self.recorder.flush()
+
+    def _cso_ids(self) -> list[int]:
+        csos = ConnectorSpaceObject.objects.filter(connected_system_id=self.system_id)
+        if self.delta:
+            csos = csos.filter(sync_pending=True)
+        return list(csos.order_by("pk").values_list("pk", flat=True))
+
+    # -- one batch ------------------------------------------------------------------
+
+    def _process_batch(self, cso_ids: list[int]) -> None:
+        csos = list(ConnectorSpaceObject.objects.filter(pk__in=cso_ids).order_by("pk"))
+        batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
+        batch.load(csos)
+        batch.load_exports(cso.pk for cso in csos)
+        self._prefetch_join_keys(csos)
+        outcomes = [self._inbound(batch, cso) for cso in csos]
+        batch.create_new_mvos()
+        self._resolve_references(batch, outcomes)
+        evaluator = ExportEvaluator(batch, self.targets)
+        deleted = self._apply_deletion_rules(batch, evaluator, outcomes)
+        self._evaluate_exports(batch, evaluator, outcomes, deleted)
+        self._confirm_exports(batch, outcomes)
+        for outcome in outcomes:
+            if outcome.error is None and outcome.cso.sync_pending:
+                outcome.cso.sync_pending = False
+                batch.cso_changed(outcome.cso)
+        batch.commit()
+        self._record(batch, outcomes, evaluator)
+
+    def _prefetch_join_keys(self, csos: list[ConnectorSpaceObject]) -> None:
+        wanted = []
+        for cso in csos:
+            if cso.metaverse_object_id or cso.status != CsoStatus.NORMAL:
+                continue
+            for rule in self.ruleset.import_rules.get(cso.object_type_id, []):
+                for cs_attribute, mv_attribute in rule.joins:
+                    for value in cso.attributes.get(cs_attribute, []):
+                        wanted.append((rule.mv_object_type_id, mv_attribute, value))
+        self.join_index.prefetch(wanted)
+
+    def _inbound(self, batch: SyncBatch, cso: ConnectorSpaceObject) -> _Outcome:
+        """Inbound sync of one CSO; on an error nothing of it is kept."""
+        mvo = batch.mvos.get(cso.metaverse_object_id) if cso.metaverse_object_id else None
+        saved_mvo = _snapshot(mvo)
+        saved_cso = (cso.metaverse_object_id, cso.join_type, cso.joined_at)
+        projected = len(batch.new_mvos)
+        try:
+            result = sync_inbound(batch, cso)
+        except ObjectError as exc:
+            _restore(mvo, saved_mvo)
+            del batch.new_mvos[projected:]
+            del batch.projections[projected:]
+            if cso.metaverse_object_id and not saved_cso[0]:
+                batch.mvo_csos.get(cso.metaverse_object_id, {}).pop(cso.connected_system_id, None)
+            cso.metaverse_object_id, cso.join_type, cso.joined_at = saved_cso
+            return _Outcome(cso, error=exc)
+        if result.change == ObjectChangeType.PROJECTED and result.mvo is not None:
+            batch.register_projection(result.mvo)
+        return _Outcome(cso, inbound=result)
+
+    def _resolve_references(self, batch: SyncBatch, outcomes: list[_Outcome]) -> None:
+        pending = [o for o in outcomes if o.inbound and o.inbound.pending_references]
+        if not pending:
+            return
+        mvo_of_cso = self._mvo_of_cso(
+            batch, {i for o in pending for _, _, ids in o.inbound.pending_references for i in ids}
+        )
+        for outcome in pending:
+            result = outcome.inbound
+            changed, unresolved = resolve_references(
+                batch, result.mvo, result.pending_references, mvo_of_cso
+            )
+            if changed:
+                result.changed_attributes.extend(changed)
+                result.mvo_changed = True
+                if result.change == ObjectChangeType.NONE:
+                    result.change = ObjectChangeType.ATTRIBUTE_FLOW
+            if unresolved:
+                self.deferred_references[result.mvo.pk] = unresolved
+
+    def _mvo_of_cso(self, batch: SyncBatch, cso_ids: set[int]) -> dict[int, int | None]:
+        known = {i: batch.csos[i].metaverse_object_id for i in cso_ids if i in batch.csos}
+        missing = cso_ids - known.keys()
+        if missing:
+            known.update(
+                ConnectorSpaceObject.objects.filter(pk__in=missing).values_list(
+                    "pk", "metaverse_object_id"
+                )
+            )
+        return known
+
+    def _apply_deletion_rules(
+        self, batch: SyncBatch, evaluator: ExportEvaluator, outcomes: list[_Outcome]
+    ) -> set[int]:
+        deleted: set[int] = set()
+        for outcome in outcomes:
+            mvo = outcome.inbound.disconnected_mvo if outcome.inbound else None
+            if mvo is None or mvo.pk in deleted:
+                continue
+            if deletion_due(batch, mvo, outcome.cso.connected_system_id) and schedule_or_delete(
+                batch, mvo
+            ):
+                deleted.add(mvo.pk)
+                evaluator.deprovision_all(mvo)
+                outcome.details["metaverse_object_deleted"] = True
+        return deleted
+
+    def _evaluate_exports(
+        self,
+        batch: SyncBatch,
+        evaluator: ExportEvaluator,
+        outcomes: list[_Outcome],
+        deleted: set[int],
+    ) -> None:
+        """Export rules for the MVOs this batch changed (full sync: every MVO it touched);
+        enforce_state rules for the CSOs of this system whose MVO did not change."""
+        evaluations: list[tuple[MetaverseObject, bool]] = []
+        for outcome in outcomes:
+            result = outcome.inbound
+            if result is None or result.mvo is None or result.mvo.pk in deleted:
+                continue
+            if result.mvo.status == MvoStatus.DELETION_SCHEDULED:
+                continue
+            changed = result.mvo_changed or result.change != ObjectChangeType.NONE
+            if changed or not self.delta or outcome.cso.join_type != JoinType.PROJECTED:
+                evaluations.append((result.mvo, changed or not self.delta))
+        evaluator.prefetch_references([mvo for mvo, _ in evaluations])
+        for mvo, full in evaluations:
+            if full:
+                result = evaluator.evaluate(mvo)
+            else:
+                result = evaluator.evaluate(
+                    mvo, only_system=self.system_id, enforce_state_only=True
+                )
+            if result.deferred:
+                self.deferred_exports.add(mvo.pk)
+        evaluator.finish_provisioning()
+        self._reevaluate_deferred_in_batch(batch, evaluator)
+
+    def _reevaluate_deferred_in_batch(self, batch: SyncBatch, evaluator: ExportEvaluator) -> None:
+        """Provisioned in this batch: references to those new CSOs can now be resolved."""
+        if not self.deferred_exports or not batch.new_csos:
+            return
+        batch.write_new_csos()
+        for mvo_id in list(self.deferred_exports):
+            mvo = batch.mvos.get(mvo_id)
+            if mvo is None:
+                continue
+            evaluator.results.setdefault(mvo_id, EvaluationResult()).deferred = False
+            result = evaluator.evaluate(mvo)
+            if not result.deferred:
+                self.deferred_exports.discard(mvo_id)
+
+    def _confirm_exports(self, batch: SyncBatch, outcomes: list[_Outcome]) -> None:
+        """Seed 003: ``export_not_confirmed`` exports of this system checked against the
+        CSO's current values: confirmed → deleted; partly → the rest kept, create → update."""
+        for outcome in outcomes:
+            state = batch.exports.get(outcome.cso.pk)
+            if state is None or state.pe is None or state.dirty:
+                continue
+            if state.pe.status != PendingExportStatus.EXPORT_NOT_CONFIRMED:
+                continue
+            if state.pe.change_type == PendingExportChangeType.DELETE:
+                continue
+            multivalued = self.ruleset.cs_types[outcome.cso.object_type_id].multivalued
+            exported = [r for r in state.rows if r.status != "pending"]
+            if not exported:
+                continue
+            left, confirmed_any = reconcile_changes(
+                copy.deepcopy(state.rows), outcome.cso.attributes, multivalued
+            )
+            if not left:
+                state.deleted = state.dirty = True
+            elif confirmed_any:
+                state.rows = left
+                if state.pe.change_type == PendingExportChangeType.CREATE:
+                    state.pe.change_type = PendingExportChangeType.UPDATE
+                state.pe.error_count += 1
+                state.dirty = True
+
+    # -- RPEIs ----------------------------------------------------------------------
+
+    def _record(
+        self, batch: SyncBatch, outcomes: list[_Outcome], evaluator: ExportEvaluator
+    ) -> None:
+        """One RPEI per CSO that changed (or failed); none for a CSO that did not."""
+        system_name = self.ruleset.systems[self.system_id].name
+        for outcome in outcomes:
+            cso = outcome.cso
+            external_id = cso.external_id or cso.secondary_external_id or ""
+            cso_id = None if cso.pk in batch.deleted_csos else cso.pk
+            if outcome.error is not None:
+                self.recorder.error(
+                    outcome.error.error_type,
+                    str(outcome.error),
+                    external_id=external_id,
+                    cs_object_id=cso_id,
+                    metaverse_object_id=_live(batch, cso.metaverse_object_id),
+                )
+                continue
+            result = outcome.inbound
+            mvo = result.disconnected_mvo or result.mvo if result else None
+            mvo_id = mvo.pk if mvo is not None else None
+            evaluation = evaluator.results.get(mvo_id) if mvo_id else None
+            effects = evaluation.effects if evaluation else []
+            change = result.change if result else ObjectChangeType.NONE
+            if change == ObjectChangeType.NONE and any(
+                e.system == system_name and e.action in ("update", "delete") for e in effects
+            ):
+                change = ObjectChangeType.DRIFT_CORRECTION
+            if change != ObjectChangeType.NONE or effects:
+                details = dict(outcome.details)
+                if result and result.changed_attributes:
+                    details["attributes"] = sorted(set(result.changed_attributes))
+                if effects:
+                    details["exports"] = [
+                        {"system": e.system, "action": e.action, **({"dn": e.dn} if e.dn else {})}
+                        for e in effects
+                    ]
+                self.recorder.item(
+                    change,
+                    external_id=external_id,
+                    cs_object_id=cso_id,
+                    metaverse_object_id=_live(batch, mvo_id),
+                    details=details,
+                )
+            self._record_export_errors(evaluation, external_id, _live(batch, mvo_id))
+
+    def _record_export_errors(
+        self, evaluation: EvaluationResult | None, external_id: str, mvo_id: int | None
+    ) -> None:
+        if evaluation is None:
+            return
+        for error in evaluation.errors:
+            self.recorder.error(
+                error.error_type,
+                str(error),
+                external_id=external_id,
+                metaverse_object_id=mvo_id,
+            )
+        evaluation.errors = []
+
+    # -- whole-run steps --------------------------------------------------------------
+
+    def _finish_deferred(self) -> None:
+        """References to objects of later batches, resolved now that every batch is done."""
+        if not self.deferred_references and not self.deferred_exports:
+            return
+        mvo_ids = set(self.deferred_references) | self.deferred_exports
+        batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
+        batch.load_mvos(mvo_ids)
+        cso_ids = {
+            i for refs in self.deferred_references.values() for _, _, ids in refs for i in ids
+        }
+        mvo_of_cso = self._mvo_of_cso(batch, cso_ids)
+        changed_mvos: dict[int, list[str]] = {}
+        for mvo_id, pending in self.deferred_references.items():
+            mvo = batch.mvos.get(mvo_id)
+            if mvo is None:
+                continue
+            changed, _ = resolve_references(batch, mvo, pending, mvo_of_cso)
+            if changed:
+                changed_mvos[mvo_id] = changed
+        evaluator = ExportEvaluator(batch, self.targets)
+        to_evaluate = [batch.mvos[i] for i in mvo_ids if i in batch.mvos]
+        evaluator.prefetch_references(to_evaluate)
+        for mvo in to_evaluate:
+            evaluator.evaluate(mvo, final=True)
+        evaluator.finish_provisioning()
+        batch.commit()
+        for mvo in to_evaluate:
+            evaluation = evaluator.results.get(mvo.pk)
+            attributes = changed_mvos.get(mvo.pk)
+            if attributes or (evaluation and evaluation.effects):
+                details: dict[str, Any] = {"deferred_references": True}
+                if attributes:
+                    details["attributes"] = sorted(attributes)
+                if evaluation and evaluation.effects:
+                    details["exports"] = [
+                        {"system": e.system, "action": e.action} for e in evaluation.effects
+                    ]
+                self.recorder.item(
+                    ObjectChangeType.ATTRIBUTE_FLOW,
+                    external_id=mvo.display_name,
+                    metaverse_object_id=mvo.pk,
+                    details=details,
+                )
+            self._record_export_errors(evaluation, mvo.display_name, mvo.pk)
+        self.deferred_references, self.deferred_exports = {}, set()
+
+    def _delete_due_mvos(self) -> None:
+        """Housekeeping: MVOs whose deletion grace period has passed are deleted now."""
+        due = list(
+            MetaverseObject.objects.filter(
+                status=MvoStatus.DELETION_SCHEDULED, deletion_due_at__lte=timezone.now()
+            ).values_list("pk", flat=True)
+        )
+        for start in range(0, len(due), BATCH_SIZE):
+            with transaction.atomic():
+                batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
+                batch.load_mvos(due[start : start + BATCH_SIZE])
+                evaluator = ExportEvaluator(batch, self.targets)
+                for mvo in batch.mvos.values():
+                    batch.deleted_mvos.add(mvo.pk)
+                    evaluator.deprovision_all(mvo)
+                batch.commit()
+            for mvo in batch.mvos.values():
+                self.recorder.item(
+                    ObjectChangeType.DELETED,
+                    external_id=mvo.display_name,
+                    details={"metaverse_object_deleted": True, "reason": "grace period ended"},
+                )
+            self.recorder.flush()
+
+
+def _live(batch: SyncBatch, mvo_id: int | None) -> int | None:
+    """The MVO id for an RPEI, or None when the batch deleted that MVO."""
+    return None if mvo_id in batch.deleted_mvos else mvo_id
+
+
+def _snapshot(mvo: MetaverseObject | None) -> tuple[Any, ...] | None:
+    if mvo is None:
+        return None
+    return (
+        {name: list(values) for name, values in mvo.attributes.items()},
+        {name: dict(source) for name, source in mvo.attribute_sources.items()},
+        mvo.display_name,
+        mvo.status,
+        mvo.deletion_due_at,
+    )
+
+
+def _restore(mvo: MetaverseObject | None, saved: tuple[Any, ...] | None) -> None:
+    if mvo is None or saved is None:
+        return
+    (
+        mvo.attributes,
+        mvo.attribute_sources,
+        mvo.display_name,
+        mvo.status,
+        mvo.deletion_due_at,
+    ) = saved
