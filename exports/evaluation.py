@@ -37,12 +37,22 @@ from metaverse.choices import DeprovisionAction
 from metaverse.expressions import AttributeView, ExpressionError
 from metaverse.models import MetaverseObject
 from metaverse.sync.batch import ChangeRow, ExportState, SyncBatch
-from metaverse.sync.inbound import ObjectError, cs_view, disconnect, in_scope, mv_view, values_of
+from metaverse.sync.inbound import (
+    ObjectError,
+    cs_view,
+    disconnect,
+    in_scope,
+    mv_view,
+    recall,
+    values_of,
+)
 from metaverse.sync.keys import normalise_key
 from metaverse.sync.rules import CompiledRule
 
 #: A reference whose target object does not exist in the target system yet.
 DEFERRED = object()
+#: An attribute the target system contributes to the MVO: never sent back to it.
+CIRCULAR = object()
 
 
 @dataclass
@@ -206,7 +216,8 @@ class ExportEvaluator:
                 mvo.attribute_sources.get(a, {}).get("system") == rule.system_id
                 for a in flow.mv_reads
             ):
-                continue  # no circular sync
+                desired[flow.target] = CIRCULAR
+                continue
             if flow.expression is not None:
                 try:
                     values = values_of(flow.expression.evaluate(mv=mv, cs=AttributeView({})))
@@ -266,7 +277,7 @@ class ExportEvaluator:
     def _external_id(self, rule: CompiledRule, desired: dict[str, Any]) -> str | None:
         attribute = self.ruleset.cs_types[rule.cs_object_type_id].external_id_attribute
         values = desired.get(attribute)
-        if not values or values is DEFERRED:
+        if not values or values is DEFERRED or values is CIRCULAR:
             return None
         return str(values[0]).strip() or None
 
@@ -388,6 +399,8 @@ class ExportEvaluator:
             if cso.join_type == JoinType.PROJECTED and not mvo_deleted:
                 return None
             disconnect(self.batch, cso)
+            if not mvo_deleted:
+                recall(self.batch, mvo, cso.connected_system_id)
             return ExportEffect(system, "disconnect", cso.secondary_external_id or "")
         state = self.batch.export_state(cso)
         pe = state.pe
@@ -549,7 +562,7 @@ def diff_rows(
     """The attribute changes that turn ``current`` into ``desired`` (deferred skipped)."""
     rows: list[ChangeRow] = []
     for attribute, want in desired.items():
-        if want is DEFERRED:
+        if want is DEFERRED or want is CIRCULAR:
             continue
         have = list(current.get(attribute, []))
         if attribute in multivalued:
@@ -577,7 +590,8 @@ def merge_rows(
     Per attribute: the fresh changes replace the old ones, except where they say the
     same thing (kept as they are, with their status), where the old changes were
     exported and await confirmation and nothing new is wanted, or where the attribute
-    was not evaluated (deferred reference, not flowed by this rule).
+    was not evaluated (deferred reference, not flowed by this rule). Changes of an
+    attribute the target itself now contributes are dropped (no circular sync).
     """
     old_by: dict[str, list[ChangeRow]] = defaultdict(list)
     new_by: dict[str, list[ChangeRow]] = defaultdict(list)
@@ -588,7 +602,10 @@ def merge_rows(
     merged: list[ChangeRow] = []
     for attribute in sorted(set(old_by) | set(new_by)):
         before, after = old_by.get(attribute, []), new_by.get(attribute, [])
-        evaluated = attribute in desired and desired[attribute] is not DEFERRED
+        want = desired.get(attribute, DEFERRED)
+        if want is CIRCULAR:
+            continue
+        evaluated = want is not DEFERRED
         awaiting = before and all(
             r.status == AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION for r in before
         )

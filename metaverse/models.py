@@ -72,7 +72,7 @@ class MetaverseObject(models.Model):
     """
 
     object_type = models.ForeignKey(
-        MetaverseObjectType, on_delete=models.PROTECT, related_name="objects"
+        MetaverseObjectType, on_delete=models.PROTECT, related_name="metaverse_objects"
     )
     display_name = models.CharField(max_length=500, blank=True, db_index=True)
     attributes = models.JSONField(default=dict, blank=True)

@@ -276,31 +276,37 @@ def _refresh_display_name(mvo: MetaverseObject) -> None:
 
 
 def disconnect(batch: SyncBatch, cso: ConnectorSpaceObject) -> MetaverseObject | None:
-    """Break a CSO's join and recall the values its system contributed.
+    """Break a CSO's join; returns the MVO it was joined to.
+
+    The values its system contributed are recalled by :func:`recall` unless the MVO's
+    deletion rule removes (or schedules the removal of) the MVO instead: an MVO in its
+    grace period keeps its values so that a returning object joins it again.
+    """
+    mvo = batch.mvos.get(cso.metaverse_object_id) if cso.metaverse_object_id else None
+    batch.disconnect(cso)
+    return mvo
+
+
+def recall(batch: SyncBatch, mvo: MetaverseObject, system_id: int) -> None:
+    """Remove the values a connected system contributed to an MVO.
 
     The other CSOs still joined to the MVO are marked for sync so the next sync of
     their systems lets the next rule in precedence take over recalled attributes.
     """
-    mvo = batch.mvos.get(cso.metaverse_object_id) if cso.metaverse_object_id else None
-    batch.disconnect(cso)
-    if mvo is None:
-        return None
     recalled = [
-        name
-        for name, source in mvo.attribute_sources.items()
-        if source.get("system") == cso.connected_system_id
+        name for name, source in mvo.attribute_sources.items() if source.get("system") == system_id
     ]
+    if not recalled:
+        return
     for name in recalled:
         mvo.attributes.pop(name, None)
         mvo.attribute_sources.pop(name, None)
-    if recalled:
-        _refresh_display_name(mvo)
-        batch.mvo_changed(mvo)
-        for other in batch.mvo_csos.get(mvo.pk, {}).values():
-            if not other.sync_pending and other.status == CsoStatus.NORMAL:
-                other.sync_pending = True
-                batch.cso_changed(other)
-    return mvo
+    _refresh_display_name(mvo)
+    batch.mvo_changed(mvo)
+    for other in batch.mvo_csos.get(mvo.pk, {}).values():
+        if not other.sync_pending and other.status == CsoStatus.NORMAL:
+            other.sync_pending = True
+            batch.cso_changed(other)
 
 
 def resolve_references(

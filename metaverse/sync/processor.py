@@ -30,7 +30,13 @@ from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject
 from metaverse.sync.batch import SyncBatch
 from metaverse.sync.deletion import deletion_due, schedule_or_delete
-from metaverse.sync.inbound import InboundResult, ObjectError, resolve_references, sync_inbound
+from metaverse.sync.inbound import (
+    InboundResult,
+    ObjectError,
+    recall,
+    resolve_references,
+    sync_inbound,
+)
 from metaverse.sync.keys import JoinIndex
 from metaverse.sync.rules import CompiledFlow, CompiledRule, RuleSet
 
@@ -108,8 +114,8 @@ class SyncRun:
         self._resolve_references(batch, outcomes)
         evaluator = ExportEvaluator(batch, self.targets)
         deleted = self._apply_deletion_rules(batch, evaluator, outcomes)
-        self._evaluate_exports(batch, evaluator, outcomes, deleted)
         self._confirm_exports(batch, outcomes)
+        self._evaluate_exports(batch, evaluator, outcomes, deleted)
         for outcome in outcomes:
             if outcome.error is None and outcome.cso.sync_pending:
                 outcome.cso.sync_pending = False
@@ -142,7 +148,8 @@ class SyncRun:
             del batch.projections[projected:]
             if cso.metaverse_object_id and not saved_cso[0]:
                 batch.mvo_csos.get(cso.metaverse_object_id, {}).pop(cso.connected_system_id, None)
-            cso.metaverse_object_id, cso.join_type, cso.joined_at = saved_cso
+            cso.metaverse_object = batch.mvos.get(saved_cso[0]) if saved_cso[0] else None
+            cso.join_type, cso.joined_at = saved_cso[1], saved_cso[2]
             return _Outcome(cso, error=exc)
         if result.change == ObjectChangeType.PROJECTED and result.mvo is not None:
             batch.register_projection(result.mvo)
@@ -187,12 +194,15 @@ class SyncRun:
             mvo = outcome.inbound.disconnected_mvo if outcome.inbound else None
             if mvo is None or mvo.pk in deleted:
                 continue
-            if deletion_due(batch, mvo, outcome.cso.connected_system_id) and schedule_or_delete(
-                batch, mvo
-            ):
+            system_id = outcome.cso.connected_system_id
+            if not deletion_due(batch, mvo, system_id):
+                recall(batch, mvo, system_id)
+            elif schedule_or_delete(batch, mvo):
                 deleted.add(mvo.pk)
                 evaluator.deprovision_all(mvo)
                 outcome.details["metaverse_object_deleted"] = True
+            else:
+                outcome.details["metaverse_object_deletion_due"] = mvo.deletion_due_at.isoformat()
         return deleted
 
     def _evaluate_exports(
