@@ -312,13 +312,7 @@ class ExportEvaluator:
             and connector.secondary_id_key(dn) != cso.secondary_external_id_key
         ):
             new_dn = dn
-        creating = cso.status == CsoStatus.PENDING_PROVISIONING and (
-            pe is None
-            or (
-                pe.change_type == PendingExportChangeType.CREATE
-                and pe.status != PendingExportStatus.EXPORTED
-            )
-        )
+        creating = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(pe)
         if creating and new_dn:
             # Not created yet: the new DN is simply the DN to create with.
             cso.secondary_external_id = dn
@@ -406,13 +400,7 @@ class ExportEvaluator:
         pe = state.pe
         if pe is not None and pe.status == PendingExportStatus.EXECUTING:
             return None
-        never_created = cso.status == CsoStatus.PENDING_PROVISIONING and (
-            pe is None
-            or (
-                pe.change_type == PendingExportChangeType.CREATE
-                and pe.status != PendingExportStatus.EXPORTED
-            )
-        )
+        never_created = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(pe)
         if never_created:
             self.batch.disconnect(cso)
             self.batch.deleted_csos.add(cso.pk)
@@ -551,6 +539,24 @@ class ExportEvaluator:
                         f"{', '.join(map(str, values))}",
                     )
         return None
+
+
+def _create_not_sent(pe: PendingExport | None) -> bool:
+    """True when the object's create has not reached the target system yet.
+
+    A provisioned CSO whose create export is gone (or was exported) exists in the
+    target even before a confirming import has seen it.
+    """
+    return (
+        pe is not None
+        and pe.change_type == PendingExportChangeType.CREATE
+        and pe.status
+        in (
+            PendingExportStatus.PENDING,
+            PendingExportStatus.EXPORT_NOT_CONFIRMED,
+            PendingExportStatus.FAILED,
+        )
+    )
 
 
 # --------------------------------------------------------------------------- diffing

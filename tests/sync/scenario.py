@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.activity import ActivityRecorder
+from connectors.activity import ActivityRecorder, RunFailed
 from connectors.choices import ActivityStatus, AttributeDataType, RunProfileType
 from connectors.models import (
     Activity,
@@ -112,20 +112,10 @@ class Scenario:
     # -- running ------------------------------------------------------------------
 
     def sync(self, system: ConnectedSystem | None = None, *, delta: bool = False) -> Activity:
-        system = system or self.hr
         profile = RunProfileType.DELTA_SYNC if delta else RunProfileType.FULL_SYNC
-        activity = Activity.objects.create(
-            connected_system=system,
-            profile_type=profile,
-            profile_name=profile,
-            status=ActivityStatus.IN_PROGRESS,
+        return run_processor(
+            system or self.hr, profile, run_delta_sync if delta else run_full_sync
         )
-        recorder = ActivityRecorder(activity)
-        (run_delta_sync if delta else run_full_sync)(activity, recorder)
-        recorder.flush()
-        Activity.objects.filter(pk=activity.pk).update(status=ActivityStatus.COMPLETE)
-        activity.refresh_from_db()
-        return activity
 
     # -- reading --------------------------------------------------------------------
 
@@ -140,6 +130,27 @@ class Scenario:
 
     def export_of(self, employee_id: str) -> PendingExport:
         return PendingExport.objects.get(cs_object=self.dir_cso_of(employee_id))
+
+
+def run_processor(system: ConnectedSystem, profile: str, processor: Any) -> Activity:
+    """Run a processor function as an activity, the way the runner does, minus locking."""
+    activity = Activity.objects.create(
+        connected_system=system,
+        profile_type=profile,
+        profile_name=profile,
+        status=ActivityStatus.IN_PROGRESS,
+    )
+    recorder = ActivityRecorder(activity)
+    status = ActivityStatus.COMPLETE
+    try:
+        processor(activity, recorder)
+    except RunFailed as exc:
+        status = ActivityStatus.FAILED
+        Activity.objects.filter(pk=activity.pk).update(message=str(exc))
+    recorder.flush()
+    Activity.objects.filter(pk=activity.pk).update(status=status)
+    activity.refresh_from_db()
+    return activity
 
 
 def changes(pe: PendingExport) -> dict[tuple[str, str], list[Any]]:

@@ -1,0 +1,442 @@
+"""The export run profile: send executable pending exports through the connector.
+
+Seed 003's "Export" box. Executable exports are ``pending`` ones, and
+``export_not_confirmed`` ones whose ``next_retry_at`` is due, that need no approval or
+are approved. Per batch: mark ``executing``, translate references (CSO ids → the target
+system's DNs or external ids), call the connector, record one result per export, apply
+successes optimistically to the CSO so the next sync sees no drift.
+
+References go second: an attribute change whose referenced object does not exist in
+the target yet waits — within the run until that object's create has been sent, across
+runs when the create failed — while the rest of its export is sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from connectors.activity import ActivityRecorder, RunFailed
+from connectors.base import (
+    AttributeSpec,
+    Connector,
+    ConnectorError,
+    ExportAttributeChange,
+    ExportChange,
+    ExportResult,
+    ObjectTypeSpec,
+)
+from connectors.choices import ActivityPhase, AttributeDataType, CsoStatus, ObjectChangeType
+from connectors.choices import RpeiErrorType as Err
+from connectors.models import (
+    Activity,
+    ConnectedSystem,
+    ConnectedSystemObjectType,
+    ConnectorSpaceObject,
+)
+from connectors.registry import get_connector_class
+from exports.changes import apply_changes
+from exports.choices import (
+    ApprovalState,
+    AttributeChangeStatus,
+    PendingExportChangeType,
+    PendingExportStatus,
+)
+from exports.models import PendingExport, PendingExportAttributeChange
+
+BATCH_SIZE = 500
+SENDABLE_APPROVALS = (ApprovalState.NOT_REQUIRED, ApprovalState.APPROVED)
+
+
+def executable_exports(system: ConnectedSystem, now: dt.datetime | None = None):
+    """The pending exports of a system that an export run may send now."""
+    now = now or timezone.now()
+    retry_due = Q(status=PendingExportStatus.EXPORT_NOT_CONFIRMED) & (
+        Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
+    )
+    return PendingExport.objects.filter(
+        Q(status=PendingExportStatus.PENDING) | retry_due,
+        connected_system=system,
+        approval__in=SENDABLE_APPROVALS,
+    )
+
+
+def release_stale_executing(system: ConnectedSystem | None = None) -> int:
+    """Return exports left ``executing`` by a crashed run to retryable.
+
+    Called at the start of every export run (one run per system at a time, so any
+    ``executing`` export of the system is stale) and when a worker starts.
+    """
+    stale = PendingExport.objects.filter(status=PendingExportStatus.EXECUTING)
+    if system is not None:
+        stale = stale.filter(connected_system=system)
+    return stale.update(status=PendingExportStatus.EXPORT_NOT_CONFIRMED, next_retry_at=None)
+
+
+def run_export(activity: Activity, recorder: ActivityRecorder) -> None:
+    """Run profile entry point."""
+    ExportRun(activity, recorder).run()
+
+
+@dataclass
+class _Item:
+    """One pending export in flight, with the rows it sends now and those that wait."""
+
+    pe: PendingExport
+    cso: ConnectorSpaceObject
+    sent: list[PendingExportAttributeChange]
+    waiting: list[PendingExportAttributeChange]
+
+
+class ExportRun:
+    def __init__(self, activity: Activity, recorder: ActivityRecorder) -> None:
+        self.activity = activity
+        self.recorder = recorder
+        self.system = activity.connected_system
+        self.connector: Connector | None = None
+        self.types = {
+            t.pk: _object_type_spec(t)
+            for t in ConnectedSystemObjectType.objects.filter(
+                connected_system=self.system
+            ).prefetch_related("attributes")
+        }
+        self.created_in_run: set[int] = set()
+        self.waiting: list[int] = []
+        self.opened = False
+        self._targets: dict[int, str | None] = {}
+
+    def run(self) -> None:
+        release_stale_executing(self.system)
+        total = executable_exports(self.system).count()
+        self.recorder.progress(total=total, processed=0, phase=ActivityPhase.EXPORTING)
+        connector_class = get_connector_class(self.system.connector)
+        base_dir = Path(self.system.config_base_dir) if self.system.config_base_dir else None
+        self.connector = connector_class(self.system.all_settings(), base_dir=base_dir)
+        try:
+            self._export_all()
+        finally:
+            self.connector.close()
+
+    def _export_all(self) -> None:
+        last_pk = 0
+        while True:
+            ids = list(
+                executable_exports(self.system)
+                .filter(pk__gt=last_pk)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:BATCH_SIZE]
+            )
+            if not ids:
+                break
+            last_pk = ids[-1]
+            self._export_batch(ids)
+        # References second: what waited for a create sent in this run goes now.
+        waiting = [pk for pk in self.waiting if pk]
+        self.waiting = []
+        for start in range(0, len(waiting), BATCH_SIZE):
+            self._export_batch(waiting[start : start + BATCH_SIZE], second_pass=True)
+
+    # -- one batch --------------------------------------------------------------------
+
+    def _export_batch(self, pe_ids: list[int], *, second_pass: bool = False) -> None:
+        items = self._claim(pe_ids, second_pass=second_pass)
+        if not items:
+            return
+        changes = [self._change(item) for item in items]
+        sendable = [c for c in changes if c is not None]
+        try:
+            self._open()
+            results = self.connector.export(sendable) if sendable else []
+        except ConnectorError as exc:
+            # Nothing of the batch is known to have been applied: every export of it
+            # failed this attempt (and stays retryable until its max retries).
+            failed = [ExportResult(c.id, ok=False, error=str(exc)) for c in sendable]
+            self._record_outcomes(items, changes, failed)
+            self.recorder.flush()
+            raise RunFailed(f"export to {self.system.name} stopped: {exc}") from None
+        self._record_outcomes(items, changes, results)
+        self.recorder.flush()
+        self.recorder.progress(advance=len(items))
+
+    def _open(self) -> None:
+        if not self.opened:
+            self.connector.open()
+            self.opened = True
+
+    def _claim(self, pe_ids: list[int], *, second_pass: bool) -> list[_Item]:
+        """Mark the exports ``executing`` and load them with their CSOs and changes."""
+        claimable = PendingExport.objects.filter(pk__in=pe_ids, approval__in=SENDABLE_APPROVALS)
+        if not second_pass:
+            claimable = claimable.filter(
+                status__in=(PendingExportStatus.PENDING, PendingExportStatus.EXPORT_NOT_CONFIRMED)
+            )
+        claimable.update(status=PendingExportStatus.EXECUTING)
+        pes = list(
+            PendingExport.objects.filter(pk__in=pe_ids, status=PendingExportStatus.EXECUTING)
+            .select_related("cs_object")
+            .prefetch_related("attribute_changes")
+        )
+        targets = self._reference_targets(pes)
+        items = []
+        for pe in pes:
+            rows = [
+                r
+                for r in pe.attribute_changes.all()
+                if r.status != AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION
+            ]
+            sent, waiting = self._split_references(pe.cs_object, rows, targets)
+            items.append(_Item(pe, pe.cs_object, sent, waiting))
+        self._targets = targets
+        return items
+
+    def _reference_targets(self, pes: list[PendingExport]) -> dict[int, str | None]:
+        """Target identifiers (DN or external id) of the CSOs references point at."""
+        wanted: set[int] = set()
+        for pe in pes:
+            refs = self.types[pe.cs_object.object_type_id].attributes
+            for row in pe.attribute_changes.all():
+                spec = refs.get(row.attribute)
+                if spec is not None and spec.data_type == AttributeDataType.REFERENCE:
+                    wanted.update(v for v in row.values if isinstance(v, int))
+        found: dict[int, str | None] = {}
+        csos = ConnectorSpaceObject.objects.filter(pk__in=wanted).values_list(
+            "pk", "object_type_id", "external_id", "secondary_external_id", "status"
+        )
+        for pk, type_id, external_id, dn, status in csos:
+            exists = status == CsoStatus.NORMAL or pk in self.created_in_run or external_id
+            uses_dn = bool(
+                self.types.get(type_id) and self.types[type_id].secondary_external_id_attribute
+            )
+            found[pk] = (dn if uses_dn else external_id) if exists else None
+        return found
+
+    def _split_references(
+        self,
+        cso: ConnectorSpaceObject,
+        rows: list[PendingExportAttributeChange],
+        targets: dict[int, str | None],
+    ) -> tuple[list[PendingExportAttributeChange], list[PendingExportAttributeChange]]:
+        spec = self.types[cso.object_type_id]
+        sent, waiting = [], []
+        for row in rows:
+            attribute = spec.attributes.get(row.attribute)
+            is_reference = (
+                attribute is not None and attribute.data_type == AttributeDataType.REFERENCE
+            )
+            if is_reference and any(
+                targets.get(v) is None for v in row.values if isinstance(v, int)
+            ):
+                waiting.append(row)
+            else:
+                sent.append(row)
+        return sent, waiting
+
+    def _change(self, item: _Item) -> ExportChange | None:
+        """The connector's view of the export; None when nothing can be sent yet."""
+        pe, cso = item.pe, item.cso
+        spec = self.types[cso.object_type_id]
+        if pe.change_type == PendingExportChangeType.DELETE:
+            return ExportChange(
+                pe.pk, "delete", spec, external_id=cso.external_id, dn=cso.secondary_external_id
+            )
+        if not item.sent and not (pe.change_type == "update" and pe.dn):
+            return None
+        changes = [
+            ExportAttributeChange(row.attribute, row.change_type, self._translate(spec, row))
+            for row in item.sent
+        ]
+        if pe.change_type == PendingExportChangeType.CREATE:
+            return ExportChange(
+                pe.pk,
+                "create",
+                spec,
+                external_id=cso.external_id,
+                dn=pe.dn or cso.secondary_external_id,
+                attribute_changes=changes,
+            )
+        return ExportChange(
+            pe.pk,
+            "update",
+            spec,
+            external_id=cso.external_id,
+            dn=cso.secondary_external_id,
+            new_dn=pe.dn or None,
+            attribute_changes=changes,
+        )
+
+    def _translate(self, spec: ObjectTypeSpec, row: PendingExportAttributeChange) -> list[Any]:
+        attribute = spec.attributes.get(row.attribute)
+        if attribute is None or attribute.data_type != AttributeDataType.REFERENCE:
+            return list(row.values)
+        return [self._targets[v] for v in row.values if isinstance(v, int)]
+
+    # -- outcomes ---------------------------------------------------------------------
+
+    def _record_outcomes(
+        self, items: list[_Item], changes: list[ExportChange | None], results: list[ExportResult]
+    ) -> None:
+        """Apply every result of a batch with a fixed number of bulk writes."""
+        writes = _Writes()
+        by_id = {r.id: r for r in results}
+        for item, change in zip(items, changes, strict=True):
+            if change is None:
+                item.pe.status = PendingExportStatus.PENDING
+                writes.pes.append(item.pe)
+                continue
+            result = by_id.get(change.id) or ExportResult(
+                change.id, ok=False, error="the connector returned no result for it"
+            )
+            if result.ok:
+                self._succeeded(item, result, writes)
+            else:
+                self._failed(item, result.error, writes)
+        with transaction.atomic():
+            writes.save()
+
+    def _succeeded(self, item: _Item, result: ExportResult, writes: _Writes) -> None:
+        pe, cso = item.pe, item.cso
+        target = cso.secondary_external_id or cso.external_id
+        if pe.change_type == PendingExportChangeType.DELETE:
+            writes.deleted_csos.append(cso.pk)
+            self.recorder.item(
+                ObjectChangeType.DEPROVISIONED,
+                external_id=target,
+                details={"system": self.system.name},
+            )
+            return
+        cso.attributes = apply_changes(cso.attributes, item.sent)
+        if result.external_id:
+            cso.external_id = result.external_id
+        if pe.change_type == PendingExportChangeType.CREATE:
+            self.created_in_run.add(cso.pk)
+            if item.waiting:  # the object exists now; what waited is an update
+                pe.change_type = PendingExportChangeType.UPDATE
+                pe.dn = ""
+        new_dn = result.dn or (pe.dn if pe.change_type == PendingExportChangeType.UPDATE else "")
+        if new_dn:
+            cso.secondary_external_id = new_dn
+            cso.secondary_external_id_key = self.connector.secondary_id_key(new_dn)
+        writes.csos.append(cso)
+        writes.exported_rows.extend(r.pk for r in item.sent)
+        if item.waiting:
+            self.waiting.append(pe.pk)
+        pe.status = PendingExportStatus.PENDING if item.waiting else PendingExportStatus.EXPORTED
+        pe.last_error = ""
+        pe.next_retry_at = None
+        writes.pes.append(pe)
+        change = (
+            ObjectChangeType.PROVISIONED
+            if pe.change_type == PendingExportChangeType.CREATE
+            else ObjectChangeType.EXPORTED
+        )
+        self.recorder.item(
+            change,
+            external_id=cso.secondary_external_id or cso.external_id,
+            cs_object_id=cso.pk,
+            pending_export_id=pe.pk,
+            details={"attributes": sorted({r.attribute for r in item.sent})},
+        )
+
+    def _failed(self, item: _Item, message: str, writes: _Writes) -> None:
+        """A failed attempt: retry later with exponential backoff, or give up at max."""
+        pe, cso = item.pe, item.cso
+        pe.error_count += 1
+        pe.last_error = message
+        target = cso.secondary_external_id or cso.external_id or ""
+        if pe.error_count >= pe.max_retries:
+            pe.status = PendingExportStatus.FAILED
+            pe.next_retry_at = None
+            writes.failed_pes.append(pe.pk)
+            text = (
+                f"{pe.change_type} of {target} failed {pe.error_count} times; giving up: {message}"
+            )
+        else:
+            pe.status = PendingExportStatus.EXPORT_NOT_CONFIRMED
+            pe.next_retry_at = timezone.now() + dt.timedelta(
+                seconds=self.system.export_retry_backoff_seconds * 2 ** (pe.error_count - 1)
+            )
+            text = (
+                f"{pe.change_type} of {target} failed (attempt {pe.error_count} of "
+                f"{pe.max_retries}, retry after {pe.next_retry_at:%Y-%m-%d %H:%M:%S} UTC): "
+                f"{message}"
+            )
+        writes.pes.append(pe)
+        self.recorder.error(
+            Err.EXPORT_FAILED,
+            text,
+            external_id=target,
+            cs_object_id=cso.pk,
+            pending_export_id=pe.pk,
+        )
+
+
+@dataclass
+class _Writes:
+    """The writes of one export batch, made in bulk."""
+
+    csos: list[ConnectorSpaceObject] = field(default_factory=list)
+    pes: list[PendingExport] = field(default_factory=list)
+    exported_rows: list[int] = field(default_factory=list)
+    failed_pes: list[int] = field(default_factory=list)
+    deleted_csos: list[int] = field(default_factory=list)
+
+    def save(self) -> None:
+        now = timezone.now()
+        for obj in (*self.csos, *self.pes):
+            obj.updated_at = now
+        ConnectorSpaceObject.objects.bulk_update(
+            self.csos,
+            [
+                "attributes",
+                "external_id",
+                "secondary_external_id",
+                "secondary_external_id_key",
+                "updated_at",
+            ],
+            batch_size=500,
+        )
+        PendingExport.objects.bulk_update(
+            self.pes,
+            [
+                "change_type",
+                "dn",
+                "status",
+                "error_count",
+                "last_error",
+                "next_retry_at",
+                "updated_at",
+            ],
+            batch_size=500,
+        )
+        PendingExportAttributeChange.objects.filter(pk__in=self.exported_rows).update(
+            status=AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION
+        )
+        PendingExportAttributeChange.objects.filter(pending_export_id__in=self.failed_pes).update(
+            status=AttributeChangeStatus.FAILED
+        )
+        ConnectorSpaceObject.objects.filter(pk__in=self.deleted_csos).delete()
+
+
+def _object_type_spec(object_type: ConnectedSystemObjectType) -> ObjectTypeSpec:
+    return ObjectTypeSpec(
+        name=object_type.name,
+        external_id_attribute=object_type.external_id_attribute,
+        secondary_external_id_attribute=object_type.secondary_external_id_attribute,
+        container=object_type.container,
+        attributes={
+            a.name: AttributeSpec(
+                name=a.name,
+                data_type=a.data_type,
+                multivalued=a.multivalued,
+                writable=a.writability != "read_only",
+                references=a.references,
+            )
+            for a in object_type.attributes.all()
+        },
+    )

@@ -1,0 +1,175 @@
+"""The export run profile's bookkeeping, against an in-process connector.
+
+(Scenario tests against real slapd and CSV files live beside the connectors.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from connectors import registry
+from connectors.models import ConnectedSystem, ConnectorSpaceObject
+from exports.export_processor import release_stale_executing, run_export
+from exports.models import PendingExport
+from tests.exports.memory_connector import MemoryConnector
+from tests.sync.scenario import build_scenario, rpeis, run_processor
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scenario(monkeypatch):
+    monkeypatch.setitem(registry.CONNECTORS, "memory", "tests.exports.memory_connector:MemoryConnector")
+    MemoryConnector.reset()
+    s = build_scenario()
+    ConnectedSystem.objects.filter(pk=s.directory.pk).update(
+        connector="memory", export_retry_backoff_seconds=60, export_max_retries=3
+    )
+    s.directory.refresh_from_db()
+    return s
+
+
+def export(scenario):
+    return run_processor(scenario.directory, "export", run_export)
+
+
+def test_create_is_sent_with_every_attribute_and_recorded(scenario):
+    scenario.hr_row("1001", accountName="jsmith")
+    scenario.sync()
+
+    activity = export(scenario)
+
+    entry = MemoryConnector.directory["uid=jsmith,ou=people,dc=example,dc=org"]
+    assert entry["attributes"]["cn"] == ["John Smith"]
+    target = scenario.dir_cso_of("1001")
+    assert target.external_id == entry["id"]
+    assert target.status == "pending_provisioning"  # until a confirming import sees it
+    assert target.attributes["mail"] == ["john.smith@example.org"]  # applied optimistically
+    pe = PendingExport.objects.get(cs_object=target)
+    assert pe.status == "exported"
+    assert set(pe.attribute_changes.values_list("status", flat=True)) == {
+        "exported_pending_confirmation"
+    }
+    assert [i.change_type for i in rpeis(activity)] == ["provisioned"]
+    assert activity.status == "complete"
+
+
+def test_references_wait_for_the_referenced_create_in_the_same_run(scenario):
+    report = scenario.hr_row("2", accountName="report")
+    manager = scenario.hr_row("1", accountName="boss")
+    report.attributes["managerId"] = [manager.pk]
+    report.save()
+    scenario.sync()
+
+    export(scenario)
+
+    first, second = MemoryConnector.calls
+    report_create = next(c for c in first if c.dn.startswith("uid=report"))
+    assert "manager" not in {a.attribute for a in report_create.attribute_changes}
+    [manager_update] = second
+    assert manager_update.change_type == "update"
+    assert manager_update.attribute_changes[0].values == ["uid=boss,ou=people,dc=example,dc=org"]
+    entry = MemoryConnector.directory["uid=report,ou=people,dc=example,dc=org"]
+    assert entry["attributes"]["manager"] == ["uid=boss,ou=people,dc=example,dc=org"]
+    assert PendingExport.objects.get(cs_object=scenario.dir_cso_of("2")).status == "exported"
+
+
+def test_failure_backs_off_then_fails_at_max_retries(scenario):
+    scenario.hr_row("1001", accountName="jsmith")
+    scenario.sync()
+    MemoryConnector.fail_dns["uid=jsmith,ou=people,dc=example,dc=org"] = "constraint violation"
+
+    activity = export(scenario)
+
+    pe = PendingExport.objects.get()
+    assert (pe.status, pe.error_count) == ("export_not_confirmed", 1)
+    assert pe.next_retry_at > timezone.now() + dt.timedelta(seconds=50)
+    assert activity.status == "complete"
+    [error] = [i for i in rpeis(activity) if i.error_type]
+    assert error.error_type == "export_failed" and "constraint violation" in error.message
+
+    export(scenario)  # not due yet: nothing sent
+    assert len(MemoryConnector.calls) == 1
+
+    for expected_count in (2, 3):
+        PendingExport.objects.update(next_retry_at=timezone.now())
+        export(scenario)
+        pe.refresh_from_db()
+        assert pe.error_count == expected_count
+    assert pe.status == "failed"
+    assert set(pe.attribute_changes.values_list("status", flat=True)) == {"failed"}
+    export(scenario)
+    assert len(MemoryConnector.calls) == 3
+
+
+def test_one_failing_object_does_not_block_the_others(scenario):
+    scenario.hr_row("1", accountName="bad")
+    scenario.hr_row("2", accountName="good")
+    scenario.sync()
+    MemoryConnector.fail_dns["uid=bad,ou=people,dc=example,dc=org"] = "refused"
+
+    export(scenario)
+
+    assert "uid=good,ou=people,dc=example,dc=org" in MemoryConnector.directory
+    assert PendingExport.objects.get(cs_object=scenario.dir_cso_of("2")).status == "exported"
+
+
+def test_unreachable_target_fails_the_run_and_keeps_exports_retryable(scenario):
+    scenario.hr_row("1001", accountName="jsmith")
+    scenario.sync()
+    MemoryConnector.down = True
+
+    activity = export(scenario)
+
+    assert activity.status == "failed"
+    assert "connection refused" in activity.message
+    pe = PendingExport.objects.get()
+    assert (pe.status, pe.error_count) == ("export_not_confirmed", 1)
+    MemoryConnector.down = False
+    PendingExport.objects.update(next_retry_at=timezone.now())
+    export(scenario)
+    assert PendingExport.objects.get().status == "exported"
+
+
+def test_awaiting_approval_and_rejected_are_never_sent(scenario):
+    ConnectedSystem.objects.filter(pk=scenario.directory.pk).update(approval_mode="all")
+    scenario.hr_row("1", accountName="waiting")
+    scenario.hr_row("2", accountName="rejected")
+    scenario.sync()
+    PendingExport.objects.filter(cs_object=scenario.dir_cso_of("2")).update(approval="rejected")
+
+    export(scenario)
+
+    assert MemoryConnector.calls == []
+    PendingExport.objects.filter(cs_object=scenario.dir_cso_of("1")).update(approval="approved")
+    export(scenario)
+    assert list(MemoryConnector.directory) == ["uid=waiting,ou=people,dc=example,dc=org"]
+
+
+def test_delete_removes_the_cso_and_records_deprovisioned(scenario):
+    scenario.hr_row("1001", accountName="jsmith")
+    scenario.sync()
+    export(scenario)
+    PendingExport.objects.all().delete()  # as if confirmed
+    scenario.update_hr("1001", status="Terminated")
+    scenario.sync(delta=True)
+
+    activity = export(scenario)
+
+    assert MemoryConnector.directory == {}
+    assert not ConnectorSpaceObject.objects.filter(connected_system=scenario.directory).exists()
+    assert [i.change_type for i in rpeis(activity)] == ["deprovisioned"]
+
+
+def test_stale_executing_exports_are_released(scenario):
+    scenario.hr_row("1001", accountName="jsmith")
+    scenario.sync()
+    PendingExport.objects.update(status="executing")
+
+    assert release_stale_executing() == 1
+    assert PendingExport.objects.get().status == "export_not_confirmed"
+    export(scenario)
+    assert PendingExport.objects.get().status == "exported"
