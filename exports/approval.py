@@ -1,9 +1,23 @@
-"""The approval policy of a connected system: which pending exports need a person."""
+"""Approvals: which pending exports need a person (the system's policy), and the
+decisions of the people allowed to make them (the "Approvers" group), each recorded on
+an audit trail that the admin cannot edit.
+
+A rejected export is never sent. It stays, rejected and visible, while sync keeps
+computing the same change; when the change JIM wants differs, sync replaces it and it
+awaits approval again. Rejecting a delete keeps the account.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
 from connectors.choices import ApprovalMode
-from exports.choices import ApprovalState, PendingExportChangeType
+from exports.choices import ApprovalAction, ApprovalState, PendingExportChangeType
+from exports.models import ApprovalAuditEntry, PendingExport
 
 _NEEDS_APPROVAL: dict[str, frozenset[str]] = {
     ApprovalMode.NONE: frozenset(),
@@ -26,3 +40,79 @@ def initial_approval(approval_mode: str, change_type: str) -> str:
     if change_type in _NEEDS_APPROVAL.get(approval_mode, frozenset()):
         return ApprovalState.AWAITING_APPROVAL
     return ApprovalState.NOT_REQUIRED
+
+
+class ApprovalDenied(PermissionError):
+    """The user may not approve or reject pending exports."""
+
+
+APPROVE_PERMISSION = "exports.approve_pendingexport"
+
+
+def can_approve(user: Any) -> bool:
+    return bool(user and user.is_active and user.has_perm(APPROVE_PERMISSION))
+
+
+def decide(
+    pending_exports: Iterable[PendingExport],
+    user: Any,
+    *,
+    approve: bool,
+    reason: str = "",
+) -> list[PendingExport]:
+    """Approve or reject pending exports that await approval; returns those decided.
+
+    Each decision records the approver, the time and the reason on the pending export
+    and on the audit trail. Exports not awaiting approval are left alone (so a bulk
+    action over a mixed selection is safe). Raises :class:`ApprovalDenied` when the
+    user lacks the approve permission.
+    """
+    if not can_approve(user):
+        raise ApprovalDenied(f"{user} may not approve or reject pending exports")
+    now = timezone.now()
+    action = ApprovalAction.APPROVED if approve else ApprovalAction.REJECTED
+    with transaction.atomic():
+        candidates = [pe.pk for pe in pending_exports]
+        decided = list(
+            PendingExport.objects.select_for_update()
+            .filter(pk__in=candidates, approval=ApprovalState.AWAITING_APPROVAL)
+            .select_related("connected_system", "cs_object")
+            .prefetch_related("attribute_changes")
+        )
+        for pe in decided:
+            pe.approval = ApprovalState.APPROVED if approve else ApprovalState.REJECTED
+            pe.approved_by = user
+            pe.approved_at = now
+            pe.approval_reason = reason
+            pe.updated_at = now
+        PendingExport.objects.bulk_update(
+            decided, ["approval", "approved_by", "approved_at", "approval_reason", "updated_at"]
+        )
+        ApprovalAuditEntry.objects.bulk_create(
+            [_audit_entry(pe, user, action, reason) for pe in decided]
+        )
+    return decided
+
+
+def _audit_entry(pe: PendingExport, user: Any, action: str, reason: str) -> ApprovalAuditEntry:
+    cso = pe.cs_object
+    return ApprovalAuditEntry(
+        pending_export=pe,
+        pending_export_ref=pe.pk,
+        connected_system_name=pe.connected_system.name,
+        change_type=pe.change_type,
+        target=pe.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}",
+        action=action,
+        user=user,
+        username=user.get_username(),
+        reason=reason,
+        changes=[
+            {
+                "attribute": c.attribute,
+                "change_type": c.change_type,
+                "before": c.previous_values,
+                "after": c.values,
+            }
+            for c in pe.attribute_changes.all()
+        ],
+    )

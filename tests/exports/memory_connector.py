@@ -33,7 +33,13 @@ class MemoryConnector(Connector):
 
     @classmethod
     def reset(cls) -> None:
-        cls.directory, cls.down, cls.fail_dns, cls.dropped_attributes, cls.calls = {}, False, {}, set(), []
+        cls.directory, cls.down, cls.fail_dns, cls.dropped_attributes, cls.calls = (
+            {},
+            False,
+            {},
+            set(),
+            [],
+        )
 
     def open(self) -> None:
         if self.down:

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def scenario(monkeypatch):
-    monkeypatch.setitem(registry.CONNECTORS, "memory", "tests.exports.memory_connector:MemoryConnector")
+    monkeypatch.setitem(
+        registry.CONNECTORS, "memory", "tests.exports.memory_connector:MemoryConnector"
+    )
     MemoryConnector.reset()
     s = build_scenario()
     ConnectedSystem.objects.filter(pk=s.directory.pk).update(
