@@ -113,9 +113,7 @@ class Scenario:
 
     def sync(self, system: ConnectedSystem | None = None, *, delta: bool = False) -> Activity:
         profile = RunProfileType.DELTA_SYNC if delta else RunProfileType.FULL_SYNC
-        return run_processor(
-            system or self.hr, profile, run_delta_sync if delta else run_full_sync
-        )
+        return run_processor(system or self.hr, profile, run_delta_sync if delta else run_full_sync)
 
     # -- reading --------------------------------------------------------------------
 
