@@ -1,0 +1,3 @@
+"""URLs of the console pages (dashboard, live activity, MVO, history)."""
+
+urlpatterns: list = []
