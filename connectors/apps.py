@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class ConnectorsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "connectors"
+    verbose_name = "Connected systems"
+
+    def ready(self) -> None:
+        from connectors import schedules  # noqa: F401 - registers signal receivers

@@ -312,6 +312,14 @@ class Activity(models.Model):
     )
     initiated_by_name = models.CharField(max_length=200, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    schedule = models.ForeignKey(
+        "Schedule",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="activities",
+        help_text="The schedule whose step started this run, if any.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -397,3 +405,52 @@ class RunProfileExecutionItem(models.Model):
     def __str__(self) -> str:
         what = self.error_type or self.change_type
         return f"{what}: {self.external_id}"
+
+
+def validate_cron(value: str) -> None:
+    """A five-field cron expression (minute hour day-of-month month day-of-week)."""
+    from croniter import croniter
+
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValidationError(
+            f"{value!r} is not a cron expression (five fields: minute hour day month weekday, "
+            "e.g. '*/15 * * * *')."
+        )
+
+
+class Schedule(models.Model):
+    """An ordered list of run-profile steps run on a cron schedule by the django-q2 cluster.
+
+    For example: HR Full Import → HR Delta Sync → Directory Export → Directory Delta
+    Import → Directory Delta Sync, every 15 minutes.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    cron = models.CharField(max_length=100, validators=[validate_cron])
+    enabled = models.BooleanField(default=True)
+    stop_on_failure = models.BooleanField(
+        default=True, help_text="Stop at a failed step; otherwise go on with the next one."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduleStep(models.Model):
+    """One step of a schedule: a run profile, run in ``order``."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveIntegerField(default=0)
+    run_profile = models.ForeignKey(RunProfile, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["schedule", "order", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.run_profile}"
