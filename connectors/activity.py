@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from connectors.choices import ActivityPhase, ObjectChangeType
 from connectors.models import Activity, RunProfileExecutionItem
+from jim_project.bulk import bulk_insert
 
 #: Write progress to the database at most this often (seconds).
 PROGRESS_INTERVAL = 0.5
@@ -157,7 +158,7 @@ class ActivityRecorder:
     def flush(self) -> None:
         """Write buffered RPEIs and the current counters."""
         if self._buffer:
-            RunProfileExecutionItem.objects.bulk_create(self._buffer, batch_size=1000)
+            bulk_insert(self._buffer, batch_size=1000)
             self._buffer = []
         self._write(time.monotonic())
 

@@ -26,6 +26,7 @@ from connectors.models import ConnectedSystem, ConnectorSpaceObject
 from exports.choices import AttributeChangeStatus, PendingExportChangeType, PendingExportStatus
 from exports.models import PendingExport, PendingExportAttributeChange
 from exports.reconciliation import reconcile_changes
+from jim_project.bulk import bulk_update
 
 AWAITING = (
     AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION,
@@ -135,13 +136,11 @@ def _write(
     if dropped_rows:
         PendingExportAttributeChange.objects.filter(pk__in=dropped_rows).delete()
     if changed_rows:
-        PendingExportAttributeChange.objects.bulk_update(
-            changed_rows, ["values", "status"], batch_size=1000
-        )
+        bulk_update(changed_rows, ["values", "status"], batch_size=1000)
     if updated:
         for pe in updated:
             pe.updated_at = now
-        PendingExport.objects.bulk_update(
+        bulk_update(
             updated,
             [
                 "change_type",

@@ -49,6 +49,7 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import PendingExport, PendingExportAttributeChange
+from jim_project.bulk import bulk_update
 
 BATCH_SIZE = 500
 SENDABLE_APPROVALS = (ApprovalState.NOT_REQUIRED, ApprovalState.APPROVED)
@@ -390,7 +391,7 @@ class _Writes:
         now = timezone.now()
         for obj in (*self.csos, *self.pes):
             obj.updated_at = now
-        ConnectorSpaceObject.objects.bulk_update(
+        bulk_update(
             self.csos,
             [
                 "attributes",
@@ -401,7 +402,7 @@ class _Writes:
             ],
             batch_size=500,
         )
-        PendingExport.objects.bulk_update(
+        bulk_update(
             self.pes,
             [
                 "change_type",

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from connectors.models import ConnectorSpaceObject
 from exports.models import PendingExport, PendingExportAttributeChange
+from jim_project.bulk import bulk_insert, bulk_update, insert_values
 from metaverse.models import MetaverseObject, MetaverseObjectKey
 from metaverse.sync.keys import JoinIndex, key_rows, normalise_key
 from metaverse.sync.rules import RuleSet
@@ -191,7 +192,7 @@ class SyncBatch:
         """Insert the MVOs projected in this batch, so they have ids."""
         if not self.new_mvos:
             return
-        MetaverseObject.objects.bulk_create(self.new_mvos, batch_size=1000)
+        bulk_insert(self.new_mvos, batch_size=1000)
         for mvo in self.new_mvos:
             self.mvos[mvo.pk] = mvo
             self.mvo_csos.setdefault(mvo.pk, {})
@@ -221,7 +222,7 @@ class SyncBatch:
         if not self.new_csos:
             return
         pending = [cso for cso in self.new_csos if cso.pk is None]
-        ConnectorSpaceObject.objects.bulk_create(pending, batch_size=1000)
+        bulk_insert(pending, batch_size=1000)
         for cso in pending:
             state = self.exports.pop(id(cso), None)
             if state is not None:
@@ -234,7 +235,7 @@ class SyncBatch:
         if live:
             for mvo in live:
                 mvo.updated_at = self.now
-            MetaverseObject.objects.bulk_update(live, [*MVO_FIELDS, "updated_at"], batch_size=500)
+            bulk_update(live, [*MVO_FIELDS, "updated_at"], batch_size=500)
         self._write_join_keys(live)
 
     def _write_join_keys(self, mvos: list[MetaverseObject]) -> None:
@@ -250,10 +251,15 @@ class SyncBatch:
         if not changed:
             return
         MetaverseObjectKey.objects.filter(metaverse_object_id__in=[m.pk for m in changed]).delete()
-        rows = []
-        for mvo in changed:
-            rows.extend(key_rows(mvo.pk, self.mvo_join_values_before[mvo.pk]))
-        MetaverseObjectKey.objects.bulk_create(rows, batch_size=2000)
+        insert_values(
+            MetaverseObjectKey,
+            ["metaverse_object", "attribute", "value"],
+            [
+                row
+                for mvo in changed
+                for row in key_rows(mvo.pk, self.mvo_join_values_before[mvo.pk])
+            ],
+        )
 
     def _write_csos(self) -> None:
         live = [c for i, c in self.dirty_csos.items() if i not in self.deleted_csos]
@@ -262,7 +268,7 @@ class SyncBatch:
                 cso.metaverse_object = None
                 cso.join_type = "not_joined"
         if live:
-            ConnectorSpaceObject.objects.bulk_update(live, CSO_JOIN_FIELDS, batch_size=500)
+            bulk_update(live, CSO_JOIN_FIELDS, batch_size=500)
 
     def _write_exports(self) -> None:
         new_pes: list[tuple[PendingExport, ExportState]] = []
@@ -284,28 +290,22 @@ class SyncBatch:
         if deleted:
             PendingExport.objects.filter(pk__in=deleted).delete()
         if new_pes:
-            PendingExport.objects.bulk_create([pe for pe, _ in new_pes], batch_size=500)
+            bulk_insert([pe for pe, _ in new_pes], batch_size=500)
         if changed:
             for pe, _ in changed:
                 pe.updated_at = self.now
-            PendingExport.objects.bulk_update(
-                [pe for pe, _ in changed], [*PE_FIELDS, "updated_at"], batch_size=500
-            )
+            bulk_update([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"], batch_size=500)
             PendingExportAttributeChange.objects.filter(
                 pending_export_id__in=[pe.pk for pe, _ in changed]
             ).delete()
-        rows = [
-            PendingExportAttributeChange(
-                pending_export_id=pe.pk,
-                attribute=row.attribute,
-                change_type=row.change_type,
-                values=row.values,
-                previous_values=row.previous_values,
-                status=row.status,
-            )
-            for pe, state in (*new_pes, *changed)
-            for row in state.rows
-        ]
-        PendingExportAttributeChange.objects.bulk_create(rows, batch_size=2000)
+        insert_values(
+            PendingExportAttributeChange,
+            ["pending_export", "attribute", "change_type", "values", "previous_values", "status"],
+            [
+                (pe.pk, row.attribute, row.change_type, row.values, row.previous_values, row.status)
+                for pe, state in (*new_pes, *changed)
+                for row in state.rows
+            ],
+        )
         for state in self.exports.values():
             state.dirty = False

@@ -63,8 +63,8 @@ class JoinIndex:
                 self._index[(type_id, attribute, normalise_key(value))].add(mvo_id)
 
 
-def key_rows(mvo_id: int, join_values: dict[str, list[Any]]) -> list[MetaverseObjectKey]:
-    """The key rows of one MVO, given its join attributes' values."""
+def key_rows(mvo_id: int, join_values: dict[str, list[Any]]) -> list[tuple[int, str, str]]:
+    """The ``(mvo id, attribute, normalised value)`` key rows of one MVO."""
     seen: set[tuple[str, str]] = set()
     rows = []
     for attribute, values in join_values.items():
@@ -73,7 +73,5 @@ def key_rows(mvo_id: int, join_values: dict[str, list[Any]]) -> list[MetaverseOb
             if value in (None, "") or key in seen:
                 continue
             seen.add(key)
-            rows.append(
-                MetaverseObjectKey(metaverse_object_id=mvo_id, attribute=key[0], value=key[1])
-            )
+            rows.append((mvo_id, *key))
     return rows

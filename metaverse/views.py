@@ -1,0 +1,194 @@
+"""The console page of one MVO: its attributes and their sources, joins, exports, history.
+
+Staff only, inside the admin's look (see :mod:`connectors.views`). The page runs a
+fixed number of queries: reference values, contributing systems and sync rules are
+each looked up once for the whole page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+
+from connectors.choices import AttributeDataType
+from connectors.models import ConnectedSystem, ConnectorSpaceObject, RunProfileExecutionItem
+from connectors.views import admin_change_url, console_view, page_context
+from exports.models import PendingExport, PendingExportAttributeChange
+from metaverse.models import MetaverseAttribute, MetaverseObject, SyncRule
+
+#: RPEIs shown in the MVO's recent history.
+HISTORY_ITEMS = 50
+
+
+@dataclass(frozen=True)
+class ReferenceLink:
+    """A reference value: the referenced MVO's console page and display name.
+
+    ``url`` is '' when the value names no existing MVO (shown as the raw value).
+    """
+
+    value: Any
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class AttributeRow:
+    """One MVO attribute with the system and sync rule that contributed its values."""
+
+    name: str
+    values: list[Any]
+    references: list[ReferenceLink] | None
+    system: ConnectedSystem | None
+    system_url: str
+    rule: SyncRule | None
+    rule_url: str
+
+
+def reference_attribute_names(mvo: MetaverseObject) -> set[str]:
+    """Names of the reference-typed attributes of the MVO's object type."""
+    return set(
+        MetaverseAttribute.objects.filter(
+            object_type_id=mvo.object_type_id, data_type=AttributeDataType.REFERENCE
+        ).values_list("name", flat=True)
+    )
+
+
+def reference_links(values: list[Any]) -> dict[Any, ReferenceLink]:
+    """Links for every reference value (an MVO id), with one query for all of them."""
+    ids = {_as_id(value) for value in values} - {None}
+    targets = (
+        MetaverseObject.objects.filter(pk__in=ids).select_related("object_type").in_bulk()
+        if ids
+        else {}
+    )
+    links = {}
+    for value in values:
+        target = targets.get(_as_id(value))
+        links[value] = (
+            ReferenceLink(value, str(target), reverse("console:mvo", args=[target.pk]))
+            if target
+            else ReferenceLink(value, str(value), "")
+        )
+    return links
+
+
+def _reference_link(links: dict[Any, ReferenceLink], value: Any) -> ReferenceLink:
+    """The link of one reference value; a value of an unexpected shape stays raw."""
+    if isinstance(value, int | str) and value in links:
+        return links[value]
+    return ReferenceLink(value, str(value), "")
+
+
+def _as_id(value: Any) -> int | None:
+    """An MVO id from a reference value (an int, or digits as text); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def attribute_rows(mvo: MetaverseObject) -> list[AttributeRow]:
+    """The MVO's attributes, sorted by name, with their sources and reference links."""
+    reference_names = reference_attribute_names(mvo)
+    reference_values = [
+        value
+        for name in reference_names
+        for value in mvo.attributes.get(name, [])
+        if isinstance(value, int | str)
+    ]
+    links = reference_links(reference_values)
+    sources = mvo.attribute_sources or {}
+    system_ids = {s.get("system") for s in sources.values() if isinstance(s, dict)} - {None}
+    rule_ids = {s.get("rule") for s in sources.values() if isinstance(s, dict)} - {None}
+    systems = ConnectedSystem.objects.only("id", "name").in_bulk(system_ids) if system_ids else {}
+    rules = SyncRule.objects.only("id", "name").in_bulk(rule_ids) if rule_ids else {}
+    rows = []
+    for name in sorted(mvo.attributes, key=str.lower):
+        values = mvo.attributes[name]
+        source = sources.get(name) if isinstance(sources.get(name), dict) else {}
+        system = systems.get(source.get("system"))
+        rule = rules.get(source.get("rule"))
+        rows.append(
+            AttributeRow(
+                name=name,
+                values=values,
+                references=(
+                    [_reference_link(links, v) for v in values] if name in reference_names else None
+                ),
+                system=system,
+                system_url=admin_change_url(ConnectedSystem, system.pk if system else None),
+                rule=rule,
+                rule_url=admin_change_url(SyncRule, rule.pk if rule else None),
+            )
+        )
+    return rows
+
+
+def joined_cs_objects(mvo: MetaverseObject) -> list[ConnectorSpaceObject]:
+    """The MVO's CSOs in every connected system, with an admin link each (``admin_url``)."""
+    csos = list(
+        mvo.cs_objects.select_related("connected_system", "object_type").order_by(
+            "connected_system__name", "pk"
+        )
+    )
+    for cso in csos:
+        cso.admin_url = admin_change_url(ConnectorSpaceObject, cso.pk)
+    return csos
+
+
+def pending_exports(mvo: MetaverseObject, cso_ids: list[int]) -> list[PendingExport]:
+    """Pending exports for the MVO or its CSOs, with their attribute changes (two queries)."""
+    exports = list(
+        PendingExport.objects.filter(Q(metaverse_object=mvo) | Q(cs_object_id__in=cso_ids))
+        .select_related("connected_system", "cs_object")
+        .prefetch_related(
+            Prefetch(
+                "attribute_changes",
+                queryset=PendingExportAttributeChange.objects.order_by("attribute", "change_type"),
+            )
+        )
+    )
+    for export in exports:
+        export.admin_url = admin_change_url(PendingExport, export.pk)
+    return exports
+
+
+def recent_history(
+    mvo: MetaverseObject, cso_ids: list[int], limit: int = HISTORY_ITEMS
+) -> list[RunProfileExecutionItem]:
+    """The RPEIs that name the MVO or one of its CSOs, newest first, with their activity."""
+    return list(
+        RunProfileExecutionItem.objects.filter(
+            Q(metaverse_object=mvo) | Q(cs_object_id__in=cso_ids)
+        )
+        .select_related("activity", "activity__connected_system")
+        .order_by("-pk")[:limit]
+    )
+
+
+@console_view("metaverse.view_metaverseobject")
+def mvo_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """One MVO across every connected system: what it holds, where from, what is pending."""
+    mvo = get_object_or_404(MetaverseObject.objects.select_related("object_type"), pk=pk)
+    csos = joined_cs_objects(mvo)
+    cso_ids = [cso.pk for cso in csos]
+    context = page_context(
+        request,
+        str(mvo),
+        mvo=mvo,
+        mvo_admin_url=admin_change_url(MetaverseObject, mvo.pk),
+        attributes=attribute_rows(mvo),
+        cs_objects=csos,
+        pending_exports=pending_exports(mvo, cso_ids),
+        history=recent_history(mvo, cso_ids),
+    )
+    return render(request, "metaverse/mvo.html", context)
