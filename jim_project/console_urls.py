@@ -1,3 +1,27 @@
-"""URLs of the console pages (dashboard, live activity, MVO, history)."""
+"""URLs of the console pages (dashboard, live activity, MVO, history).
 
-urlpatterns: list = []
+The URL names are a contract: the admin links to these pages by name
+(``console:activity``, ``console:mvo`` …).
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from connectors import views as run_views
+from metaverse import views as metaverse_views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", run_views.dashboard, name="home"),
+    path("dashboard/", run_views.dashboard, name="dashboard"),
+    path("activities/<int:pk>/", run_views.activity_page, name="activity"),
+    path("activities/<int:pk>/cancel/", run_views.cancel_activity, name="activity-cancel"),
+    path("metaverse/<int:pk>/", metaverse_views.mvo_page, name="mvo"),
+    path(
+        "run-profiles/<int:pk>/history/",
+        run_views.run_profile_history,
+        name="run-profile-history",
+    ),
+]

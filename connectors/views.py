@@ -1,0 +1,461 @@
+"""The console pages about runs: the sync dashboard, a live activity, a run profile's history.
+
+Pages sit inside the admin's look (they extend ``admin/base_site.html``) and are for
+staff only. One check, ``request.htmx``, decides whether a view answers with the
+whole page or with the partial that HTMX polls. Every page runs a fixed number of
+queries, however many systems, objects or RPEIs there are.
+
+The small helpers at the top (:func:`console_view`, :func:`page_context`, the admin
+URL builders) are shared with the metaverse pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, ExpressionWrapper, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields import BooleanField
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from connectors.choices import (
+    COUNTED_CHANGE_TYPES,
+    FINISHED_ACTIVITY_STATUSES,
+    CsoStatus,
+    ObjectChangeType,
+    RpeiErrorType,
+)
+from connectors.models import (
+    Activity,
+    ConnectedSystem,
+    ConnectorSpaceObject,
+    RunProfile,
+    RunProfileExecutionItem,
+)
+from connectors.progress import (
+    RunPoint,
+    activity_progress,
+    format_duration,
+    history_chart,
+    is_running,
+)
+from exports.choices import ApprovalState, PendingExportStatus
+from exports.models import PendingExport
+from metaverse.models import MetaverseObject
+
+#: RPEIs per page on a finished activity's page.
+ITEMS_PER_PAGE = 100
+#: Runs drawn on a run profile's history chart.
+HISTORY_RUNS = 50
+#: Error-type filter values that are not error types themselves.
+ANY_ERROR = "any"
+NO_ERROR = "none"
+
+View = Callable[..., HttpResponseBase]
+
+
+# -- shared console helpers ----------------------------------------------------------
+
+
+def console_view(permission: str | None = None) -> Callable[[View], View]:
+    """Restrict a console view to active staff users holding ``permission``.
+
+    Anonymous and non-staff users are sent to the admin login (an HTMX poll gets an
+    ``HX-Redirect`` so the whole page goes there, not just the polled fragment); a
+    staff user without ``permission`` gets 403.
+    """
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            user = request.user
+            if not (user.is_active and user.is_staff):
+                login = redirect_to_login(request.get_full_path(), reverse("admin:login"))
+                if request.htmx:
+                    return HttpResponseClientRedirect(login.url)
+                return login
+            if permission and not user.has_perm(permission):
+                raise PermissionDenied(f"This page needs the {permission!r} permission.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def page_context(request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+    """The admin's own template context (header, sidebar) plus the page's."""
+    return {**admin.site.each_context(request), "title": title, **extra}
+
+
+def admin_change_url(model: type[Model], pk: int | None) -> str:
+    """The admin change page of one object; '' when there is none to link to."""
+    if pk is None or not admin.site.is_registered(model):
+        return ""
+    meta = model._meta
+    return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[pk])
+
+
+def admin_changelist_url(model: type[Model], **filters: Any) -> str:
+    """The admin changelist of ``model`` filtered by ``filters`` (list_filter lookups)."""
+    if not admin.site.is_registered(model):
+        return ""
+    meta = model._meta
+    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
+    return f"{url}?{urlencode(filters)}" if filters else url
+
+
+# -- dashboard -----------------------------------------------------------------------
+
+
+@dataclass
+class RunProfileSummary:
+    """A run profile and its last activity (None when it never ran)."""
+
+    run_profile: RunProfile
+    last_activity: Activity | None
+
+    @property
+    def duration(self) -> str:
+        return format_duration(self.last_activity.duration_seconds if self.last_activity else None)
+
+    @property
+    def errors_url(self) -> str:
+        if self.last_activity is None:
+            return ""
+        url = reverse("console:activity", args=[self.last_activity.pk])
+        return f"{url}?error_type={ANY_ERROR}"
+
+
+@dataclass
+class SystemSummary:
+    """What the dashboard shows about one connected system."""
+
+    system: ConnectedSystem
+    cso_by_status: dict[str, int] = field(default_factory=dict)
+    joined: int = 0
+    not_joined: int = 0
+    pending_exports_by_status: dict[str, int] = field(default_factory=dict)
+    awaiting_approval: int = 0
+    run_profiles: list[RunProfileSummary] = field(default_factory=list)
+
+    @property
+    def cso_total(self) -> int:
+        return self.joined + self.not_joined
+
+    @property
+    def last_run_errors(self) -> int:
+        return sum(p.last_activity.error_count for p in self.run_profiles if p.last_activity)
+
+    def cso_rows(self) -> list[tuple[str, int, str]]:
+        """(status label, count, admin link) for every CSO status."""
+        return [
+            (
+                status.label,
+                self.cso_by_status.get(status.value, 0),
+                admin_changelist_url(
+                    ConnectorSpaceObject,
+                    connected_system__id__exact=self.system.pk,
+                    status__exact=status.value,
+                ),
+            )
+            for status in CsoStatus
+        ]
+
+    def pending_export_rows(self) -> list[tuple[str, int, str]]:
+        """(status label, count, admin link) for every pending-export status that occurs."""
+        return [
+            (
+                status.label,
+                self.pending_exports_by_status[status.value],
+                admin_changelist_url(
+                    PendingExport,
+                    connected_system__id__exact=self.system.pk,
+                    status__exact=status.value,
+                ),
+            )
+            for status in PendingExportStatus
+            if self.pending_exports_by_status.get(status.value)
+        ]
+
+    @property
+    def awaiting_approval_url(self) -> str:
+        return admin_changelist_url(
+            PendingExport,
+            connected_system__id__exact=self.system.pk,
+            approval__exact=ApprovalState.AWAITING_APPROVAL,
+        )
+
+
+def dashboard_summaries() -> list[SystemSummary]:
+    """One summary per connected system, in five queries whatever the data size."""
+    systems = ConnectedSystem.objects.only("id", "name", "connector", "description")
+    summaries = {system.pk: SystemSummary(system) for system in systems}
+    _add_cso_counts(summaries)
+    _add_pending_export_counts(summaries)
+    _add_last_runs(summaries)
+    return list(summaries.values())
+
+
+def _add_cso_counts(summaries: dict[int, SystemSummary]) -> None:
+    """CSOs by system, status and joined or not: one aggregate query."""
+    rows = (
+        ConnectorSpaceObject.objects.annotate(
+            is_joined=ExpressionWrapper(
+                Q(metaverse_object__isnull=False), output_field=BooleanField()
+            )
+        )
+        .values("connected_system_id", "status", "is_joined")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in rows:
+        summary = summaries.get(row["connected_system_id"])
+        if summary is None:  # a system created since the systems were read
+            continue
+        summary.cso_by_status[row["status"]] = (
+            summary.cso_by_status.get(row["status"], 0) + row["n"]
+        )
+        if row["is_joined"]:
+            summary.joined += row["n"]
+        else:
+            summary.not_joined += row["n"]
+
+
+def _add_pending_export_counts(summaries: dict[int, SystemSummary]) -> None:
+    """Pending exports by system, status and approval: one aggregate query."""
+    rows = (
+        PendingExport.objects.values("connected_system_id", "status", "approval")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in rows:
+        summary = summaries.get(row["connected_system_id"])
+        if summary is None:
+            continue
+        by_status = summary.pending_exports_by_status
+        by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        if row["approval"] == ApprovalState.AWAITING_APPROVAL:
+            summary.awaiting_approval += row["n"]
+
+
+def _add_last_runs(summaries: dict[int, SystemSummary]) -> None:
+    """Every run profile with its latest activity: two queries."""
+    latest = Activity.objects.filter(run_profile=OuterRef("pk")).order_by("-created_at", "-pk")
+    profiles = list(
+        RunProfile.objects.annotate(last_activity_id=Subquery(latest.values("pk")[:1])).order_by(
+            "name"
+        )
+    )
+    activity_ids = [p.last_activity_id for p in profiles if p.last_activity_id]
+    activities = Activity.objects.in_bulk(activity_ids)
+    for profile in profiles:
+        if profile.connected_system_id in summaries:
+            summaries[profile.connected_system_id].run_profiles.append(
+                RunProfileSummary(profile, activities.get(profile.last_activity_id))
+            )
+
+
+@console_view("connectors.view_connectedsystem")
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The sync dashboard: every connected system's objects, last runs and exports."""
+    context = page_context(request, "Sync dashboard", summaries=dashboard_summaries())
+    if request.htmx:
+        return render(request, "connectors/partials/dashboard_systems.html", context)
+    return render(request, "connectors/dashboard.html", context)
+
+
+# -- activity ------------------------------------------------------------------------
+
+
+class ItemFilterForm(forms.Form):
+    """The filters of a finished activity's RPEI list (query parameters)."""
+
+    change_type = forms.ChoiceField(
+        required=False, choices=[("", "All changes"), *ObjectChangeType.choices]
+    )
+    error_type = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "All"),
+            (ANY_ERROR, "Any error"),
+            (NO_ERROR, "No error"),
+            *[(value, label) for value, label in RpeiErrorType.choices if value],
+        ],
+    )
+
+    def filter(self, items: QuerySet[RunProfileExecutionItem]) -> QuerySet:
+        """Apply the (valid) filters to ``items``."""
+        change_type = self.cleaned_data.get("change_type")
+        error_type = self.cleaned_data.get("error_type")
+        if change_type:
+            items = items.filter(change_type=change_type)
+        if error_type == ANY_ERROR:
+            items = items.exclude(error_type="")
+        elif error_type == NO_ERROR:
+            items = items.filter(error_type="")
+        elif error_type:
+            items = items.filter(error_type=error_type)
+        return items
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One RPEI of the list with the links the page shows for it."""
+
+    item: RunProfileExecutionItem
+    cso_url: str
+    mvo_admin_url: str
+    mvo_url: str
+
+
+def activity_items(activity: Activity, form: ItemFilterForm, page_number: str | None) -> Page:
+    """One page of the activity's RPEIs, filtered; its ``object_list`` holds ItemRows."""
+    items = form.filter(
+        RunProfileExecutionItem.objects.filter(activity=activity)
+        .order_by("pk")
+        .only(
+            "pk",
+            "change_type",
+            "error_type",
+            "message",
+            "external_id",
+            "cs_object_id",
+            "metaverse_object_id",
+        )
+    )
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(page_number)
+    page.object_list = [_item_row(item) for item in page.object_list]
+    return page
+
+
+def _item_row(item: RunProfileExecutionItem) -> ItemRow:
+    mvo_id = item.metaverse_object_id
+    return ItemRow(
+        item=item,
+        cso_url=admin_change_url(ConnectorSpaceObject, item.cs_object_id),
+        mvo_admin_url=admin_change_url(MetaverseObject, mvo_id),
+        mvo_url=reverse("console:mvo", args=[mvo_id]) if mvo_id else "",
+    )
+
+
+def change_counts(activity: Activity) -> list[tuple[str, str, int]]:
+    """(change type, label, count) for every counted change type, in the spec's order."""
+    labels = dict(ObjectChangeType.choices)
+    return [(key, labels[key], activity.counts.get(key, 0)) for key in COUNTED_CHANGE_TYPES]
+
+
+def can_cancel(user: Any, activity: Activity) -> bool:
+    """The Cancel button shows while the run goes on, to users who may change activities."""
+    return is_running(activity) and user.has_perm("connectors.change_activity")
+
+
+def activity_context(request: HttpRequest, activity: Activity) -> dict[str, Any]:
+    """Everything the activity page and its polled partial show."""
+    progress = activity_progress(activity, timezone.now())
+    context = page_context(
+        request,
+        f"Activity #{activity.pk}",
+        activity=activity,
+        progress=progress,
+        change_counts=change_counts(activity),
+        can_cancel=can_cancel(request.user, activity),
+        activity_admin_url=admin_change_url(Activity, activity.pk),
+    )
+    if not progress.running:
+        form = ItemFilterForm(request.GET)
+        context["filter_form"] = form
+        if form.is_valid():
+            context["items"] = activity_items(activity, form, request.GET.get("page"))
+    return context
+
+
+@console_view("connectors.view_activity")
+def activity_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """An activity, live while it runs (HTMX polls the partial), its RPEIs when done.
+
+    An invalid filter answers 400 with the form's errors on the page (the HTMX poll
+    answers 200 so that the swap happens and polling stops).
+    """
+    activity = get_object_or_404(
+        Activity.objects.select_related("connected_system", "run_profile", "initiated_by"), pk=pk
+    )
+    context = activity_context(request, activity)
+    if request.htmx:
+        return render(request, "connectors/partials/activity_poll.html", context)
+    form = context.get("filter_form")
+    status = 400 if form is not None and not form.is_valid() else 200
+    return render(request, "connectors/activity.html", context, status=status)
+
+
+@console_view("connectors.change_activity")
+@require_POST
+def cancel_activity(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask a running activity to stop; the run stops at its next batch boundary.
+
+    Only sets ``cancel_requested``; an activity already finished is left alone.
+    """
+    activity = get_object_or_404(Activity.objects.only("pk", "status"), pk=pk)
+    asked = (
+        Activity.objects.filter(pk=activity.pk)
+        .exclude(status__in=FINISHED_ACTIVITY_STATUSES)
+        .update(cancel_requested=True)
+    )
+    if asked:
+        messages.success(
+            request, f"Activity #{pk}: cancellation requested; it stops after the current batch."
+        )
+    else:
+        messages.warning(request, f"Activity #{pk} has already finished; nothing to cancel.")
+    return redirect("console:activity", pk=pk)
+
+
+# -- run profile history -------------------------------------------------------------
+
+
+def recent_runs(run_profile: RunProfile, limit: int = HISTORY_RUNS) -> list[RunPoint]:
+    """The profile's last ``limit`` started runs, oldest first, as chart points."""
+    now = timezone.now()
+    activities = (
+        Activity.objects.filter(run_profile=run_profile, started_at__isnull=False)
+        .order_by("-started_at", "-pk")
+        .only("pk", "status", "started_at", "finished_at", "objects_processed")[:limit]
+    )
+    return [
+        RunPoint(
+            activity_id=activity.pk,
+            started_at=activity.started_at,
+            status=activity.status,
+            duration_seconds=((activity.finished_at or now) - activity.started_at).total_seconds(),
+            objects_processed=activity.objects_processed,
+        )
+        for activity in reversed(activities)
+    ]
+
+
+@console_view("connectors.view_activity")
+def run_profile_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """Duration and objects processed of a run profile's last runs, as an inline SVG."""
+    run_profile = get_object_or_404(RunProfile.objects.select_related("connected_system"), pk=pk)
+    runs = recent_runs(run_profile)
+    context = page_context(
+        request,
+        f"History of {run_profile}",
+        run_profile=run_profile,
+        chart=history_chart(runs),
+        runs=list(reversed(runs)),
+    )
+    return render(request, "connectors/run_profile_history.html", context)
