@@ -7,4 +7,6 @@ class ConnectorsConfig(AppConfig):
     verbose_name = "Connected systems"
 
     def ready(self) -> None:
-        from connectors import schedules  # noqa: F401 - registers signal receivers
+        # Signal receivers: schedules mirrored into django-q2; stale-run recovery when
+        # a worker starts.
+        from connectors import schedules, tasks  # noqa: F401

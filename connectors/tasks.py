@@ -1,0 +1,132 @@
+"""django-q2 entry points: queued runs, schedules, and recovery after a worker died.
+
+A queued run executes the same code as ``jim run`` (:func:`connectors.runner.execute`).
+Where ``jim run`` refuses when the connected system is busy ("already running"), a
+queued run waits its turn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from django.dispatch import receiver
+from django.utils import timezone
+from django_q.signals import post_spawn
+from django_q.tasks import async_task
+
+from connectors.choices import ActivityStatus
+from connectors.models import Activity, ConnectedSystem, RunProfile, Schedule
+from connectors.runner import AlreadyRunning, execute, start_activity
+from exports.export_processor import release_stale_executing
+
+logger = logging.getLogger(__name__)
+
+#: A running activity whose heartbeat is older than this is taken for dead.
+STALE_AFTER = dt.timedelta(minutes=10)
+#: How often a queued run looks whether its turn has come.
+WAIT_POLL_SECONDS = 2.0
+
+
+def queue_run(
+    run_profile: RunProfile, *, user: Any = None, initiated_by_name: str = "", schedule=None
+) -> Activity:
+    """Create a queued activity and hand it to the django-q2 cluster."""
+    activity = start_activity(
+        run_profile.connected_system,
+        run_profile,
+        initiated_by=user,
+        initiated_by_name=initiated_by_name or (user.get_username() if user else ""),
+    )
+    if schedule is not None:
+        Activity.objects.filter(pk=activity.pk).update(schedule=schedule)
+    task_id = async_task(
+        "connectors.tasks.execute_activity",
+        activity.pk,
+        task_name=f"JIM activity {activity.pk}: {run_profile}",
+    )
+    Activity.objects.filter(pk=activity.pk).update(task_id=task_id or "")
+    activity.refresh_from_db()
+    return activity
+
+
+def execute_activity(activity_id: int) -> str:
+    """Run a queued activity, waiting while its system (or another sync) is busy."""
+    recover_stale_activities()
+    activity = Activity.objects.select_related("connected_system", "run_profile").get(
+        pk=activity_id
+    )
+    activity = _execute_when_free(activity)
+    return activity.status
+
+
+def _execute_when_free(activity: Activity) -> Activity:
+    while True:
+        activity.refresh_from_db()
+        if activity.status != ActivityStatus.QUEUED:
+            return activity  # cancelled (or run) meanwhile
+        if activity.cancel_requested:
+            Activity.objects.filter(pk=activity.pk).update(
+                status=ActivityStatus.CANCELLED, finished_at=timezone.now()
+            )
+            activity.refresh_from_db()
+            return activity
+        try:
+            return execute(activity)
+        except AlreadyRunning:
+            time.sleep(WAIT_POLL_SECONDS)
+
+
+def run_schedule(schedule_id: int) -> str:
+    """Run a schedule's steps in order; stop at a failed step when the schedule says so."""
+    recover_stale_activities()
+    schedule = Schedule.objects.get(pk=schedule_id)
+    outcomes = []
+    for step in schedule.steps.select_related("run_profile__connected_system"):
+        activity = start_activity(
+            step.run_profile.connected_system,
+            step.run_profile,
+            initiated_by_name=f"schedule {schedule.name}",
+        )
+        Activity.objects.filter(pk=activity.pk).update(schedule=schedule)
+        activity = _execute_when_free(activity)
+        outcomes.append(f"{step.run_profile.name}: {activity.status}")
+        failed = activity.status in (ActivityStatus.FAILED, ActivityStatus.CANCELLED)
+        if failed and schedule.stop_on_failure:
+            outcomes.append("stopped")
+            break
+    return "; ".join(outcomes)
+
+
+def recover_stale_activities(now: dt.datetime | None = None) -> list[int]:
+    """Mark activities whose worker died as failed and make their exports retryable.
+
+    A running activity writes a heartbeat as it goes; one whose heartbeat (or start)
+    is older than :data:`STALE_AFTER` has no worker any more.
+    """
+    limit = (now or timezone.now()) - STALE_AFTER
+    stale = list(
+        Activity.objects.filter(status=ActivityStatus.IN_PROGRESS)
+        .filter(heartbeat_at__lt=limit)
+        .values_list("pk", "connected_system_id")
+    )
+    for pk, system_id in stale:
+        Activity.objects.filter(pk=pk, status=ActivityStatus.IN_PROGRESS).update(
+            status=ActivityStatus.FAILED,
+            finished_at=timezone.now(),
+            message="The worker running this activity stopped responding; marked failed.",
+        )
+        release_stale_executing(ConnectedSystem(pk=system_id))
+        logger.warning("Activity %s had no heartbeat since %s: marked failed", pk, limit)
+    return [pk for pk, _ in stale]
+
+
+@receiver(post_spawn)
+def _worker_started(sender: Any, proc_name: str = "", **kwargs: Any) -> None:
+    """When a django-q2 worker starts, clean up after any worker that died."""
+    try:
+        recover_stale_activities()
+    except Exception:
+        logger.exception("Recovering stale activities failed")
