@@ -1,1 +1,879 @@
-# Register your models here.
+"""The admin of connected systems, the connector space, run profiles and activities.
+
+The admin is the identity administrator's console. What it promises:
+
+* Configuration (connected systems, their object types, attributes, run profiles,
+  schedules) is editable; what the engine records (CSOs, activities, RPEIs) is
+  read-only for everyone, superusers included: the models' state belongs to the runs.
+* Secrets are write-only (see :mod:`connectors.forms`): ``secret_settings`` is in no
+  form, list, read-only field or page.
+* Changelists of tables that reach 100,000+ rows (CSOs, RPEIs) run a fixed number of
+  queries whatever the page shows: related rows come with ``list_select_related``,
+  big JSON columns are deferred, the unfiltered total is not counted, facets are off.
+* Deleting a connected system or object type confirms with counts, not with a list of
+  every CSO that goes with it.
+
+The helpers at the top (links, JSON, read-only admins) are shared with the metaverse
+and exports admins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Count, IntegerField, Model, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import capfirst
+
+from connectors.choices import AttributeDataType, RpeiErrorType
+from connectors.forms import (
+    CLEAR_PREFIX,
+    SECRET_PREFIX,
+    ConnectedSystemForm,
+    offered_secrets,
+    secret_field_names,
+)
+from connectors.models import (
+    Activity,
+    ConnectedSystem,
+    ConnectedSystemAttribute,
+    ConnectedSystemObjectType,
+    ConnectorSpaceObject,
+    RunProfile,
+    RunProfileExecutionItem,
+    Schedule,
+    ScheduleStep,
+)
+from connectors.views import admin_change_url, admin_changelist_url
+from exports.models import PendingExport
+from metaverse.models import SyncRule
+
+# --------------------------------------------------------------------------- shared helpers
+
+#: The JSON columns of a CSO, left out of changelists (a page needs none of them).
+CSO_JSON_FIELDS = ("attributes", "unresolved_references")
+#: The columns of a connected system that a changelist row naming it does not need
+#: (and the secrets, which are then not even decrypted).
+SYSTEM_DETAIL_FIELDS = ("settings", "secret_settings", "persisted_connector_data")
+
+
+def related_defer(relation: str, fields: Iterable[str]) -> list[str]:
+    """``fields`` of the model reached through ``relation``, as ``defer()`` arguments."""
+    return [f"{relation}__{name}" for name in fields]
+
+
+def link(url: str, label: Any) -> str:
+    """``label`` linked to ``url``; the plain label when there is no page to link to."""
+    if not url:
+        return format_html("{}", label)
+    return format_html('<a href="{}">{}</a>', url, label)
+
+
+def change_link(obj: Model | None, label: Any = None) -> str:
+    """A link to ``obj``'s admin page, labelled ``label`` (default ``str(obj)``)."""
+    if obj is None:
+        return "-"
+    return link(admin_change_url(type(obj), obj.pk), obj if label is None else label)
+
+
+def changelist_link(model: type[Model], label: Any, **filters: Any) -> str:
+    """A link to ``model``'s changelist filtered by ``filters``."""
+    return link(admin_changelist_url(model, **filters), label)
+
+
+def pretty_json(value: Any) -> str:
+    """``value`` as indented JSON in a ``<pre>``, for read-only display."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return format_html('<pre style="margin: 0; white-space: pre-wrap">{}</pre>', text)
+
+
+def html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A small read-only table; cells are escaped unless they are already safe HTML."""
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+    )
+    if not body:
+        return "-"
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+def line_list(items: Iterable[Any]) -> SafeString:
+    """Items one per line (escaped unless already safe HTML)."""
+    return format_html_join(mark_safe("<br>"), "{}", ((item,) for item in items))
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1:02:03`` for an hour and more, ``2:03`` for minutes, ``4.2 s`` below."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def as_int(value: Any) -> int | None:
+    """An object id from a stored reference value (an int, or digits as text)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+class LeanChangeList(ChangeList):
+    """A changelist whose rows start from the admin's :meth:`changelist_queryset`
+    (so its annotations can be sorted on)."""
+
+    _shaped = False
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
+        if not self._shaped:
+            self.root_queryset = self.model_admin.changelist_queryset(self.root_queryset)
+            self._shaped = True
+        return super().get_queryset(request, exclude_parameters)
+
+
+class LeanChangeListMixin:
+    """Lets an admin shape its changelist's rows (defer columns, annotate counts)
+    without touching the queryset of its change pages."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return LeanChangeList
+
+    def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset
+
+
+class ReadOnlyAdminMixin:
+    """An admin that shows and never changes: no add, change or delete, for anyone.
+
+    Viewing needs the model's view (or change) permission, as usual.
+    """
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """A read-only tabular inline: rows shown, none added, changed or deleted."""
+
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+
+class LargeTableAdmin(LeanChangeListMixin, admin.ModelAdmin):
+    """Settings for changelists over 100,000+ rows: no unfiltered total, no facets."""
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 100
+
+
+class SummaryDeleteMixin:
+    """Confirms a deletion with counts of what goes with it, not a list of every row.
+
+    ``delete_summary`` lists ``(model, lookup)`` pairs: the rows of ``model`` whose
+    ``lookup`` is one of the deleted objects are deleted with them (cascades).
+    :meth:`protected_summary` names what forbids the deletion (PROTECT references).
+    """
+
+    delete_summary: tuple[tuple[type[Model], str], ...] = ()
+
+    def protected_summary(self, pks: list[Any]) -> list[str]:
+        return []
+
+    def get_deleted_objects(
+        self, objs: Iterable[Model], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[str]]:
+        objs = list(objs)
+        pks = [obj.pk for obj in objs]
+        opts = self.model._meta
+        deleted: list[Any] = [f"{capfirst(opts.verbose_name)}: {obj}" for obj in objs]
+        model_count = {str(opts.verbose_name_plural): len(objs)}
+        for model, lookup in self.delete_summary:
+            count = model._default_manager.filter(**{f"{lookup}__in": pks}).count()
+            if count:
+                name = str(model._meta.verbose_name_plural)
+                model_count[name] = count
+                deleted.append(f"{count:,} {name}")
+        return deleted, model_count, set(), self.protected_summary(pks)
+
+
+# --------------------------------------------------------------------------- connected systems
+
+
+class ConnectedSystemObjectTypeInline(admin.TabularInline):
+    """The system's object types; each links to its own page with its attributes."""
+
+    model = ConnectedSystemObjectType
+    fields = (
+        "name",
+        "selected",
+        "external_id_attribute",
+        "secondary_external_id_attribute",
+        "container",
+    )
+    extra = 0
+    show_change_link = True
+
+
+class RunProfileInline(admin.TabularInline):
+    model = RunProfile
+    fields = ("name", "profile_type", "page_size")
+    extra = 0
+    show_change_link = True
+
+
+def _count_of(model: type[Model], **filters: Any) -> Coalesce:
+    """A per-system count of ``model`` rows, as a subquery (one index scan per row shown)."""
+    counted = (
+        model._default_manager.filter(connected_system=OuterRef("pk"), **filters)
+        .order_by()
+        .values("connected_system")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+@admin.register(ConnectedSystem)
+class ConnectedSystemAdmin(SummaryDeleteMixin, LeanChangeListMixin, admin.ModelAdmin):
+    """Connected systems: settings as JSON, secrets write-only, schema and profiles inline."""
+
+    form = ConnectedSystemForm
+    list_display = (
+        "name",
+        "connector",
+        "approval_mode",
+        "cso_count",
+        "pending_export_count",
+        "updated_at",
+    )
+    list_filter = ("connector", "approval_mode")
+    search_fields = ("name", "description")
+    ordering = ("name",)
+    readonly_fields = (
+        "connector_space",
+        "persisted_connector_data_display",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "description", "connector", "approval_mode")}),
+        ("Settings", {"fields": ("settings", "config_base_dir")}),
+        ("Exports", {"fields": ("export_max_retries", "export_retry_backoff_seconds")}),
+        ("Safety", {"fields": ("deletion_threshold",)}),
+        (
+            "State",
+            {
+                "fields": (
+                    "connector_space",
+                    "persisted_connector_data_display",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+    )
+    inlines = (ConnectedSystemObjectTypeInline, RunProfileInline)
+    delete_summary = (
+        (ConnectorSpaceObject, "connected_system"),
+        (PendingExport, "connected_system"),
+        (Activity, "connected_system"),
+        (RunProfileExecutionItem, "activity__connected_system"),
+        (ConnectedSystemObjectType, "connected_system"),
+        (RunProfile, "connected_system"),
+        (SyncRule, "connected_system"),
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: ConnectedSystem | None = None) -> list:
+        """The static fieldsets plus a "Secrets" one with the inputs the form will offer."""
+        posted = request.POST.get("connector") if request.method == "POST" else None
+        secrets = secret_field_names(offered_secrets(obj.connector if obj else None, posted))
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if secrets:
+            fieldsets.insert(2, ("Secrets", {"fields": secrets}))
+        return fieldsets
+
+    def get_form(
+        self, request: HttpRequest, obj: ConnectedSystem | None = None, **kwargs: Any
+    ) -> type[ConnectedSystemForm]:
+        # The secret inputs are added by the form itself (they depend on the
+        # connector), so they are left out of the fields the factory builds.
+        if kwargs.get("fields"):
+            kwargs["fields"] = [
+                name
+                for name in kwargs["fields"]
+                if not name.startswith((SECRET_PREFIX, CLEAR_PREFIX))
+            ]
+        return super().get_form(request, obj, **kwargs)
+
+    def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.defer("persisted_connector_data", "secret_settings").annotate(
+            cso_total=_count_of(ConnectorSpaceObject),
+            pending_export_total=_count_of(PendingExport),
+        )
+
+    @admin.display(description="CSOs", ordering="cso_total")
+    def cso_count(self, system: ConnectedSystem) -> str:
+        return changelist_link(
+            ConnectorSpaceObject,
+            f"{system.cso_total:,}",
+            connected_system__id__exact=system.pk,
+        )
+
+    @admin.display(description="pending exports", ordering="pending_export_total")
+    def pending_export_count(self, system: ConnectedSystem) -> str:
+        return changelist_link(
+            PendingExport,
+            f"{system.pending_export_total:,}",
+            connected_system__id__exact=system.pk,
+        )
+
+    @admin.display(description="connector space")
+    def connector_space(self, system: ConnectedSystem) -> str:
+        """CSOs by status, each linked to the filtered CSO list (one grouped query)."""
+        if not system.pk:
+            return "-"
+        by_status = dict(
+            system.cs_objects.order_by()
+            .values_list("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+        field = ConnectorSpaceObject._meta.get_field("status")
+        rows = [
+            (
+                label,
+                changelist_link(
+                    ConnectorSpaceObject,
+                    f"{by_status.get(value, 0):,}",
+                    connected_system__id__exact=system.pk,
+                    status__exact=value,
+                ),
+            )
+            for value, label in field.choices
+        ]
+        links = line_list(
+            [
+                changelist_link(
+                    RunProfileExecutionItem,
+                    "Run history (RPEIs)",
+                    activity__connected_system__id__exact=system.pk,
+                ),
+                changelist_link(Activity, "Activities", connected_system__id__exact=system.pk),
+                changelist_link(SyncRule, "Sync rules", connected_system__id__exact=system.pk),
+            ]
+        )
+        return format_html("{}{}", html_table(("Status", "CSOs"), rows), links)
+
+    @admin.display(description="persisted connector data")
+    def persisted_connector_data_display(self, system: ConnectedSystem) -> str:
+        return pretty_json(system.persisted_connector_data)
+
+
+class ConnectedSystemAttributeInline(admin.TabularInline):
+    model = ConnectedSystemAttribute
+    fields = ("name", "data_type", "multivalued", "writability", "references")
+    extra = 0
+
+
+@admin.register(ConnectedSystemObjectType)
+class ConnectedSystemObjectTypeAdmin(SummaryDeleteMixin, admin.ModelAdmin):
+    """An object type of a connected system's schema, with its attributes inline."""
+
+    list_display = (
+        "name",
+        "connected_system",
+        "selected",
+        "external_id_attribute",
+        "secondary_external_id_attribute",
+        "container",
+    )
+    list_filter = ("connected_system", "selected")
+    list_select_related = ("connected_system",)
+    search_fields = ("name", "container", "connected_system__name")
+    inlines = (ConnectedSystemAttributeInline,)
+    delete_summary = (
+        (ConnectorSpaceObject, "object_type"),
+        (ConnectedSystemAttribute, "object_type"),
+        (SyncRule, "cs_object_type"),
+    )
+
+
+@admin.register(ConnectedSystemAttribute)
+class ConnectedSystemAttributeAdmin(admin.ModelAdmin):
+    list_display = ("name", "object_type", "data_type", "multivalued", "writability", "references")
+    list_filter = ("object_type__connected_system", "data_type", "multivalued", "writability")
+    list_select_related = ("object_type__connected_system",)
+    search_fields = ("name", "object_type__name")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "object_type":
+            kwargs["queryset"] = ConnectedSystemObjectType.objects.select_related(
+                "connected_system"
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+# --------------------------------------------------------------------------- connector space
+
+
+class ObjectTypeListFilter(admin.RelatedFieldListFilter):
+    """Object types named with their system (one query); only the chosen system's
+    when the list is already filtered by connected system."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list:
+        types = ConnectedSystemObjectType.objects.select_related("connected_system")
+        system = request.GET.get("connected_system__id__exact", "")
+        if system.isdigit():
+            types = types.filter(connected_system_id=int(system))
+        return [(object_type.pk, str(object_type)) for object_type in types]
+
+
+def cso_reference_links(cso: ConnectorSpaceObject) -> tuple[set[str], dict[int, Any]]:
+    """The CSO's reference attribute names and the CSOs its reference values name.
+
+    Two queries whatever the number of values.
+    """
+    names = set(
+        ConnectedSystemAttribute.objects.filter(
+            object_type_id=cso.object_type_id, data_type=AttributeDataType.REFERENCE
+        ).values_list("name", flat=True)
+    )
+    ids = {
+        as_int(value)
+        for name in names
+        for value in (cso.attributes or {}).get(name, [])
+        if as_int(value) is not None
+    }
+    targets = (
+        ConnectorSpaceObject.objects.only("id", "external_id", "secondary_external_id").in_bulk(ids)
+        if ids
+        else {}
+    )
+    return names, targets
+
+
+@admin.register(ConnectorSpaceObject)
+class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
+    """CSOs: browse by system, type, status and join; search by external id or DN."""
+
+    list_display = (
+        "id",
+        "connected_system",
+        "object_type_name",
+        "external_id",
+        "secondary_external_id",
+        "status",
+        "join_type",
+        "mvo_link",
+    )
+    list_filter = (
+        "connected_system",
+        ("object_type", ObjectTypeListFilter),
+        "status",
+        "join_type",
+        "sync_pending",
+    )
+    list_select_related = ("connected_system", "object_type", "metaverse_object")
+    search_fields = ("external_id", "secondary_external_id")
+    search_help_text = "External id or DN (contains)."
+    ordering = ("-id",)
+    raw_id_fields = ("connected_system", "object_type", "metaverse_object")
+    readonly_fields = (
+        "mvo_link",
+        "attributes_table",
+        "unresolved_references_table",
+        "pending_export_link",
+        "history_link",
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "connected_system",
+                    "object_type",
+                    "external_id",
+                    "secondary_external_id",
+                    "status",
+                    "sync_pending",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+        ("Join", {"fields": ("mvo_link", "join_type", "joined_at")}),
+        ("Attributes", {"fields": ("attributes_table", "unresolved_references_table")}),
+        ("Exports and history", {"fields": ("pending_export_link", "history_link")}),
+    )
+
+    def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.defer(
+            *CSO_JSON_FIELDS,
+            *related_defer("connected_system", SYSTEM_DETAIL_FIELDS),
+            "metaverse_object__attributes",
+            "metaverse_object__attribute_sources",
+        )
+
+    @admin.display(description="object type", ordering="object_type__name")
+    def object_type_name(self, cso: ConnectorSpaceObject) -> str:
+        return cso.object_type.name
+
+    @admin.display(description="MVO", ordering="metaverse_object")
+    def mvo_link(self, cso: ConnectorSpaceObject) -> str:
+        mvo = cso.metaverse_object
+        if mvo is None:
+            return "-"
+        return change_link(mvo, mvo.display_name or f"MVO {mvo.pk}")
+
+    @admin.display(description="attributes")
+    def attributes_table(self, cso: ConnectorSpaceObject) -> str:
+        """Attribute → values; a reference value (a CSO id) links to that CSO."""
+        references, targets = cso_reference_links(cso)
+        rows = []
+        for name in sorted(cso.attributes or {}, key=str.lower):
+            values = cso.attributes[name]
+            values = values if isinstance(values, list) else [values]
+            if name in references:
+                cells = [self._reference(value, targets) for value in values]
+            else:
+                cells = values
+            rows.append((name, line_list(cells)))
+        return html_table(("Attribute", "Values"), rows)
+
+    @staticmethod
+    def _reference(value: Any, targets: dict[int, ConnectorSpaceObject]) -> str:
+        target = targets.get(as_int(value))
+        if target is None:
+            return format_html("{} (no such CSO)", value)
+        return change_link(target, f"{target} (CSO {target.pk})")
+
+    @admin.display(description="unresolved references")
+    def unresolved_references_table(self, cso: ConnectorSpaceObject) -> str:
+        """References the import could not resolve yet: attribute → the ids/DNs given."""
+        unresolved = cso.unresolved_references or {}
+        rows = [
+            (name, line_list(values if isinstance(values, list) else [values]))
+            for name, values in sorted(unresolved.items())
+        ]
+        return html_table(("Attribute", "Unresolved values"), rows)
+
+    @admin.display(description="pending export")
+    def pending_export_link(self, cso: ConnectorSpaceObject) -> str:
+        try:
+            export = cso.pending_export
+        except ObjectDoesNotExist:
+            return "None"
+        return change_link(
+            export, f"{export.get_change_type_display()} — {export.get_status_display()}"
+        )
+
+    @admin.display(description="run history")
+    def history_link(self, cso: ConnectorSpaceObject) -> str:
+        return changelist_link(
+            RunProfileExecutionItem, "RPEIs of this CSO", cs_object__id__exact=cso.pk
+        )
+
+
+# --------------------------------------------------------------------------- run profiles
+
+
+@admin.register(RunProfile)
+class RunProfileAdmin(admin.ModelAdmin):
+    list_display = ("name", "connected_system", "profile_type", "page_size", "runs")
+    list_filter = ("connected_system", "profile_type")
+    list_select_related = ("connected_system",)
+    search_fields = ("name", "connected_system__name")
+    readonly_fields = ("runs",)
+
+    @admin.display(description="runs")
+    def runs(self, profile: RunProfile) -> str:
+        if not profile.pk:
+            return "-"
+        return line_list(
+            [
+                changelist_link(Activity, "Activities", run_profile__id__exact=profile.pk),
+                link(reverse("console:run-profile-history", args=[profile.pk]), "History chart"),
+            ]
+        )
+
+
+class ScheduleStepInline(admin.TabularInline):
+    model = ScheduleStep
+    fields = ("order", "run_profile")
+    extra = 0
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "run_profile":
+            kwargs["queryset"] = RunProfile.objects.select_related("connected_system")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    """Schedules: ordered run-profile steps on a cron."""
+
+    list_display = ("name", "cron", "enabled", "stop_on_failure", "updated_at")
+    list_filter = ("enabled",)
+    search_fields = ("name", "description")
+    inlines = (ScheduleStepInline,)
+
+
+# --------------------------------------------------------------------------- activities
+
+
+class ActivityListFilter(admin.SimpleListFilter):
+    """Narrows RPEIs to one activity. Reached by links (there can be thousands of
+    activities, so none are listed): shown only while one is chosen."""
+
+    title = "activity"
+    parameter_name = "activity__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        # Django applies only filters that show choices, so an activity that does not
+        # exist is still a choice (which matches nothing), never an ignored filter.
+        value = request.GET.get(self.parameter_name)
+        if value is None:
+            return []
+        found = value.isdigit() and (
+            Activity.objects.select_related("connected_system").filter(pk=int(value)).first()
+        )
+        return [(value, str(found) if found else f"{value} (no such activity)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(activity_id=int(value))
+
+
+@admin.register(Activity)
+class ActivityAdmin(ReadOnlyAdminMixin, LeanChangeListMixin, admin.ModelAdmin):
+    """Activities (runs): read-only. RPEIs are summarised by type, never listed inline."""
+
+    list_display = (
+        "id",
+        "connected_system",
+        "profile_name",
+        "profile_type",
+        "status",
+        "phase",
+        "started_at",
+        "duration",
+        "processed",
+        "error_count",
+    )
+    list_filter = ("connected_system", "status", "profile_type")
+    list_select_related = ("connected_system",)
+    search_fields = ("profile_name", "message", "initiated_by_name")
+    date_hierarchy = "created_at"
+    readonly_fields = ("duration", "processed", "rpei_summary", "live_page")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "connected_system",
+                    "run_profile",
+                    "profile_name",
+                    "profile_type",
+                    "status",
+                    "phase",
+                    "message",
+                    "live_page",
+                )
+            },
+        ),
+        (
+            "Progress",
+            {"fields": ("processed", "error_count", "rpei_summary", "allow_deletions")},
+        ),
+        (
+            "Timing",
+            {
+                "fields": (
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "duration",
+                    "heartbeat_at",
+                )
+            },
+        ),
+        (
+            "Origin",
+            {
+                "fields": (
+                    "initiated_by",
+                    "initiated_by_name",
+                    "schedule",
+                    "task_id",
+                    "cancel_requested",
+                )
+            },
+        ),
+    )
+
+    def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.defer(*related_defer("connected_system", SYSTEM_DETAIL_FIELDS))
+
+    @admin.display(description="duration")
+    def duration(self, activity: Activity) -> str:
+        return format_duration(activity.duration_seconds)
+
+    @admin.display(description="processed", ordering="objects_processed")
+    def processed(self, activity: Activity) -> str:
+        if activity.objects_total is None:
+            return f"{activity.objects_processed:,}"
+        return f"{activity.objects_processed:,} / {activity.objects_total:,}"
+
+    @admin.display(description="live page")
+    def live_page(self, activity: Activity) -> str:
+        return link(reverse("console:activity", args=[activity.pk]), "Progress and items")
+
+    @admin.display(description="RPEIs")
+    def rpei_summary(self, activity: Activity) -> str:
+        """RPEIs counted by change type and by error type (two grouped queries), each
+        count linked to the RPEI list filtered to it."""
+        changes = (
+            activity.items.filter(error_type=RpeiErrorType.NONE)
+            .order_by()
+            .values_list("change_type")
+            .annotate(n=Count("pk"))
+            .values_list("change_type", "n")
+        )
+        errors = (
+            activity.items.exclude(error_type=RpeiErrorType.NONE)
+            .order_by()
+            .values_list("error_type")
+            .annotate(n=Count("pk"))
+            .values_list("error_type", "n")
+        )
+        change_labels = dict(RunProfileExecutionItem._meta.get_field("change_type").choices)
+        error_labels = dict(RpeiErrorType.choices)
+        rows = [
+            (
+                "change",
+                change_labels.get(value, value),
+                self._items_link(activity, n, change_type__exact=value, error_type__exact=""),
+            )
+            for value, n in sorted(changes)
+        ] + [
+            (
+                "error",
+                error_labels.get(value, value),
+                self._items_link(activity, n, error_type__exact=value),
+            )
+            for value, n in sorted(errors)
+        ]
+        total = self._items_link(activity, "All RPEIs")
+        return format_html("{}{}", html_table(("Kind", "Type", "RPEIs"), rows), total)
+
+    @staticmethod
+    def _items_link(activity: Activity, label: Any, **filters: Any) -> str:
+        if isinstance(label, int):
+            label = f"{label:,}"
+        return changelist_link(
+            RunProfileExecutionItem, label, activity__id__exact=activity.pk, **filters
+        )
+
+
+@admin.register(RunProfileExecutionItem)
+class RunProfileExecutionItemAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
+    """RPEIs: read-only; filtered by activity (through links), change and error type."""
+
+    list_display = (
+        "id",
+        "activity_link",
+        "change_type",
+        "error_type",
+        "external_id",
+        "cso_link",
+        "mvo_link",
+        "short_message",
+        "created_at",
+    )
+    list_filter = (
+        ActivityListFilter,
+        ("activity__connected_system", admin.RelatedFieldListFilter),
+        "change_type",
+        "error_type",
+    )
+    list_select_related = ("activity__connected_system", "cs_object", "metaverse_object")
+    search_fields = ("external_id", "message")
+    search_help_text = "External id or message (contains)."
+    raw_id_fields = ("activity", "cs_object", "metaverse_object", "pending_export")
+    readonly_fields = ("details_display",)
+    fields = (
+        "activity",
+        "change_type",
+        "error_type",
+        "external_id",
+        "message",
+        "cs_object",
+        "metaverse_object",
+        "pending_export",
+        "details_display",
+        "created_at",
+    )
+
+    def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.defer(
+            "details",
+            "activity__counts",
+            "activity__message",
+            *related_defer("activity__connected_system", SYSTEM_DETAIL_FIELDS),
+            *related_defer("cs_object", CSO_JSON_FIELDS),
+            "metaverse_object__attributes",
+            "metaverse_object__attribute_sources",
+        )
+
+    @admin.display(description="activity", ordering="activity")
+    def activity_link(self, item: RunProfileExecutionItem) -> str:
+        return change_link(item.activity)
+
+    @admin.display(description="CSO", ordering="cs_object")
+    def cso_link(self, item: RunProfileExecutionItem) -> str:
+        return change_link(item.cs_object)
+
+    @admin.display(description="MVO", ordering="metaverse_object")
+    def mvo_link(self, item: RunProfileExecutionItem) -> str:
+        mvo = item.metaverse_object
+        return "-" if mvo is None else change_link(mvo, mvo.display_name or f"MVO {mvo.pk}")
+
+    @admin.display(description="message")
+    def short_message(self, item: RunProfileExecutionItem) -> str:
+        message = item.message
+        return message if len(message) <= 120 else f"{message[:117]}…"
+
+    @admin.display(description="details")
+    def details_display(self, item: RunProfileExecutionItem) -> str:
+        return pretty_json(item.details)

@@ -1,1 +1,217 @@
-# Register your models here.
+"""The admin of pending exports, their attribute changes and the approval audit trail.
+
+Pending exports are written by sync and the export processor, so their pages are
+read-only: the changelist filters by system, status, change type and approval, and a
+pending export's page shows its attribute changes as before → after. Approving and
+rejecting are admin actions of :class:`PendingExportAdmin` (changelist actions with
+``allowed_permissions``, backed by :func:`exports.approval.decide`), which read-only
+pages allow. Audit entries can never be added, changed or deleted in the admin, not
+even by a superuser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.utils.html import format_html
+
+from connectors.admin import (
+    CSO_JSON_FIELDS,
+    SYSTEM_DETAIL_FIELDS,
+    LargeTableAdmin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    change_link,
+    changelist_link,
+    pretty_json,
+    related_defer,
+)
+from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
+
+#: Values of one attribute change shown in lists; the change's own page shows them all
+#: (a group's export can add or remove tens of thousands of members at once).
+VALUES_SHOWN = 20
+
+
+def format_values(values: Any, limit: int | None = VALUES_SHOWN) -> str:
+    """Attribute values as one line of text ("-" when empty), the first ``limit`` only."""
+    if not isinstance(values, list):
+        values = [values]
+    shown = values if limit is None else values[:limit]
+    text = ", ".join(str(value) for value in shown) or "-"
+    if len(values) > len(shown):
+        text += f" … (+{len(values) - len(shown):,} more)"
+    return text
+
+
+class AttributeChangeInline(ReadOnlyInline):
+    """A pending export's attribute changes: attribute, change type, before → after."""
+
+    model = PendingExportAttributeChange
+    fields = ("attribute", "change_type", "change", "status")
+    readonly_fields = fields
+
+    @admin.display(description="previous values → values")
+    def change(self, change: PendingExportAttributeChange) -> str:
+        return format_html(
+            "{} → {}", format_values(change.previous_values), format_values(change.values)
+        )
+
+
+@admin.register(PendingExport)
+class PendingExportAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
+    """Pending exports: read-only, filterable by system, status, change type, approval."""
+
+    list_display = (
+        "id",
+        "connected_system",
+        "change_type",
+        "target",
+        "status",
+        "approval",
+        "error_count",
+        "next_retry_at",
+        "created_at",
+    )
+    list_filter = ("connected_system", "status", "change_type", "approval")
+    list_select_related = ("connected_system", "cs_object")
+    search_fields = ("dn", "cs_object__external_id", "cs_object__secondary_external_id")
+    search_help_text = "DN, external id or CSO DN (contains)."
+    readonly_fields = ("target", "audit_link")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "connected_system",
+                    "cs_object",
+                    "metaverse_object",
+                    "sync_rule",
+                    "change_type",
+                    "target",
+                    "dn",
+                    "status",
+                )
+            },
+        ),
+        ("Retries", {"fields": ("error_count", "max_retries", "next_retry_at", "last_error")}),
+        (
+            "Approval",
+            {
+                "fields": (
+                    "approval",
+                    "approved_by",
+                    "approved_at",
+                    "approval_reason",
+                    "audit_link",
+                )
+            },
+        ),
+        ("Origin", {"fields": ("created_by_activity", "created_at", "updated_at")}),
+    )
+    inlines = (AttributeChangeInline,)
+
+    def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.defer(
+            *related_defer("cs_object", CSO_JSON_FIELDS),
+            *related_defer("connected_system", SYSTEM_DETAIL_FIELDS),
+        )
+
+    @admin.display(description="target", ordering="dn")
+    def target(self, export: PendingExport) -> str:
+        """The DN to create or move to, else the CSO's DN or external id."""
+        cso = export.cs_object
+        return export.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}"
+
+    @admin.display(description="audit trail")
+    def audit_link(self, export: PendingExport) -> str:
+        return changelist_link(
+            ApprovalAuditEntry, "Decisions on this export", pending_export_ref=export.pk
+        )
+
+
+@admin.register(PendingExportAttributeChange)
+class PendingExportAttributeChangeAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
+    """Attribute changes of pending exports, reached from a pending export's page."""
+
+    list_display = (
+        "id",
+        "export_link",
+        "attribute",
+        "change_type",
+        "previous",
+        "new",
+        "status",
+    )
+    list_filter = ("change_type", "status", "pending_export__connected_system")
+    list_select_related = ("pending_export",)
+    search_fields = ("attribute",)
+    raw_id_fields = ("pending_export",)
+    readonly_fields = ("previous", "new", "all_previous_values", "all_values")
+    fields = (
+        "pending_export",
+        "attribute",
+        "change_type",
+        "status",
+        "all_previous_values",
+        "all_values",
+    )
+
+    @admin.display(description="pending export", ordering="pending_export")
+    def export_link(self, change: PendingExportAttributeChange) -> str:
+        export = change.pending_export
+        return change_link(export, f"#{export.pk} {export.get_change_type_display()}")
+
+    @admin.display(description="previous values")
+    def previous(self, change: PendingExportAttributeChange) -> str:
+        return format_values(change.previous_values)
+
+    @admin.display(description="values")
+    def new(self, change: PendingExportAttributeChange) -> str:
+        return format_values(change.values)
+
+    @admin.display(description="previous values")
+    def all_previous_values(self, change: PendingExportAttributeChange) -> str:
+        return pretty_json(change.previous_values)
+
+    @admin.display(description="values")
+    def all_values(self, change: PendingExportAttributeChange) -> str:
+        return pretty_json(change.values)
+
+
+@admin.register(ApprovalAuditEntry)
+class ApprovalAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The approval audit trail: read-only for everyone, superusers included."""
+
+    list_display = (
+        "at",
+        "username",
+        "action",
+        "connected_system_name",
+        "change_type",
+        "target",
+        "pending_export_ref",
+    )
+    list_filter = ("action", "change_type", "connected_system_name")
+    search_fields = ("target", "username", "reason", "connected_system_name")
+    date_hierarchy = "at"
+    readonly_fields = ("changes_display",)
+    fields = (
+        "at",
+        "user",
+        "username",
+        "action",
+        "reason",
+        "connected_system_name",
+        "change_type",
+        "target",
+        "pending_export",
+        "pending_export_ref",
+        "changes_display",
+    )
+
+    @admin.display(description="changes decided on")
+    def changes_display(self, entry: ApprovalAuditEntry) -> str:
+        return pretty_json(entry.changes)
