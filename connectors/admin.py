@@ -34,6 +34,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
+from connectors.admin_runs import ConnectedSystemRunMixin, RunProfileRunMixin
 from connectors.choices import AttributeDataType, RpeiErrorType
 from connectors.forms import (
     CLEAR_PREFIX,
@@ -261,7 +262,9 @@ def _count_of(model: type[Model], **filters: Any) -> Coalesce:
 
 
 @admin.register(ConnectedSystem)
-class ConnectedSystemAdmin(SummaryDeleteMixin, LeanChangeListMixin, admin.ModelAdmin):
+class ConnectedSystemAdmin(
+    ConnectedSystemRunMixin, SummaryDeleteMixin, LeanChangeListMixin, admin.ModelAdmin
+):
     """Connected systems: settings as JSON, secrets write-only, schema and profiles inline."""
 
     form = ConnectedSystemForm
@@ -605,7 +608,7 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
 
 
 @admin.register(RunProfile)
-class RunProfileAdmin(admin.ModelAdmin):
+class RunProfileAdmin(RunProfileRunMixin, admin.ModelAdmin):
     list_display = ("name", "connected_system", "profile_type", "page_size", "runs")
     list_filter = ("connected_system", "profile_type")
     list_select_related = ("connected_system",)

@@ -269,6 +269,7 @@ class RunProfile(models.Model):
 
     class Meta:
         ordering = ["connected_system__name", "name"]
+        permissions = [("run_runprofile", "Can run run profiles")]
         constraints = [
             models.UniqueConstraint(
                 fields=["connected_system", "name"], name="unique_run_profile_per_system"

@@ -28,6 +28,7 @@ from connectors.admin import (
     pretty_json,
     related_defer,
 )
+from exports.admin_approvals import ApprovalAdminMixin
 from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
 
 #: Values of one attribute change shown in lists; the change's own page shows them all
@@ -61,7 +62,7 @@ class AttributeChangeInline(ReadOnlyInline):
 
 
 @admin.register(PendingExport)
-class PendingExportAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
+class PendingExportAdmin(ApprovalAdminMixin, ReadOnlyAdminMixin, LargeTableAdmin):
     """Pending exports: read-only, filterable by system, status, change type, approval."""
 
     list_display = (

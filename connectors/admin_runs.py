@@ -1,0 +1,102 @@
+"""Running profiles from the admin: a "Run" action and buttons that queue runs.
+
+Runs are handed to the django-q2 cluster (:func:`connectors.tasks.queue_run`), the
+same code ``jim queue`` and schedules use; the administrator lands on the activity's
+live page. Only users with the ``connectors.run_runprofile`` permission may run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from connectors.models import Activity, RunProfile
+from connectors.tasks import queue_run
+
+RUN_PERMISSION = "connectors.run_runprofile"
+
+
+def can_run(request: HttpRequest) -> bool:
+    return request.user.has_perm(RUN_PERMISSION)
+
+
+def queue_from_admin(request: HttpRequest, profile: RunProfile) -> Activity:
+    activity = queue_run(profile, user=request.user)
+    messages.success(
+        request,
+        format_html(
+            'Queued {} of {} as <a href="{}">activity {}</a>; a worker (qcluster) runs it.',
+            profile.name,
+            profile.connected_system.name,
+            reverse("console:activity", args=[activity.pk]),
+            activity.pk,
+        ),
+    )
+    return activity
+
+
+class RunProfileRunMixin:
+    """For :class:`~connectors.admin.RunProfileAdmin`: the Run action and button."""
+
+    actions = ["run_selected"]
+
+    @admin.action(description="Run the selected run profiles", permissions=["run"])
+    def run_selected(self, request: HttpRequest, queryset: Any) -> None:
+        for profile in queryset.select_related("connected_system"):
+            queue_from_admin(request, profile)
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return can_run(request)
+
+    def get_urls(self) -> list:
+        urls = super().get_urls()  # type: ignore[misc]
+        own = [
+            path(
+                "<int:profile_id>/run/",
+                self.admin_site.admin_view(require_POST(self.run_view)),  # type: ignore[attr-defined]
+                name="connectors_runprofile_run",
+            )
+        ]
+        return own + urls
+
+    def run_view(self, request: HttpRequest, profile_id: int) -> HttpResponse:
+        """POST: queue one run and go to its live page."""
+        if not can_run(request):
+            raise PermissionDenied
+        profile = get_object_or_404(
+            RunProfile.objects.select_related("connected_system"), pk=profile_id
+        )
+        activity = queue_from_admin(request, profile)
+        return HttpResponseRedirect(reverse("console:activity", args=[activity.pk]))
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_run": can_run(request)}
+        return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+
+
+class ConnectedSystemRunMixin:
+    """For :class:`~connectors.admin.ConnectedSystemAdmin`: a Run button per profile."""
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        profiles = RunProfile.objects.filter(connected_system_id=object_id).order_by("name")
+        extra_context = {
+            **(extra_context or {}),
+            "can_run": can_run(request),
+            "run_profiles": [
+                (p, reverse("admin:connectors_runprofile_run", args=[p.pk])) for p in profiles
+            ]
+            if str(object_id).isdigit()
+            else [],
+        }
+        return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
