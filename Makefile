@@ -1,0 +1,113 @@
+# JIM — the two commands that matter:
+#
+#   make demo   set up everything, then run the demo on http://127.0.0.1:8000
+#   make test   set up everything, then run every check CI runs
+#
+# "Set up everything" on a fresh Debian machine as root: the system packages the
+# tests need (slapd, ldap-utils, postgresql, chromium; nothing is installed when
+# they are present), a virtualenv in .venv, and requirements.txt in it (skipped
+# while .venv/.requirements-installed is newer than requirements.txt).
+#
+# Knobs: make test PYTEST_ARGS="-k foo"   extra pytest arguments
+#        make test PYTEST_WORKERS=0       run the tests serially (default: 2 workers)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+REQUIREMENTS_STAMP := $(VENV)/.requirements-installed
+PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
+DEMO_ADDRESS ?= 127.0.0.1:8000
+
+.PHONY: help setup system-packages venv test check pytest demo demo-db demo-serve lint fmt
+
+help:
+	@echo "make demo   set up, then run the demo on http://$(DEMO_ADDRESS)"
+	@echo "make test   set up, then: manage.py check, makemigrations --check, ruff check, pytest"
+	@echo "make lint   ruff check and ruff format --check"
+	@echo "make fmt    ruff format and ruff check --fix"
+
+## Set-up ----------------------------------------------------------------------
+
+setup: system-packages venv
+
+# Installs only what is missing (a machine that has everything installs nothing);
+# runs `apt-get update` first when the package lists are empty, and once more when
+# an install fails on stale lists.
+system-packages:
+	@missing=""; \
+	[ -x /usr/sbin/slapd ] || missing="$$missing slapd"; \
+	command -v ldapsearch >/dev/null 2>&1 || missing="$$missing ldap-utils"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3 python3-venv"; \
+	[ -z "$$missing" ] && exit 0; \
+	sudo=""; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		command -v sudo >/dev/null 2>&1 || { echo "Missing system packages:$$missing; install them as root: apt-get install$$missing" >&2; exit 1; }; \
+		sudo=sudo; \
+	fi; \
+	echo "Installing system packages:$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then $$sudo apt-get update; fi; \
+	$$sudo apt-get install -y $$missing \
+		|| { $$sudo apt-get update && $$sudo apt-get install -y $$missing; }
+
+venv: $(REQUIREMENTS_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(REQUIREMENTS_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+## Tests -----------------------------------------------------------------------
+
+test: setup check pytest
+
+# The checks that need no database server (manage.py uses SQLite by default).
+check: venv
+	$(BIN)/python manage.py check
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/ruff check .
+
+# pytest finds or starts PostgreSQL and slapd itself (docs/testing.md).
+# Exit status 5 means no tests were collected: said plainly, and not a failure.
+pytest: setup
+	@workers=(); [ "$(PYTEST_WORKERS)" = 0 ] || workers=(-n $(PYTEST_WORKERS) --dist load); \
+	echo "$(BIN)/pytest $${workers[*]} $(PYTEST_ARGS)"; \
+	status=0; $(BIN)/pytest "$${workers[@]}" $(PYTEST_ARGS) || status=$$?; \
+	if [ $$status -eq 5 ]; then \
+		echo "make test: pytest collected no tests (exit status 5) — nothing to run, treated as success."; \
+		exit 0; \
+	fi; \
+	exit $$status
+
+## Demo ------------------------------------------------------------------------
+
+# The demo runs on SQLite in the project folder, whatever DATABASE_URL says.
+DEMO_ENV := env -u DATABASE_URL
+
+demo: setup demo-db demo-serve
+
+demo-db: venv
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+
+demo-serve: venv
+	@echo "JIM demo on http://$(DEMO_ADDRESS)/ (Ctrl-C stops it)"
+	$(DEMO_ENV) $(BIN)/python manage.py runserver $(DEMO_ADDRESS)
+
+## Code style ------------------------------------------------------------------
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
