@@ -111,8 +111,13 @@ class ConnectedSystem(models.Model):
         return deletion_limit(self.deletion_threshold, existing)
 
     def all_settings(self) -> dict[str, Any]:
-        """Settings and secret settings merged, for handing to the connector."""
-        return {**self.settings, **self.secret_settings}
+        """Settings and secret settings merged, for handing to the connector.
+
+        Keys starting with ``_`` are JIM's bookkeeping (e.g. which environment variable
+        a secret came from), not connector settings.
+        """
+        merged = {**self.settings, **self.secret_settings}
+        return {key: value for key, value in merged.items() if not key.startswith("_")}
 
 
 class ConnectedSystemObjectType(models.Model):

@@ -2,24 +2,37 @@
 
 Everything runs in Jinja2's sandbox. ``cs`` and ``mv`` are views of an object's
 attributes: a single-valued attribute is its value (``None`` when absent), a
-multi-valued one a list. Besides Jinja2's filters, a small library of identity helpers
-is available both as globals and as filters (see :data:`HELPERS` and
+multi-valued one a list. ``cs.name`` always reads the attribute ``name`` (``cs['a-b']``
+reads names that are not identifiers). Besides Jinja2's filters, a library of identity
+helpers is available both as globals and as filters (see :data:`HELPERS` and
 docs/expressions.md).
 
+Two deliberate differences from plain Jinja2, so that a missing value never turns into
+the text ``None`` in someone's account name:
+
+* ``~`` (concatenation) treats ``None`` as empty text;
+* the text filters ``lower``, ``upper``, ``title``, ``capitalize``, ``trim`` and
+  ``replace`` keep ``None`` as ``None`` and work value by value on lists.
+
 ``apply`` compiles every expression (:func:`compile_expression`,
-:func:`compile_dn_template`) so a file with a broken one is rejected; at run time an
-evaluation error is raised as :class:`ExpressionError` for the processor to record on
-that object.
+:func:`compile_dn_template`) so a file with a broken one is rejected, and checks the
+names it reads (:func:`names_read`); at run time an evaluation error is raised as
+:class:`ExpressionError` — never another exception type — for the processor to record
+on that object.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import SandboxedEnvironment
 
 
@@ -31,7 +44,23 @@ class ExpressionError(ValueError):
     """An expression that failed when evaluated on an object."""
 
 
+#: The names an expression reads objects through.
+OBJECT_NAMES = ("cs", "mv")
+
+#: Largest text or list that ``*`` may build, and largest integer ``**`` may build (bits).
+MAX_REPEAT_LENGTH = 100_000
+MAX_POWER_BITS = 100_000
+
 # --------------------------------------------------------------------------- helpers
+
+
+def _each(value: Any, function: Callable[[Any], Any]) -> Any:
+    """Apply ``function`` to a value, to each value of a list, and keep None as None."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [None if item is None else function(item) for item in value]
+    return function(value)
 
 
 def coalesce(*values: Any) -> Any:
@@ -50,22 +79,25 @@ def first(value: Any) -> Any:
     return value
 
 
-_RDN_SPECIAL = {",", "+", '"', "\\", "<", ">", ";", "="}
+_RDN_SPECIAL = frozenset(',+"\\<>;=')
 
 
 def ldap_escape(value: Any) -> str:
-    """Escape a value for use as an LDAP RDN value (RFC 4514, section 2.4)."""
+    """Escape a value for use as an LDAP RDN value (RFC 4514, section 2.4).
+
+    ``, + " \\ < > ; =`` are backslash-escaped, as are a leading ``#`` or space and a
+    trailing space; NUL becomes ``\\00``. None is the empty text.
+    """
     text = "" if value is None else str(value)
     out: list[str] = []
+    last = len(text) - 1
     for index, char in enumerate(text):
         if char in _RDN_SPECIAL:
             out.append("\\" + char)
         elif char == "\x00":
             out.append("\\00")
-        elif index == 0 and char in (" ", "#"):
+        elif (index == 0 and char in (" ", "#")) or (index == last and char == " "):
             out.append("\\" + char)
-        elif index == len(text) - 1 and char == " ":
-            out.append("\\ ")
         else:
             out.append(char)
     return "".join(out)
@@ -77,12 +109,93 @@ def now() -> dt.datetime:
 
 
 def join_values(value: Any, separator: str = " ") -> str:
-    """Join the non-empty values of a list into text."""
+    """Join the non-empty values of a list into text (a single value as text)."""
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
         return separator.join(str(v) for v in value if v not in (None, ""))
     return str(value)
+
+
+def split(value: Any, separator: str | None = None) -> list[str]:
+    """Split text into a list (on whitespace by default); None is ``[]``.
+
+    Empty parts are dropped, so ``'a;;b' | split(';')`` is ``['a', 'b']``.
+    """
+    if value is None:
+        return []
+    return [part.strip() for part in str(value).split(separator) if part.strip()]
+
+
+#: Letters that Unicode decomposition does not reduce to ASCII.
+_TRANSLITERATIONS = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ø": "o",
+        "Ø": "O",
+        "đ": "d",
+        "Đ": "D",
+        "ð": "d",
+        "Ð": "D",
+        "þ": "th",
+        "Þ": "Th",
+        "ł": "l",
+        "Ł": "L",
+        "\u0131": "i",  # dotless i
+    }
+)
+
+
+def _normalize_text(value: Any) -> str:
+    decomposed = unicodedata.normalize("NFKD", str(value).translate(_TRANSLITERATIONS))
+    return decomposed.encode("ascii", "ignore").decode("ascii")
+
+
+def normalize(value: Any) -> Any:
+    """Text reduced to ASCII: accents stripped (``é`` → ``e``), ``ß`` → ``ss``, ``ø`` → ``o``…
+
+    Characters with no ASCII form are dropped. None stays None; lists value by value.
+    """
+    return _each(value, _normalize_text)
+
+
+def replace_chars(value: Any, characters: str, replacement: str = "") -> Any:
+    """Replace every one of ``characters`` by ``replacement`` (removed by default).
+
+    ``"O'Brien-Smith" | replace_chars("' -")`` is ``OBrienSmith``.
+    """
+    table = str.maketrans(dict.fromkeys(characters, replacement))
+    return _each(value, lambda item: str(item).translate(table))
+
+
+def to_datetime(value: Any) -> dt.datetime | None:
+    """A datetime from a datetime, a date or ISO 8601 text; naive values are taken as UTC.
+
+    None and '' are None; text that is not a date is an error.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        result = value
+    elif isinstance(value, dt.date):
+        result = dt.datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        try:
+            result = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an ISO 8601 date or time") from None
+    return result if result.tzinfo else result.replace(tzinfo=dt.UTC)
+
+
+def format_date(value: Any, format: str = "%Y-%m-%d") -> str | None:
+    """A date or time (or ISO 8601 text) formatted with ``strftime``; None stays None."""
+    moment = to_datetime(value)
+    return None if moment is None else moment.strftime(format)
 
 
 HELPERS: dict[str, Any] = {
@@ -91,7 +204,36 @@ HELPERS: dict[str, Any] = {
     "ldap_escape": ldap_escape,
     "now": now,
     "join_values": join_values,
+    "split": split,
+    "normalize": normalize,
+    "replace_chars": replace_chars,
+    "to_datetime": to_datetime,
+    "format_date": format_date,
 }
+
+
+def _text_filter(method: Callable[[str], str]) -> Callable[[Any], Any]:
+    return lambda value: _each(value, lambda item: method(str(item)))
+
+
+def _replace(value: Any, old: str, new: str, count: int | None = None) -> Any:
+    return _each(value, lambda item: str(item).replace(old, new, -1 if count is None else count))
+
+
+#: Jinja2 text filters replaced by versions that keep None and work on lists.
+TEXT_FILTERS: dict[str, Any] = {
+    "lower": _text_filter(str.lower),
+    "upper": _text_filter(str.upper),
+    "title": _text_filter(str.title),
+    "capitalize": _text_filter(str.capitalize),
+    "trim": _text_filter(str.strip),
+    "replace": _replace,
+}
+
+
+def join_text(values: Iterable[Any]) -> str:
+    """What ``~`` does: concatenate values as text, None as empty text."""
+    return "".join("" if value is None else str(value) for value in values)
 
 
 # --------------------------------------------------------------------------- objects
@@ -122,7 +264,7 @@ class AttributeView(Mapping[str, Any]):
             raise AttributeError(name)
         return self[name]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:
@@ -132,25 +274,93 @@ class AttributeView(Mapping[str, Any]):
         return name in self._values
 
 
-# --------------------------------------------------------------------------- compile
+# --------------------------------------------------------------------------- environment
+
+
+class _CodeGenerator(CodeGenerator):
+    """Jinja2's code generator, with ``~`` treating None as empty text."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.join_text((")
+        for argument in node.nodes:
+            self.visit(argument, frame)
+            self.write(", ")
+        self.write("))")
+
+
+def _power_too_large(base: Any, exponent: Any) -> bool:
+    if not (isinstance(base, int) and isinstance(exponent, int)) or abs(base) < 2:
+        return False
+    return exponent > 0 and base.bit_length() * exponent > MAX_POWER_BITS
+
+
+def _length(value: Any) -> int | None:
+    return len(value) if isinstance(value, (str, list, tuple)) else None
 
 
 class _Environment(SandboxedEnvironment):
+    """The sandbox, with attribute views read by name and ``*``/``**`` bounded."""
+
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.join_text = join_text
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if isinstance(obj, AttributeView):
             return not attr.startswith("_")
         return super().is_safe_attribute(obj, attr, value)
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, AttributeView) and not attribute.startswith("_"):
+            return obj[attribute]
+        return super().getattr(obj, attribute)
 
-def _build_environment(finalize: Any = None) -> SandboxedEnvironment:
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _power_too_large(left, right):
+            raise ExpressionError(f"'**' would build a number larger than {MAX_POWER_BITS} bits")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                size = _length(sequence)
+                if size is not None and isinstance(times, int) and size * times > MAX_REPEAT_LENGTH:
+                    raise ExpressionError(f"'*' would build more than {MAX_REPEAT_LENGTH} items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _dn_placeholder(value: Any) -> str:
+    """A DN template placeholder's value, RDN-escaped (None is empty); a list is an error.
+
+    An empty value makes an invalid DN (``uid=,ou=people…``), which the connector
+    rejects before provisioning (``invalid_generated_external_id`` on that object).
+    """
+    if isinstance(value, (list, tuple)):
+        raise ExpressionError(
+            f"a DN placeholder is multi-valued ({value!r}); use first(...) to pick one value"
+        )
+    return ldap_escape(value)
+
+
+def _build_environment(finalize: Callable[[Any], Any] | None = None) -> _Environment:
     env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=finalize)
     env.globals.update(HELPERS)
     env.filters.update(HELPERS)
+    env.filters.update(TEXT_FILTERS)
     return env
 
 
 _ENV = _build_environment()
-_DN_ENV = _build_environment(finalize=lambda value: ldap_escape(value))
+_DN_ENV = _build_environment(finalize=_dn_placeholder)
+
+
+def _failure(exc: BaseException) -> ExpressionError:
+    if isinstance(exc, ExpressionError):
+        return exc
+    return ExpressionError(f"{type(exc).__name__}: {exc}")
+
+
+# --------------------------------------------------------------------------- compile
 
 
 class CompiledExpression:
@@ -164,33 +374,40 @@ class CompiledExpression:
             raise ExpressionSyntaxError(f"{exc.message} in expression {source!r}") from None
 
     def evaluate(self, **context: Any) -> Any:
-        """Evaluate with ``cs``/``mv`` (AttributeViews) and any other names."""
+        """Evaluate with ``cs``/``mv`` (AttributeViews) and any other names.
+
+        Raises :class:`ExpressionError` whatever goes wrong, including reading a name
+        that is not defined.
+        """
         try:
             result = self._expr(**context)
-        except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
-            raise ExpressionError(f"{type(exc).__name__}: {exc}") from None
+            if isinstance(result, Undefined):
+                result._fail_with_undefined_error()
         except Exception as exc:
-            raise ExpressionError(f"{type(exc).__name__}: {exc}") from None
-        if hasattr(result, "_undefined_name") or type(result).__name__.endswith("Undefined"):
-            return None
+            raise _failure(exc) from None
         return result
 
 
 class CompiledTemplate:
-    """A compiled DN template: placeholders are RDN-escaped before they are put in."""
+    """A compiled DN template: placeholders are RDN-escaped before they are put in.
+
+    Whitespace around the template is ignored; None renders as empty text (the
+    connector then rejects the DN); a multi-valued placeholder is an
+    :class:`ExpressionError`.
+    """
 
     def __init__(self, source: str) -> None:
         self.source = source
         try:
-            self._template = _DN_ENV.from_string(source)
+            self._template = _DN_ENV.from_string(source.strip())
         except TemplateSyntaxError as exc:
             raise ExpressionSyntaxError(f"{exc.message} in template {source!r}") from None
 
     def render(self, **context: Any) -> str:
         try:
-            return self._template.render(**context).strip()
+            return self._template.render(**context)
         except Exception as exc:
-            raise ExpressionError(f"{type(exc).__name__}: {exc}") from None
+            raise _failure(exc) from None
 
 
 @lru_cache(maxsize=1024)
@@ -208,3 +425,50 @@ def compile_dn_template(source: str) -> CompiledTemplate:
 def is_true(value: Any) -> bool:
     """Scope truthiness: None, False, '' and [] are out of scope."""
     return bool(value)
+
+
+# --------------------------------------------------------------------------- inspection
+
+
+@dataclass(frozen=True)
+class NamesRead:
+    """What an expression reads, found without evaluating it.
+
+    ``unknown`` are the names it reads that are neither objects (``cs``, ``mv``) nor
+    helpers or Jinja2 globals — typos such as ``sc.status``. ``attributes`` maps
+    ``cs``/``mv`` to the attribute names read as ``cs.name`` or ``cs['name']``.
+    ``objects`` are the object names (``cs``, ``mv``) it reads at all.
+    """
+
+    unknown: frozenset[str]
+    objects: frozenset[str]
+    attributes: Mapping[str, frozenset[str]]
+
+
+def names_read(source: str, *, template: bool = False) -> NamesRead:
+    """The names and attributes an expression (or a DN template) reads.
+
+    Raises :class:`ExpressionSyntaxError` when it does not parse.
+    """
+    env = _DN_ENV if template else _ENV
+    text = source.strip() if template else "{{ " + source + " }}"
+    try:
+        tree = env.parse(text)
+    except TemplateSyntaxError as exc:
+        kind = "template" if template else "expression"
+        raise ExpressionSyntaxError(f"{exc.message} in {kind} {source!r}") from None
+    variables = find_undeclared_variables(tree)
+    attributes: dict[str, set[str]] = {name: set() for name in OBJECT_NAMES}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if not (isinstance(target, nodes.Name) and target.name in attributes):
+            continue
+        if isinstance(node, nodes.Getattr):
+            attributes[target.name].add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            attributes[target.name].add(node.arg.value)
+    return NamesRead(
+        unknown=frozenset(variables - set(OBJECT_NAMES) - set(env.globals)),
+        objects=frozenset(variables & set(OBJECT_NAMES)),
+        attributes={name: frozenset(found) for name, found in attributes.items()},
+    )
