@@ -311,6 +311,11 @@ class ExportRun:
                 details={"system": self.system.name},
             )
             return
+        change = (
+            ObjectChangeType.PROVISIONED
+            if pe.change_type == PendingExportChangeType.CREATE
+            else ObjectChangeType.EXPORTED
+        )
         cso.attributes = apply_changes(cso.attributes, item.sent)
         if result.external_id:
             cso.external_id = result.external_id
@@ -331,11 +336,6 @@ class ExportRun:
         pe.last_error = ""
         pe.next_retry_at = None
         writes.pes.append(pe)
-        change = (
-            ObjectChangeType.PROVISIONED
-            if pe.change_type == PendingExportChangeType.CREATE
-            else ObjectChangeType.EXPORTED
-        )
         self.recorder.item(
             change,
             external_id=cso.secondary_external_id or cso.external_id,

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.db import models
 
+from connectors.choices import AttributeDataType
 from connectors.models import (
     ConnectedSystem,
     ConnectedSystemAttribute,
@@ -145,6 +146,7 @@ class Applier:
         self._systems()
         self._authoritative_systems()
         self._sync_rules()
+        self._inferred_attributes()
         if self.config.schedules is not None:
             self._schedules()
         if self.prune:
@@ -354,6 +356,55 @@ class Applier:
                 changed.append("flows")
             if changed:
                 self._record(UPDATE, "sync rule", decl.name, _keys(changed, _RULE_KEYS))
+
+    def _inferred_attributes(self) -> None:
+        """Connected-system attributes whose kind the sync rules imply.
+
+        A CS attribute that flows into a metaverse reference, or that an export rule
+        fills from one, holds references (an LDAP ``manager``, a group's ``member``);
+        one an export rule fills from a multi-valued metaverse attribute is multi-valued.
+        Recorded in the schema so that import resolves the values into CSO links and
+        export turns them back into DNs, whether or not the file declares them.
+        """
+        mv_attributes = {(a.object_type_id, a.name): a for a in MetaverseAttribute.objects.all()}
+        wanted: dict[tuple[int, str], dict[str, Any]] = {}
+        rules = SyncRule.objects.filter(name__in=[r.name for r in self.config.rules])
+        for rule in rules.prefetch_related("flows"):
+            for flow in rule.flows.all():
+                if flow.kind != FlowKind.DIRECT:
+                    continue
+                export = rule.direction == SyncRuleDirection.EXPORT
+                mv_name, cs_name = (
+                    (flow.source, flow.target) if export else (flow.target, flow.source)
+                )
+                mv = mv_attributes.get((rule.mv_object_type_id, mv_name))
+                if mv is None:
+                    continue
+                kind: dict[str, Any] = {}
+                if mv.data_type == AttributeDataType.REFERENCE:
+                    kind["data_type"] = AttributeDataType.REFERENCE
+                if export and mv.multivalued:
+                    kind["multivalued"] = True
+                if kind:
+                    wanted.setdefault((rule.cs_object_type_id, cs_name), {}).update(kind)
+        if not wanted:
+            return
+        existing = {
+            (a.object_type_id, a.name): a
+            for a in ConnectedSystemAttribute.objects.filter(
+                object_type_id__in={type_id for type_id, _ in wanted}
+            )
+        }
+        labels = {t.pk: f"{system}/{name}" for (system, name), t in self.object_types.items()}
+        for (type_id, name), kind in wanted.items():
+            stored = existing.get((type_id, name))
+            label = f"{labels.get(type_id, type_id)}.{name}"
+            if stored is None:
+                ConnectedSystemAttribute.objects.create(object_type_id=type_id, name=name, **kind)
+                self._record(CREATE, "attribute", label)
+            elif changed := _assign(stored, kind):
+                stored.save(update_fields=changed)
+                self._record(UPDATE, "attribute", label, _keys(changed, _ATTRIBUTE_KEYS))
 
     def _rule_values(self, decl: RuleDecl, precedence: int) -> dict[str, Any]:
         system = self.systems[decl.connected_system]
