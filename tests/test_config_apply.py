@@ -131,7 +131,7 @@ def test_the_example_applies(ldap_password: str) -> None:
 
     assert status == 0, err
     assert "created connected system 'HR'" in out
-    assert out.strip().endswith("30 created, 0 updated, 0 removed.")
+    assert out.strip().endswith("31 created, 0 updated, 0 removed.")  # + inferred manager reference
     assert set(MetaverseObjectType.objects.values_list("name", flat=True)) == {"person", "group"}
     assert MetaverseAttribute.objects.filter(object_type__name="person").count() == 9
     member = MetaverseAttribute.objects.get(object_type__name="group", name="member")
