@@ -1,0 +1,241 @@
+"""The whole first cycle, timed: HR CSV → import → sync → export to slapd → confirming import.
+
+    DATABASE_URL=postgresql://root@127.0.0.1:5432/jim_bench \\
+        .venv/bin/python -m bench.cycle_bench --people 10000
+
+Sets up the spec's example configuration (HR CSV → a private slapd started for the
+run) with ``jim apply``, generates N people, and runs, each through the runner as
+``jim run`` does: HR Full Import, HR Full Sync (projection + provisioning pending
+exports), Directory Export, Directory Full Import (the confirming import), then a
+delta sync of 100 changed people. Prints objects/s and the peak resident memory after
+each phase, and beside the export the floor: raw ldap3 adds of the same entries to
+the same slapd, pipelined (ASYNC strategy, a window of requests in flight).
+Use a scratch database: the bench's objects are deleted first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.import_bench import PhaseClock, _peak_mb, _setup_django
+
+CONFIG = """
+version: 1
+metaverse:
+  object_types:
+    person:
+      attributes:
+        employeeId: text
+        accountName: text
+        givenName: text
+        sn: text
+        displayName: text
+        department: text
+        title: text
+        employeeStatus: text
+        manager: reference
+connected_systems:
+  - name: HR
+    connector: csv
+    settings: {{path: hr.csv}}
+    object_types:
+      - name: person
+        external_id: employeeId
+        attributes:
+          managerId: {{type: reference, references: person}}
+    deletion_threshold: 20%
+    run_profiles:
+      - {{name: Full Import, type: full_import}}
+      - {{name: Full Sync, type: full_sync}}
+      - {{name: Delta Sync, type: delta_sync}}
+  - name: Directory
+    connector: ldap
+    settings:
+      url: {url}
+      bind_dn: {admin_dn}
+      bind_password: ${{JIM_BENCH_LDAP_PASSWORD}}
+      base_dn: {base}
+      page_size: 1000
+    object_types:
+      - name: inetOrgPerson
+        container: ou=people,{base}
+        external_id: entryUUID
+        secondary_external_id: dn
+    run_profiles:
+      - {{name: Full Import, type: full_import}}
+      - {{name: Export, type: export}}
+sync_rules:
+  - name: HR people in
+    connected_system: HR
+    direction: import
+    object_type: person
+    metaverse_object_type: person
+    join: [{{cs: employeeId, mv: employeeId}}]
+    project: true
+    flows:
+      - {{mv: employeeId, from: employeeId}}
+      - {{mv: givenName, from: firstName}}
+      - {{mv: sn, from: lastName}}
+      - {{mv: displayName, expression: "cs.firstName ~ ' ' ~ cs.lastName"}}
+      - {{mv: accountName, from: accountName}}
+      - {{mv: department, from: department}}
+      - {{mv: title, from: title}}
+      - {{mv: employeeStatus, from: status}}
+      - {{mv: manager, from: managerId}}
+  - name: Directory people out
+    connected_system: Directory
+    direction: export
+    object_type: inetOrgPerson
+    metaverse_object_type: person
+    scope: "mv.employeeStatus != 'Terminated'"
+    provision: true
+    dn: "uid={{{{ mv.accountName }}}},ou=people,{base}"
+    deprovision: delete
+    flows:
+      - {{cs: uid, from: accountName}}
+      - {{cs: cn, from: displayName}}
+      - {{cs: sn, from: sn}}
+      - {{cs: givenName, from: givenName}}
+      - {{cs: departmentNumber, from: department}}
+      - {{cs: title, from: title}}
+      - {{cs: mail, expression: "(mv.accountName ~ '@example.org') | lower"}}
+      - {{cs: manager, from: manager}}
+"""
+
+
+def _run(system: str, profile: str) -> dict[str, Any]:
+    from connectors.models import RunProfile
+    from connectors.runner import execute, start_activity
+
+    run_profile = RunProfile.objects.get(connected_system__name=system, name=profile)
+    activity = start_activity(run_profile.connected_system, run_profile, initiated_by_name="bench")
+    clock = PhaseClock()
+    begin = time.perf_counter()
+    activity = execute(activity, on_progress=clock)
+    seconds = time.perf_counter() - begin
+    if activity.status not in ("complete", "complete_with_errors"):
+        sys.exit(f"bench: {system} {profile} ended {activity.status}: {activity.message}")
+    return {
+        "step": f"{system} {profile}",
+        "seconds": seconds,
+        "objects": activity.objects_processed,
+        "counts": activity.counts,
+        "errors": activity.error_count,
+        "peak_mb": _peak_mb(),
+    }
+
+
+def _floor(slapd: Any, base: str, count: int, window: int = 64) -> float:
+    """Raw pipelined ldap3 adds of ``count`` entries like JIM's: adds per second."""
+    import ldap3
+
+    server = ldap3.Server(slapd.host, port=slapd.port)
+    connection = ldap3.Connection(
+        server, slapd.admin_dn, slapd.admin_password, client_strategy=ldap3.ASYNC, auto_bind=True
+    )
+    connection.add(f"ou=floor,{base}", ["organizationalUnit"])
+    begin = time.perf_counter()
+    pending: list[int] = []
+    for n in range(count):
+        pending.append(
+            connection.add(
+                f"uid=floor{n},ou=floor,{base}",
+                ["inetOrgPerson"],
+                {
+                    "uid": f"floor{n}",
+                    "cn": f"Floor {n}",
+                    "sn": "Floor",
+                    "givenName": "F",
+                    "mail": f"floor{n}@example.org",
+                    "departmentNumber": "Bench",
+                    "title": "T",
+                },
+            )
+        )
+        if len(pending) >= window:
+            connection.get_response(pending.pop(0))
+    for message_id in pending:
+        connection.get_response(message_id)
+    rate = count / (time.perf_counter() - begin)
+    connection.unbind()
+    return rate
+
+
+def _change_people(count: int) -> None:
+    """``count`` people change surname in the HR connector space, as an import would."""
+    from connectors.models import ConnectorSpaceObject
+
+    changed = list(
+        ConnectorSpaceObject.objects.filter(connected_system__name="HR").order_by("?")[:count]
+    )
+    for cso in changed:
+        cso.attributes["lastName"] = [cso.attributes["lastName"][0] + "-Changed"]
+        cso.sync_pending = True
+    ConnectorSpaceObject.objects.bulk_update(changed, ["attributes", "sync_pending"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=100)
+    args = parser.parse_args(argv)
+    _setup_django()
+    from django.core.management import call_command
+
+    from bench.generate import write_people_csv
+    from connectors.models import ConnectedSystem
+    from metaverse.models import MetaverseObject, MetaverseObjectType, SyncRule
+    from tests.support.slapd import start_slapd
+
+    SyncRule.objects.all().delete()
+    ConnectedSystem.objects.all().delete()
+    MetaverseObject.objects.all().delete()
+    MetaverseObjectType.objects.all().delete()
+    slapd = start_slapd()
+    try:
+        os.environ["JIM_BENCH_LDAP_PASSWORD"] = slapd.admin_password
+        with tempfile.TemporaryDirectory() as folder:
+            write_people_csv(Path(folder) / "hr.csv", args.people)
+            config = Path(folder) / "jim.yaml"
+            config.write_text(
+                CONFIG.format(url=slapd.url, admin_dn=slapd.admin_dn, base=slapd.base_dn)
+            )
+            call_command("jim", "apply", str(config), stdout=open(os.devnull, "w"))  # noqa: SIM115
+            steps = [
+                _run("HR", "Full Import"),
+                _run("HR", "Full Sync"),
+                _run("Directory", "Export"),
+                _run("Directory", "Full Import"),
+            ]
+            _change_people(args.changes)
+            steps.append(_run("HR", "Delta Sync"))
+        floor = _floor(slapd, slapd.base_dn, min(args.people, 20_000))
+    finally:
+        slapd.destroy()
+    print(f"Full cycle for {args.people:,} people (load {os.getloadavg()[0]:.1f}):")
+    total = 0.0
+    for step in steps:
+        rate = step["objects"] / step["seconds"] if step["seconds"] else 0
+        total += step["seconds"] if step["step"] != "HR Delta Sync" else 0
+        print(
+            f"  {step['step']:<22} {step['seconds']:8.1f} s {rate:9,.0f} objects/s  "
+            f"peak {step['peak_mb']:6.0f} MB  {step['counts']}"
+            + (f"  errors {step['errors']}" if step["errors"] else "")
+        )
+    print(f"  first cycle total      {total:8.1f} s")
+    export = steps[2]
+    print(
+        f"  export floor (raw pipelined ldap3 adds): {floor:,.0f} adds/s; JIM's export "
+        f"{export['objects'] / export['seconds']:,.0f}/s "
+        f"({floor / (export['objects'] / export['seconds']):.2f}x the floor's time)"
+    )
+
+
+if __name__ == "__main__":
+    main()

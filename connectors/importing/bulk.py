@@ -1,0 +1,263 @@
+"""Fast bulk reads and writes of plain rows on PostgreSQL.
+
+Django's ``bulk_create`` sends PostgreSQL arrays (``UNNEST``) and ``bulk_update`` a
+``CASE`` per column; both spend most of their time in Python escaping values (JSON
+documents especially), and building a model instance per row costs more than the
+rest of the import's work on it: about 2,000 CSOs a second on this project's
+hardware. Here rows are plain dicts of column values and a batch travels as one
+JSON document that the server expands with ``jsonb_to_recordset``: one parameter, no
+escaping, no model instances — ten times faster. Lookups by many values use one
+array parameter (:func:`one_of`). On other databases (SQLite) Django's own
+methods do the same work.
+
+Like ``bulk_create``: no ``save()``, no signals; defaults and ``auto_now`` /
+``auto_now_add`` are filled in. Inserted rows' primary keys are returned in the order
+of the rows given (the order PostgreSQL inserts and returns the rows of
+``INSERT … SELECT`` in, which Django's own bulk insert relies on too).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import BooleanField, DateTimeField, Field, JSONField, Model, Q
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+BATCH_SIZE = 1000
+
+Row = Mapping[str, Any]
+
+
+def insert_rows(model: type[Model], rows: Sequence[Row], *, returning: bool = True) -> list[int]:
+    """Insert rows (column name → value, the same columns in every row); columns not
+    given get their defaults, and rows that hold their ``id`` keep it. Returns the new
+    pks, in order, when ``returning``.
+
+    On PostgreSQL the rows are sent with ``COPY`` (the server's cheapest way in), with
+    primary keys drawn from the table's sequence beforehand when they are wanted.
+    """
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        objs = model.objects.bulk_create([model(**row) for row in rows], batch_size=BATCH_SIZE)
+        return [obj.pk for obj in objs] if returning else []
+    meta = model._meta
+    given = list(rows[0])
+    by_column = {f.column: f for f in meta.concrete_fields}
+    json_indexes = [n for n, c in enumerate(given) if isinstance(by_column[c], JSONField)]
+    now = timezone.now()
+    constants = {
+        f.column: now if _stamped(f) else f.get_default()
+        for f in meta.concrete_fields
+        if not f.primary_key and f.column not in given
+    }
+    for column, value in constants.items():
+        if isinstance(by_column[column], JSONField):
+            constants[column] = _json(value)
+    columns = [*given, *constants]
+    if returning:
+        columns.insert(0, meta.pk.column)
+    table = connection.ops.quote_name(meta.db_table)
+    copy = f"COPY {table} ({', '.join(map(connection.ops.quote_name, columns))}) FROM STDIN"
+    trailer = tuple(constants.values())
+    pks: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), BATCH_SIZE):
+            batch = rows[start : start + BATCH_SIZE]
+            ids = _next_ids(cursor, meta, len(batch)) if returning else []
+            with cursor.cursor.copy(copy) as stream:
+                for n, row in enumerate(batch):
+                    values = [row[column] for column in given]
+                    for index in json_indexes:
+                        values[index] = _json(values[index])
+                    lead = (ids[n],) if returning else ()
+                    stream.write_row((*lead, *values, *trailer))
+            pks.extend(ids)
+    return pks
+
+
+def allocate_ids(model: type[Model], count: int) -> list[int]:
+    """``count`` new primary keys from the table's sequence, in increasing order
+    (PostgreSQL). Rows inserted with them later keep them."""
+    if not count:
+        return []
+    with connection.cursor() as cursor:
+        return _next_ids(cursor, model._meta, count)
+
+
+def _next_ids(cursor: Any, meta: Any, count: int) -> list[int]:
+    sequence = _sequences.get(meta.db_table)
+    if sequence is None:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [meta.db_table, meta.pk.column])
+        sequence = _sequences[meta.db_table] = cursor.fetchone()[0]
+    cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count])
+    return [pk for (pk,) in cursor.fetchall()]
+
+
+#: table → its primary key's sequence (looked up once per process)
+_sequences: dict[str, str] = {}
+
+
+def update_rows(
+    model: type[Model],
+    rows: Sequence[Row],
+    columns: Sequence[str],
+    *,
+    merge: Sequence[str] = (),
+) -> None:
+    """Write ``columns`` of existing rows; each row holds ``id`` and those columns.
+
+    Columns in ``merge`` (JSON objects) are merged into the current value — only the
+    keys given change — instead of replacing it.
+    """
+    if not rows:
+        return
+    meta = model._meta
+    if connection.vendor != "postgresql":
+        _update_rows_portably(model, rows, columns, merge)
+        return
+    fields = [next(f for f in meta.concrete_fields if f.column == c) for c in columns]
+    table = connection.ops.quote_name(meta.db_table)
+    pk = _quoted(meta.pk)
+    assignments = ", ".join(
+        f"{_quoted(f)} = "
+        + (f"t.{_quoted(f)} || x.{_quoted(f)}" if f.column in merge else f"x.{_quoted(f)}")
+        for f in fields
+    )
+    sql = (
+        f"UPDATE {table} AS t SET {assignments} "
+        f"FROM jsonb_to_recordset(%s::jsonb) AS x({_definitions([meta.pk, *fields])}) "
+        f"WHERE t.{pk} = x.{pk}"
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), BATCH_SIZE):
+            cursor.execute(sql, [_dumps(rows[start : start + BATCH_SIZE])])
+
+
+def _update_rows_portably(
+    model: type[Model], rows: Sequence[Row], columns: Sequence[str], merge: Sequence[str]
+) -> None:
+    meta = model._meta
+    by_column = {f.column: f for f in meta.concrete_fields}
+    current: dict[Any, dict[str, Any]] = {}
+    if merge:
+        names = [by_column[c].attname for c in merge]
+        ids = [row["id"] for row in rows]
+        for values in model.objects.filter(pk__in=ids).values("pk", *names):
+            current[values["pk"]] = values
+    objs = []
+    for row in rows:
+        values = {by_column[c].attname: v for c, v in row.items()}
+        for column in merge:
+            name = by_column[column].attname
+            values[name] = {**(current.get(row["id"], {}).get(name) or {}), **values[name]}
+        objs.append(model(**values))
+    model.objects.bulk_update(objs, [by_column[c].name for c in columns], batch_size=500)
+
+
+def insert_instances(objs: Sequence[Model]) -> None:
+    """Insert unsaved model instances of one model, without reading their pks back."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs, batch_size=BATCH_SIZE)
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and not _stamped(f)]
+    insert_rows(
+        model,
+        [{f.column: getattr(obj, f.attname) for f in fields} for obj in objs],
+        returning=False,
+    )
+
+
+def one_of(column: str, values: Iterable[str]) -> Any:
+    """A filter "``column`` is one of ``values``" for many values.
+
+    On PostgreSQL ``column = ANY(%s)`` with one array parameter: a short statement
+    whose plan is an index scan even before the table has statistics (an ``IN
+    (SELECT …)`` was planned as a scan of every row per value on a fresh table).
+    Elsewhere ``column__in``.
+    """
+    values = list(values)
+    if connection.vendor != "postgresql":
+        return Q(**{f"{column}__in": values})
+    return RawSQL(
+        f"{connection.ops.quote_name(column)} = ANY(%s)", [values], output_field=BooleanField()
+    )
+
+
+class PlannerStatistics:
+    r"""Keeps PostgreSQL's planner statistics of a table current while a run fills it.
+
+    A table that had few rows when it was last analysed keeps being planned as small
+    (autovacuum analyses once a minute at best): an import filling it from nothing
+    then gets a scan of every row for each page's lookup, and slows down with every
+    page. :meth:`grew` analyses the given columns each time the rows added since the
+    last analysis reach the number known then (5,000 at least): a handful of quick
+    ``ANALYZE``\ s per run, whatever its size. Call it where the rows are written (it
+    uses that thread's connection).
+    """
+
+    MINIMUM = 5000
+    SAMPLE_TARGET = 10
+
+    def __init__(self, model: type[Model], columns: Sequence[str], known_rows: int) -> None:
+        self.table = connection.ops.quote_name(model._meta.db_table)
+        self.columns = ", ".join(connection.ops.quote_name(c) for c in columns)
+        self.known = known_rows
+        self.added = 0
+
+    def grew(self, rows: int) -> None:
+        self.added += rows
+        if self.added < max(self.MINIMUM, self.known) or connection.vendor != "postgresql":
+            return
+        with transaction.atomic(), connection.cursor() as cursor:
+            # A small sample is plenty to tell a big table from an empty one, and ten
+            # times cheaper than the default; autovacuum refines it later.
+            cursor.execute(f"SET LOCAL default_statistics_target = {self.SAMPLE_TARGET}")
+            cursor.execute(f"ANALYZE {self.table} ({self.columns})")
+        self.known += self.added
+        self.added = 0
+
+
+def _stamped(field: Field) -> bool:
+    """True for ``auto_now``/``auto_now_add`` fields: written with the current time."""
+    return isinstance(field, DateTimeField) and (field.auto_now or field.auto_now_add)
+
+
+def _quoted(field: Field) -> str:
+    return connection.ops.quote_name(field.column)
+
+
+def _definitions(fields: Sequence[Field]) -> str:
+    """``"column" type, …`` for jsonb_to_recordset (without length limits)."""
+    return ", ".join(
+        f"{_quoted(field)} {field.db_type(connection).split('(')[0]}" for field in fields
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} cannot be written in bulk")
+
+
+#: One encoder for every value (``json.dumps`` with options builds one per call).
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json(value: Any) -> str:
+    """A JSON column's value as text (the common empty document without encoding)."""
+    if type(value) is dict and not value:
+        return "{}"
+    return _ENCODER.encode(value)
+
+
+def _dumps(rows: Sequence[Row]) -> str:
+    return _ENCODER.encode(list(rows))
