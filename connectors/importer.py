@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from connectors.activity import ActivityRecorder, RunFailed
@@ -75,6 +76,7 @@ from connectors.schema import (
     discovered_attributes,
     object_type_spec,
 )
+from exports.confirmation import confirm_exports
 
 logger = logging.getLogger(__name__)
 
@@ -319,13 +321,27 @@ class ImportRun:
 
         This runs in the import's own thread, after the page's transaction.
         """
-        # Confirming-import reconciliation of pending exports (seed 002) belongs here:
-        # every CSO the page imported (writes.creates, .updates and .unchanged) is
-        # persisted with its imported values, and the run's counts do not include the
-        # page yet.
+        # Confirming import (seed 002): every CSO the page imported is persisted with
+        # its imported values; reconcile their exported pending exports.
+        with transaction.atomic():
+            confirm_exports(
+                self.system,
+                [*writes.creates, *writes.updates, *writes.unchanged],
+                self.recorder,
+                multivalued=self._multivalued,
+                dn_key=self.connector.secondary_id_key,
+            )
         for change_type, _, _ in writes.items:
             self.recorder.counts[change_type] += 1
         self.identities.committed([cso.external_id for cso in writes.creates])
+
+    def _multivalued(self, object_type_id: int) -> frozenset[str]:
+        for import_type in self.types.values():
+            if import_type.id == object_type_id:
+                return frozenset(
+                    name for name, spec in import_type.spec.attributes.items() if spec.multivalued
+                ) | frozenset(import_type.multivalued_seen)
+        return frozenset()
 
     def _record_unreadable(self, errors: list[ImportObjectError]) -> None:
         """Objects the connector could not read: an RPEI each; protect their CSOs."""

@@ -47,7 +47,7 @@ def confirm_exports(
     ``multivalued(object_type_id)`` names the multi-valued attributes of a type;
     ``dn_key`` normalises DNs (the connector's ``secondary_id_key``).
     """
-    by_id = {cso.pk: cso for cso in csos if cso.pk}
+    by_id = {cso.id: cso for cso in csos if cso.id}
     if not by_id:
         return
     pes = list(
@@ -113,7 +113,7 @@ def _not_confirmed(
             f"{target}: {names} still not as exported after {pe.error_count} attempts; "
             "manual intervention required",
             external_id=target,
-            cs_object_id=cso.pk,
+            cs_object_id=cso.id,
             pending_export_id=pe.pk,
         )
         return
