@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,10 +25,23 @@ _PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on at the moment of asking."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a TCP port on 127.0.0.1 that nothing listens on at the moment of asking.
+
+    Ports come from below the kernel's ephemeral range (32768+), in a block of its own
+    for each pytest-xdist worker: a server stopped by a test gets its ports back on
+    restart, so no client connection and no other worker's server may take them.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    index = int(worker[2:]) + 1 if worker[2:].isdigit() else 0
+    start = 20000 + index * 1000
+    for port in random.sample(range(start, start + 1000), 1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + 999}")
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
