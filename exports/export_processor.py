@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from django.db import transaction
@@ -24,7 +23,6 @@ from django.utils import timezone
 
 from connectors.activity import ActivityRecorder, RunFailed
 from connectors.base import (
-    AttributeSpec,
     Connector,
     ConnectorError,
     ExportAttributeChange,
@@ -40,7 +38,7 @@ from connectors.models import (
     ConnectedSystemObjectType,
     ConnectorSpaceObject,
 )
-from connectors.registry import get_connector_class
+from connectors.schema import connector_for, object_type_spec
 from exports.changes import apply_changes
 from exports.choices import (
     ApprovalState,
@@ -102,7 +100,7 @@ class ExportRun:
         self.system = activity.connected_system
         self.connector: Connector | None = None
         self.types = {
-            t.pk: _object_type_spec(t)
+            t.pk: object_type_spec(t)
             for t in ConnectedSystemObjectType.objects.filter(
                 connected_system=self.system
             ).prefetch_related("attributes")
@@ -116,9 +114,7 @@ class ExportRun:
         release_stale_executing(self.system)
         total = executable_exports(self.system).count()
         self.recorder.progress(total=total, processed=0, phase=ActivityPhase.EXPORTING)
-        connector_class = get_connector_class(self.system.connector)
-        base_dir = Path(self.system.config_base_dir) if self.system.config_base_dir else None
-        self.connector = connector_class(self.system.all_settings(), base_dir=base_dir)
+        self.connector = connector_for(self.system)
         try:
             self._export_all()
         finally:
@@ -422,22 +418,3 @@ class _Writes:
             status=AttributeChangeStatus.FAILED
         )
         ConnectorSpaceObject.objects.filter(pk__in=self.deleted_csos).delete()
-
-
-def _object_type_spec(object_type: ConnectedSystemObjectType) -> ObjectTypeSpec:
-    return ObjectTypeSpec(
-        name=object_type.name,
-        external_id_attribute=object_type.external_id_attribute,
-        secondary_external_id_attribute=object_type.secondary_external_id_attribute,
-        container=object_type.container,
-        attributes={
-            a.name: AttributeSpec(
-                name=a.name,
-                data_type=a.data_type,
-                multivalued=a.multivalued,
-                writable=a.writability != "read_only",
-                references=a.references,
-            )
-            for a in object_type.attributes.all()
-        },
-    )

@@ -9,7 +9,6 @@ object never queries the configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from jinja2 import nodes
@@ -17,7 +16,7 @@ from jinja2 import nodes
 from connectors.base import Connector
 from connectors.choices import AttributeDataType
 from connectors.models import ConnectedSystem, ConnectedSystemObjectType
-from connectors.registry import get_connector_class
+from connectors.schema import connector_for
 from metaverse.choices import DeletionRule, FlowKind, SyncRuleDirection
 from metaverse.expressions import (
     CompiledExpression,
@@ -126,7 +125,7 @@ class RuleSet:
                 name=system.name,
                 approval_mode=system.approval_mode,
                 max_retries=system.export_max_retries,
-                connector=_connector_for(system),
+                connector=connector_for(system),
             )
         for cs_type in ConnectedSystemObjectType.objects.prefetch_related("attributes"):
             ruleset.cs_types[cs_type.pk] = _cs_type_info(cs_type)
@@ -161,12 +160,6 @@ class RuleSet:
         """
         other = self.precedence.get(other_rule_id)
         return other is None or self.precedence.get(rule_id, 1 << 30) < other
-
-
-def _connector_for(system: ConnectedSystem) -> Connector:
-    connector_class = get_connector_class(system.connector)
-    base_dir = Path(system.config_base_dir) if system.config_base_dir else None
-    return connector_class(system.all_settings(), base_dir=base_dir)
 
 
 def _cs_type_info(cs_type: ConnectedSystemObjectType) -> CsTypeInfo:
