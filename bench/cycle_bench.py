@@ -104,7 +104,7 @@ sync_rules:
       - {{cs: givenName, from: givenName}}
       - {{cs: departmentNumber, from: department}}
       - {{cs: title, from: title}}
-      - {{cs: mail, expression: "(mv.accountName ~ '@example.org') | lower"}}
+      - {{cs: mail, expression: "((mv.accountName | normalize) ~ '@example.org') | lower"}}
       - {{cs: manager, from: manager}}
 """
 
@@ -116,14 +116,17 @@ def _run(system: str, profile: str) -> dict[str, Any]:
     run_profile = RunProfile.objects.get(connected_system__name=system, name=profile)
     activity = start_activity(run_profile.connected_system, run_profile, initiated_by_name="bench")
     clock = PhaseClock()
-    begin = time.perf_counter()
+    begin, cpu = time.perf_counter(), time.process_time()
     activity = execute(activity, on_progress=clock)
     seconds = time.perf_counter() - begin
+    cpu = time.process_time() - cpu
     if activity.status not in ("complete", "complete_with_errors"):
         sys.exit(f"bench: {system} {profile} ended {activity.status}: {activity.message}")
     return {
         "step": f"{system} {profile}",
         "seconds": seconds,
+        "cpu_seconds": cpu,
+        "server_seconds": clock.server_seconds(),
         "objects": activity.objects_processed,
         "counts": activity.counts,
         "errors": activity.error_count,

@@ -1,7 +1,8 @@
 """Recording what a run does: RPEIs, counts, progress, heartbeat and cancellation.
 
 Every processor (import, sync, export) reports through an :class:`ActivityRecorder`.
-RPEIs are buffered and written with ``bulk_create``; counts and progress are written
+RPEIs are buffered as plain rows and written with ``COPY`` (:mod:`jim_project.bulk`),
+each batch in a savepoint so a failed write leaves the run usable; counts and progress are written
 to the activity row with ``filter(pk=…).update(…)`` so the live page and
 ``jim activity`` read the truth while the run goes on, and a crashed worker never
 leaves a lie behind.
@@ -13,11 +14,12 @@ import time
 from collections import Counter
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from connectors.choices import ActivityPhase, ObjectChangeType
 from connectors.models import Activity, RunProfileExecutionItem
-from jim_project.bulk import bulk_insert
+from jim_project.bulk import insert_rows
 
 #: Write progress to the database at most this often (seconds).
 PROGRESS_INTERVAL = 0.5
@@ -51,7 +53,7 @@ class ActivityRecorder:
         self.processed = activity.objects_processed
         self.total = activity.objects_total
         self.phase = activity.phase
-        self._buffer: list[RunProfileExecutionItem] = []
+        self._buffer: list[dict[str, Any]] = []
         self._last_write = 0.0
 
     # -- RPEIs ----------------------------------------------------------------
@@ -74,17 +76,17 @@ class ActivityRecorder:
         if error_type:
             self.error_count += 1
         self._buffer.append(
-            RunProfileExecutionItem(
-                activity_id=self.activity.pk,
-                change_type=change_type,
-                error_type=error_type,
-                message=message,
-                external_id=(external_id or "")[:2000],
-                cs_object_id=cs_object_id,
-                metaverse_object_id=metaverse_object_id,
-                pending_export_id=pending_export_id,
-                details=details or {},
-            )
+            {
+                "activity_id": self.activity.pk,
+                "change_type": change_type,
+                "error_type": error_type,
+                "message": message,
+                "external_id": (external_id or "")[:2000],
+                "cs_object_id": cs_object_id,
+                "metaverse_object_id": metaverse_object_id,
+                "pending_export_id": pending_export_id,
+                "details": details or {},
+            }
         )
         if len(self._buffer) >= RPEI_BATCH:
             self.flush()
@@ -103,25 +105,20 @@ class ActivityRecorder:
             change_type, error_type=error_type, message=message, external_id=external_id, **ids
         )
 
-    def discard_items(self, predicate: Any) -> int:
-        """Drop buffered (not yet written) RPEIs for which ``predicate(item)`` is true.
+    def count(self, change_type: str, number: int = 1) -> None:
+        """Count RPEIs that were written without the recorder (the importer writes a
+        page's RPEIs in the page's own transaction, then counts them here)."""
+        self.counts[change_type] += number
 
-        Used when a decision is revised inside one page (both objects of a same-batch
-        duplicate are errors, not one ``added`` and one error).
-        """
-        kept: list[RunProfileExecutionItem] = []
-        dropped = 0
+    def discard_buffered(self) -> None:
+        """Drop the RPEIs not yet written, and their counts (they may point at rows a
+        failed transaction rolled back)."""
         for rpei in self._buffer:
-            if predicate(rpei):
-                dropped += 1
-                if rpei.change_type != ObjectChangeType.NONE:
-                    self.counts[rpei.change_type] -= 1
-                if rpei.error_type:
-                    self.error_count -= 1
-            else:
-                kept.append(rpei)
-        self._buffer = kept
-        return dropped
+            if rpei["change_type"] != ObjectChangeType.NONE:
+                self.counts[rpei["change_type"]] -= 1
+            if rpei["error_type"]:
+                self.error_count -= 1
+        self._buffer = []
 
     # -- progress --------------------------------------------------------------
 
@@ -158,7 +155,8 @@ class ActivityRecorder:
     def flush(self) -> None:
         """Write buffered RPEIs and the current counters."""
         if self._buffer:
-            bulk_insert(self._buffer, batch_size=1000)
+            with transaction.atomic():  # a savepoint inside a run's transaction
+                insert_rows(RunProfileExecutionItem, self._buffer, returning=False)
             self._buffer = []
         self._write(time.monotonic())
 

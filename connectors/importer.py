@@ -6,7 +6,7 @@ page (existing CSOs of the page, pending-provisioning CSOs by DN, referenced CSO
 and written in one transaction per page — new CSOs, changed CSOs and the RPEIs of
 what happened to them — by a :class:`~connectors.importing.writer.PageWriter`, in the
 background while the next page is read when it can. CSOs are handled as plain rows
-and written with :mod:`connectors.importing.bulk`. Per object, in the seed's order:
+and written with :mod:`jim_project.bulk`. Per object, in the seed's order:
 
 1. duplicate attribute names → ``duplicate_imported_attributes``;
 2. object type not among the selected ones → ``could_not_match_object_type``;
@@ -52,7 +52,6 @@ from connectors.choices import (
     ObjectChangeType,
     RpeiErrorType,
 )
-from connectors.importing.bulk import PlannerStatistics, insert_rows, one_of, update_rows
 from connectors.importing.deletion import DeletionScope, detect_deletions
 from connectors.importing.identities import RunIdentities
 from connectors.importing.references import Found, ReferenceResolver, chunks
@@ -77,6 +76,7 @@ from connectors.schema import (
     object_type_spec,
 )
 from exports.confirmation import confirm_exports
+from jim_project.bulk import PlannerStatistics, insert_rows, one_of, update_rows
 
 logger = logging.getLogger(__name__)
 
@@ -332,7 +332,7 @@ class ImportRun:
                 dn_key=self.connector.secondary_id_key,
             )
         for change_type, _, _ in writes.items:
-            self.recorder.counts[change_type] += 1
+            self.recorder.count(change_type)
         self.identities.committed([cso.external_id for cso in writes.creates])
 
     def _multivalued(self, object_type_id: int) -> frozenset[str]:

@@ -41,7 +41,6 @@ from connectors.choices import (
     RpeiErrorType,
     RunProfileType,
 )
-from connectors.importing.bulk import insert_instances
 from connectors.models import Activity, ConnectedSystem, RunProfile
 
 logger = logging.getLogger(__name__)
@@ -227,9 +226,7 @@ def fewer_garbage_collections(threshold: int = 100_000) -> Iterator[None]:
 
 
 class _RunRecorder(ActivityRecorder):
-    """The activity recorder of a run: tells a callback when progress is reported, and
-    writes RPEIs with :mod:`connectors.importing.bulk` (several times faster than
-    ``bulk_create``)."""
+    """The activity recorder of a run: tells a callback when progress is reported."""
 
     def __init__(self, activity: Activity, on_progress: ProgressCallback | None) -> None:
         super().__init__(activity)
@@ -241,13 +238,6 @@ class _RunRecorder(ActivityRecorder):
         finally:
             if self._on_progress is not None:
                 self._on_progress(self)
-
-    def flush(self) -> None:
-        if self._buffer:
-            with transaction.atomic():  # a savepoint: a failure leaves the run usable
-                insert_instances(self._buffer)
-            self._buffer = []
-        super().flush()
 
 
 def _processor(profile_type: str) -> Callable[[Activity, ActivityRecorder], None]:
@@ -278,7 +268,7 @@ def _finish(activity: Activity, recorder: ActivityRecorder, status: str, message
     except DatabaseError:
         # RPEIs may point at rows a failed transaction rolled back; keep the outcome.
         logger.exception("Activity %s: could not write its last RPEIs", activity.pk)
-        recorder.discard_items(lambda item: True)
+        recorder.discard_buffered()
         recorder.flush()
     if status == ActivityStatus.COMPLETE and recorder.error_count:
         status = ActivityStatus.COMPLETE_WITH_ERRORS

@@ -26,7 +26,7 @@ from connectors.models import ConnectedSystem, ConnectorSpaceObject
 from exports.choices import AttributeChangeStatus, PendingExportChangeType, PendingExportStatus
 from exports.models import PendingExport, PendingExportAttributeChange
 from exports.reconciliation import reconcile_changes
-from jim_project.bulk import bulk_update
+from jim_project.bulk import update_instances
 
 AWAITING = (
     AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION,
@@ -136,11 +136,11 @@ def _write(
     if dropped_rows:
         PendingExportAttributeChange.objects.filter(pk__in=dropped_rows).delete()
     if changed_rows:
-        bulk_update(changed_rows, ["values", "status"], batch_size=1000)
+        update_instances(changed_rows, ["values", "status"])
     if updated:
         for pe in updated:
             pe.updated_at = now
-        bulk_update(
+        update_instances(
             updated,
             [
                 "change_type",
@@ -151,7 +151,6 @@ def _write(
                 "last_error",
                 "updated_at",
             ],
-            batch_size=500,
         )
     if any(pe.status == PendingExportStatus.FAILED for pe in updated):
         PendingExportAttributeChange.objects.filter(

@@ -47,7 +47,7 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import PendingExport, PendingExportAttributeChange
-from jim_project.bulk import bulk_update
+from jim_project.bulk import update_instances
 
 BATCH_SIZE = 500
 SENDABLE_APPROVALS = (ApprovalState.NOT_REQUIRED, ApprovalState.APPROVED)
@@ -387,7 +387,7 @@ class _Writes:
         now = timezone.now()
         for obj in (*self.csos, *self.pes):
             obj.updated_at = now
-        bulk_update(
+        update_instances(
             self.csos,
             [
                 "attributes",
@@ -396,9 +396,8 @@ class _Writes:
                 "secondary_external_id_key",
                 "updated_at",
             ],
-            batch_size=500,
         )
-        bulk_update(
+        update_instances(
             self.pes,
             [
                 "change_type",
@@ -409,7 +408,6 @@ class _Writes:
                 "next_retry_at",
                 "updated_at",
             ],
-            batch_size=500,
         )
         PendingExportAttributeChange.objects.filter(pk__in=self.exported_rows).update(
             status=AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 
-from connectors.importing.bulk import allocate_ids, update_rows
 from connectors.importing.references import chunks
 from connectors.models import ConnectorSpaceObject
+from jim_project.bulk import allocate_ids, update_rows
 
 #: Referring CSOs repaired per query when reservations are undone.
 UNDO_BATCH = 2000

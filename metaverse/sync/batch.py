@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from connectors.models import ConnectorSpaceObject
 from exports.models import PendingExport, PendingExportAttributeChange
-from jim_project.bulk import bulk_insert, bulk_update, insert_values
+from jim_project.bulk import assign_ids, insert_instances, insert_rows, update_instances
 from metaverse.models import MetaverseObject, MetaverseObjectKey
 from metaverse.sync.keys import JoinIndex, key_rows, normalise_key
 from metaverse.sync.rules import RuleSet
@@ -76,6 +76,7 @@ class SyncBatch:
         self.csos: dict[int, ConnectorSpaceObject] = {}
         self.mvos: dict[int, MetaverseObject] = {}
         self.new_mvos: list[MetaverseObject] = []
+        self.unsaved_mvos: dict[int, MetaverseObject] = {}
         self.projections: list[tuple[ConnectorSpaceObject, MetaverseObject]] = []
         self.projected_keys: dict[tuple[int, str, str], list[MetaverseObject]] = {}
         self.mvo_csos: dict[int, dict[int, ConnectorSpaceObject]] = {}
@@ -112,18 +113,18 @@ class SyncBatch:
         )
 
     def load_exports(self, cso_ids: Iterable[int]) -> None:
-        """Load the open pending exports of these CSOs (two queries)."""
+        """Load the open pending exports of these CSOs (one query, two when there are)."""
         wanted = [i for i in cso_ids if i not in self.exports]
         if not wanted:
             return
         pes = {pe.cs_object_id: pe for pe in PendingExport.objects.filter(cs_object_id__in=wanted)}
         rows: dict[int, list[ChangeRow]] = {}
         changes = PendingExportAttributeChange.objects.filter(
-            pending_export__cs_object_id__in=wanted
+            pending_export_id__in=[pe.pk for pe in pes.values()]
         ).values_list(
             "pending_export_id", "attribute", "change_type", "values", "previous_values", "status"
         )
-        for pe_id, attribute, change_type, values, previous, status in changes:
+        for pe_id, attribute, change_type, values, previous, status in changes if pes else ():
             rows.setdefault(pe_id, []).append(
                 ChangeRow(attribute, change_type, values, previous, status)
             )
@@ -189,10 +190,12 @@ class SyncBatch:
     # -- writing ------------------------------------------------------------------
 
     def create_new_mvos(self) -> None:
-        """Insert the MVOs projected in this batch, so they have ids."""
+        """Give the MVOs projected so far their ids (they are inserted at commit, with
+        the values flowed into them meanwhile)."""
         if not self.new_mvos:
             return
-        bulk_insert(self.new_mvos, batch_size=1000)
+        if assign_ids(self.new_mvos):
+            self.unsaved_mvos.update((mvo.pk, mvo) for mvo in self.new_mvos)
         for mvo in self.new_mvos:
             self.mvos[mvo.pk] = mvo
             self.mvo_csos.setdefault(mvo.pk, {})
@@ -222,7 +225,7 @@ class SyncBatch:
         if not self.new_csos:
             return
         pending = [cso for cso in self.new_csos if cso.pk is None]
-        bulk_insert(pending, batch_size=1000)
+        insert_instances(pending)
         for cso in pending:
             state = self.exports.pop(id(cso), None)
             if state is not None:
@@ -231,16 +234,17 @@ class SyncBatch:
         self.new_csos = []
 
     def _write_mvos(self) -> None:
-        live = [self.mvos[i] for i in self.dirty_mvos if i not in self.deleted_mvos]
-        if live:
-            for mvo in live:
-                mvo.updated_at = self.now
-            bulk_update(live, [*MVO_FIELDS, "updated_at"], batch_size=500)
-        self._write_join_keys(live)
+        live = self.dirty_mvos - self.deleted_mvos
+        new = [self.unsaved_mvos[i] for i in live if i in self.unsaved_mvos]
+        changed = [self.mvos[i] for i in live if i not in self.unsaved_mvos]
+        insert_instances(new)
+        update_instances(changed, [*MVO_FIELDS, "updated_at"])
+        self.unsaved_mvos = {}
+        self._write_join_keys(new, changed)
 
-    def _write_join_keys(self, mvos: list[MetaverseObject]) -> None:
+    def _write_join_keys(self, new: list[MetaverseObject], existing: list[MetaverseObject]) -> None:
         changed: list[MetaverseObject] = []
-        for mvo in mvos:
+        for mvo in (*new, *existing):
             attributes = self.ruleset.join_attributes.get(mvo.object_type_id, frozenset())
             now = {a: list(mvo.attributes.get(a, [])) for a in attributes}
             before = self.mvo_join_values_before.get(mvo.pk, {})
@@ -250,15 +254,20 @@ class SyncBatch:
                 self.mvo_join_values_before[mvo.pk] = now
         if not changed:
             return
-        MetaverseObjectKey.objects.filter(metaverse_object_id__in=[m.pk for m in changed]).delete()
-        insert_values(
+        new_ids = {mvo.pk for mvo in new}
+        MetaverseObjectKey.objects.filter(
+            metaverse_object_id__in=[m.pk for m in changed if m.pk not in new_ids]
+        ).delete()
+        insert_rows(
             MetaverseObjectKey,
-            ["metaverse_object", "attribute", "value"],
             [
-                row
+                {"metaverse_object_id": mvo_id, "attribute": attribute, "value": value}
                 for mvo in changed
-                for row in key_rows(mvo.pk, self.mvo_join_values_before[mvo.pk])
+                for mvo_id, attribute, value in key_rows(
+                    mvo.pk, self.mvo_join_values_before[mvo.pk]
+                )
             ],
+            returning=False,
         )
 
     def _write_csos(self) -> None:
@@ -267,8 +276,7 @@ class SyncBatch:
             if cso.metaverse_object_id in self.deleted_mvos:
                 cso.metaverse_object = None
                 cso.join_type = "not_joined"
-        if live:
-            bulk_update(live, CSO_JOIN_FIELDS, batch_size=500)
+        update_instances(live, CSO_JOIN_FIELDS)
 
     def _write_exports(self) -> None:
         new_pes: list[tuple[PendingExport, ExportState]] = []
@@ -289,23 +297,27 @@ class SyncBatch:
             (changed if pe.pk else new_pes).append((pe, state))
         if deleted:
             PendingExport.objects.filter(pk__in=deleted).delete()
-        if new_pes:
-            bulk_insert([pe for pe, _ in new_pes], batch_size=500)
+        insert_instances([pe for pe, _ in new_pes])
         if changed:
-            for pe, _ in changed:
-                pe.updated_at = self.now
-            bulk_update([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"], batch_size=500)
+            update_instances([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"])
             PendingExportAttributeChange.objects.filter(
                 pending_export_id__in=[pe.pk for pe, _ in changed]
             ).delete()
-        insert_values(
+        insert_rows(
             PendingExportAttributeChange,
-            ["pending_export", "attribute", "change_type", "values", "previous_values", "status"],
             [
-                (pe.pk, row.attribute, row.change_type, row.values, row.previous_values, row.status)
+                {
+                    "pending_export_id": pe.pk,
+                    "attribute": row.attribute,
+                    "change_type": row.change_type,
+                    "values": row.values,
+                    "previous_values": row.previous_values,
+                    "status": row.status,
+                }
                 for pe, state in (*new_pes, *changed)
                 for row in state.rows
             ],
+            returning=False,
         )
         for state in self.exports.values():
             state.dirty = False

@@ -17,7 +17,6 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from connectors.activity import ActivityRecorder
@@ -26,6 +25,7 @@ from connectors.models import Activity, ConnectorSpaceObject
 from exports.choices import PendingExportChangeType, PendingExportStatus
 from exports.evaluation import EvaluationResult, ExportEvaluator, TargetIndex
 from exports.reconciliation import reconcile_changes
+from jim_project.bulk import batch_transaction
 from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject
 from metaverse.sync.batch import SyncBatch
@@ -40,7 +40,7 @@ from metaverse.sync.inbound import (
 from metaverse.sync.keys import JoinIndex
 from metaverse.sync.rules import CompiledFlow, CompiledRule, RuleSet
 
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 
 PendingReferences = list[tuple[CompiledRule, CompiledFlow, list[int]]]
 
@@ -86,12 +86,12 @@ class SyncRun:
         self.recorder.progress(total=len(cso_ids), processed=0, force=True)
         for start in range(0, len(cso_ids), BATCH_SIZE):
             chunk = cso_ids[start : start + BATCH_SIZE]
-            with transaction.atomic():
+            with batch_transaction():
                 self._process_batch(chunk)
             self.recorder.flush()
             self.recorder.progress(advance=len(chunk))
         self.recorder.set_phase(ActivityPhase.EVALUATING_EXPORTS)
-        with transaction.atomic():
+        with batch_transaction():
             self._finish_deferred()
         self.recorder.flush()
 
@@ -396,7 +396,7 @@ class SyncRun:
             ).values_list("pk", flat=True)
         )
         for start in range(0, len(due), BATCH_SIZE):
-            with transaction.atomic():
+            with batch_transaction():
                 batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
                 batch.load_mvos(due[start : start + BATCH_SIZE])
                 evaluator = ExportEvaluator(batch, self.targets)
