@@ -193,8 +193,9 @@ class ConnectorSpaceObject(models.Model):
     sync reads only those.
     """
 
+    # Indexed by cso_type_idx and cso_secondary_id_idx, which lead with it.
     connected_system = models.ForeignKey(
-        ConnectedSystem, on_delete=models.CASCADE, related_name="cs_objects"
+        ConnectedSystem, on_delete=models.CASCADE, related_name="cs_objects", db_index=False
     )
     object_type = models.ForeignKey(
         ConnectedSystemObjectType, on_delete=models.CASCADE, related_name="cs_objects"
@@ -367,7 +368,10 @@ class Activity(models.Model):
 class RunProfileExecutionItem(models.Model):
     """An RPEI: what one run did to one object, or the error it met on it."""
 
-    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="items")
+    # Indexed by rpei_change_idx and rpei_error_idx, which lead with it.
+    activity = models.ForeignKey(
+        Activity, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     change_type = models.CharField(
         max_length=30, choices=ObjectChangeType.choices, default=ObjectChangeType.NONE
     )

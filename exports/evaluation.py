@@ -124,6 +124,7 @@ class ExportEvaluator:
         self.requests: list[ProvisionRequest] = []
         self.results: dict[int, EvaluationResult] = {}
         self._reference_targets: dict[tuple[int, int], int] = {}
+        self._dn_keys: dict[tuple[int, str], str] = {}
 
     # -- entry points ---------------------------------------------------------------
 
@@ -281,6 +282,14 @@ class ExportEvaluator:
             return None
         return str(values[0]).strip() or None
 
+    def _dn_key(self, system_id: int, dn: str) -> str:
+        """The connector's normalised form of a DN (parsed once per run and DN)."""
+        key = self._dn_keys.get((system_id, dn))
+        if key is None:
+            key = self.ruleset.systems[system_id].connector.secondary_id_key(dn)
+            self._dn_keys[(system_id, dn)] = key
+        return key
+
     def _system_name(self, rule: CompiledRule) -> str:
         return self.ruleset.systems[rule.system_id].name
 
@@ -305,18 +314,17 @@ class ExportEvaluator:
         cs_type = self.ruleset.cs_types[cso.object_type_id]
         rows = diff_rows(cso.attributes, desired, cs_type.multivalued)
         new_dn = ""
-        connector = self.ruleset.systems[rule.system_id].connector
         if (
             dn
             and cso.secondary_external_id
-            and connector.secondary_id_key(dn) != cso.secondary_external_id_key
+            and self._dn_key(rule.system_id, dn) != cso.secondary_external_id_key
         ):
             new_dn = dn
         creating = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(pe)
         if creating and new_dn:
             # Not created yet: the new DN is simply the DN to create with.
             cso.secondary_external_id = dn
-            cso.secondary_external_id_key = connector.secondary_id_key(dn)
+            cso.secondary_external_id_key = self._dn_key(rule.system_id, dn)
             self.batch.cso_changed(cso)
             new_dn = ""
         merged = merge_rows(state.rows, rows, desired)
@@ -436,10 +444,9 @@ class ExportEvaluator:
         """Target CSOs that already have a requested DN or external id."""
         by_system: dict[int, tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
         for request in requests:
-            connector = self.ruleset.systems[request.rule.system_id].connector
             keys, ids = by_system[request.rule.system_id]
             if request.dn:
-                keys.add(connector.secondary_id_key(request.dn))
+                keys.add(self._dn_key(request.rule.system_id, request.dn))
             if request.external_id:
                 ids.add(request.external_id)
         found: dict[tuple[int, str, str], ConnectorSpaceObject] = {}
@@ -464,8 +471,7 @@ class ExportEvaluator:
         system_id = rule.system_id
         if system_id in self.batch.mvo_csos.get(mvo.pk, {}):
             return  # joined or provisioned meanwhile (an earlier rule of this batch)
-        connector = self.ruleset.systems[system_id].connector
-        dn_key = connector.secondary_id_key(request.dn) if request.dn else None
+        dn_key = self._dn_key(system_id, request.dn) if request.dn else None
         candidate = self._join_candidate(mvo, rule)
         for key in (("id", request.external_id), ("dn", dn_key)):
             if candidate is None and key[1]:

@@ -23,8 +23,12 @@ class PendingExport(models.Model):
     (blank when the DN does not change).
     """
 
+    # Indexed by pe_status_idx and pe_approval_idx, which lead with it.
     connected_system = models.ForeignKey(
-        "connectors.ConnectedSystem", on_delete=models.CASCADE, related_name="pending_exports"
+        "connectors.ConnectedSystem",
+        on_delete=models.CASCADE,
+        related_name="pending_exports",
+        db_index=False,
     )
     cs_object = models.OneToOneField(
         "connectors.ConnectorSpaceObject", on_delete=models.CASCADE, related_name="pending_export"
@@ -82,8 +86,9 @@ class PendingExportAttributeChange(models.Model):
     held when the change was staged, shown to approvers as before → after.
     """
 
+    # Indexed by the unique constraint below, which leads with it.
     pending_export = models.ForeignKey(
-        PendingExport, on_delete=models.CASCADE, related_name="attribute_changes"
+        PendingExport, on_delete=models.CASCADE, related_name="attribute_changes", db_index=False
     )
     attribute = models.CharField(max_length=200)
     change_type = models.CharField(max_length=20, choices=AttributeChangeType.choices)

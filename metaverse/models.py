@@ -189,8 +189,9 @@ class MetaverseObjectKey(models.Model):
     metaverse. Maintained by the sync processor whenever it writes an MVO.
     """
 
+    # Indexed by the unique constraint below, which leads with it.
     metaverse_object = models.ForeignKey(
-        MetaverseObject, on_delete=models.CASCADE, related_name="keys"
+        MetaverseObject, on_delete=models.CASCADE, related_name="keys", db_index=False
     )
     attribute = models.CharField(max_length=200)
     value = models.CharField(max_length=500)
