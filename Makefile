@@ -8,8 +8,14 @@
 # they are present), a virtualenv in .venv, and requirements.txt in it (skipped
 # while .venv/.requirements-installed is newer than requirements.txt).
 #
+# The demo, once set up (demo/run.py): SQLite in the project folder, an HR file of
+# 1,000 people and the demo's own slapd (a CSV file when slapd cannot start) in .demo/,
+# the first sync cycle, then the web server and the django-q2 workers until Ctrl-C,
+# which stops them all.
+#
 # Knobs: make test PYTEST_ARGS="-k foo"   extra pytest arguments
 #        make test PYTEST_WORKERS=0       run the tests serially (default: 2 workers)
+#        make demo DEMO_ADDRESS=127.0.0.1:8765   where the demo's web server listens
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,7 +29,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 DEMO_ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: help setup system-packages venv test check pytest demo demo-db demo-serve lint fmt
+.PHONY: help setup system-packages venv test check pytest demo demo-run lint fmt
 
 help:
 	@echo "make demo   set up, then run the demo on http://$(DEMO_ADDRESS)"
@@ -93,14 +99,12 @@ pytest: setup
 # The demo runs on SQLite in the project folder, whatever DATABASE_URL says.
 DEMO_ENV := env -u DATABASE_URL
 
-demo: setup demo-db demo-serve
+demo: setup demo-run
 
-demo-db: venv
-	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
-
-demo-serve: venv
-	@echo "JIM demo on http://$(DEMO_ADDRESS)/ (Ctrl-C stops it)"
-	$(DEMO_ENV) $(BIN)/python manage.py runserver $(DEMO_ADDRESS)
+# Migrates, writes .demo/hr.csv, starts slapd, applies demo/ldap.yaml (or demo/csv.yaml),
+# prints the admin's password, runs the first cycle, then serves until Ctrl-C.
+demo-run: venv
+	$(DEMO_ENV) $(BIN)/python -m demo --address $(DEMO_ADDRESS)
 
 ## Code style ------------------------------------------------------------------
 

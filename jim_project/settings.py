@@ -90,6 +90,11 @@ DATABASES = {
         os.environ.get("DATABASE_URL", ""), default_sqlite=BASE_DIR / "db.sqlite3"
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite (the demo): the web server and the django-q2 workers write one file. A
+    # transaction takes the write lock when it begins and waits for it (up to 30 s),
+    # instead of failing with "database is locked" at its first write after a read.
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -9,19 +9,26 @@ on disk, at the next start.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import random
 import shutil
-import signal
 import socket
 import tempfile
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
+# The process helpers are shared with the demo's servers.
+from jim_project.devservers import die_with_parent, file_size, port_open, tail
+
+__all__ = [
+    "die_with_parent",
+    "file_size",
+    "free_port",
+    "make_private_dir",
+    "pid_alive",
+    "port_open",
+    "remove_stale_dirs",
+    "tail",
+]
 
 
 def free_port() -> int:
@@ -42,33 +49,6 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError(f"no free port in {start}-{start + 999}")
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True when a TCP connection to ``host:port`` succeeds."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child receive ``sig`` when its parent dies.
-
-    Linux delivers the signal when the *thread* that started the child ends, so this
-    is only used from the main thread (where fixtures and pytest hooks run); from any
-    other thread it returns ``None`` and the child relies on the normal teardown.
-    The signal survives ``exec`` because the child runs no set-user-id program.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-
-    return preexec
 
 
 def make_private_dir(kind: str) -> Path:
@@ -94,20 +74,3 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def file_size(path: Path) -> int:
-    """The size of a file in bytes, 0 when it does not exist."""
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def tail(path: Path, *, since: int = 0, lines: int = 60) -> str:
-    """The last lines a log file got after byte offset ``since``, for error messages."""
-    with contextlib.suppress(OSError), path.open("rb") as log:
-        log.seek(since)
-        text = log.read().decode(errors="replace")
-        return "\n".join(text.splitlines()[-lines:]) or "(no output)"
-    return "(no output)"
