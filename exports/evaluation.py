@@ -33,6 +33,7 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import PendingExport
+from jim_project.bulk import new_instance
 from metaverse.choices import DeprovisionAction
 from metaverse.expressions import AttributeView, ExpressionError
 from metaverse.models import MetaverseObject
@@ -360,7 +361,8 @@ class ExportEvaluator:
         system = self.ruleset.systems[rule.system_id]
         pe = state.pe
         if pe is None:
-            pe = PendingExport(
+            pe = new_instance(
+                PendingExport,
                 connected_system_id=cso.connected_system_id,
                 created_by_activity_id=self.batch.activity_id,
                 max_retries=system.max_retries,
@@ -372,10 +374,10 @@ class ExportEvaluator:
         pe.error_count = 0
         pe.next_retry_at = None
         pe.last_error = ""
-        pe.metaverse_object = mvo
+        pe.metaverse_object_id = mvo.pk if mvo is not None else None
         pe.sync_rule_id = rule.id
         pe.approval = initial_approval(system.approval_mode, change_type)
-        pe.approved_by = None
+        pe.approved_by_id = None
         pe.approved_at = None
         pe.approval_reason = ""
         state.rows = rows
@@ -500,7 +502,8 @@ class ExportEvaluator:
             )
         if dn_key:
             claimed_dns.add((system_id, dn_key))
-        cso = ConnectorSpaceObject(
+        cso = new_instance(
+            ConnectorSpaceObject,
             connected_system_id=system_id,
             object_type_id=rule.cs_object_type_id,
             external_id=request.external_id,
@@ -508,7 +511,7 @@ class ExportEvaluator:
             secondary_external_id_key=dn_key,
             status=CsoStatus.PENDING_PROVISIONING,
             join_type=JoinType.PROVISIONED,
-            metaverse_object=mvo,
+            metaverse_object_id=mvo.pk,
             joined_at=self.batch.now,
             attributes={},
             sync_pending=False,

@@ -9,10 +9,12 @@ operations inside the batch's transaction.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Model
 from django.utils import timezone
 
 from connectors.models import ConnectorSpaceObject
@@ -87,6 +89,8 @@ class SyncBatch:
         self.deleted_mvos: set[int] = set()
         self.deleted_csos: set[int] = set()
         self.mvo_join_values_before: dict[int, dict[str, list[Any]]] = {}
+        #: rows inserted by :meth:`commit`, by model (for the planner's statistics)
+        self.inserted: Counter[type[Model]] = Counter()
 
     # -- loading ----------------------------------------------------------------
 
@@ -226,6 +230,7 @@ class SyncBatch:
             return
         pending = [cso for cso in self.new_csos if cso.pk is None]
         insert_instances(pending)
+        self.inserted[ConnectorSpaceObject] += len(pending)
         for cso in pending:
             state = self.exports.pop(id(cso), None)
             if state is not None:
@@ -238,6 +243,7 @@ class SyncBatch:
         new = [self.unsaved_mvos[i] for i in live if i in self.unsaved_mvos]
         changed = [self.mvos[i] for i in live if i not in self.unsaved_mvos]
         insert_instances(new)
+        self.inserted[MetaverseObject] += len(new)
         update_instances(changed, [*MVO_FIELDS, "updated_at"])
         self.unsaved_mvos = {}
         self._write_join_keys(new, changed)
@@ -258,17 +264,13 @@ class SyncBatch:
         MetaverseObjectKey.objects.filter(
             metaverse_object_id__in=[m.pk for m in changed if m.pk not in new_ids]
         ).delete()
-        insert_rows(
-            MetaverseObjectKey,
-            [
-                {"metaverse_object_id": mvo_id, "attribute": attribute, "value": value}
-                for mvo in changed
-                for mvo_id, attribute, value in key_rows(
-                    mvo.pk, self.mvo_join_values_before[mvo.pk]
-                )
-            ],
-            returning=False,
-        )
+        rows = [
+            {"metaverse_object_id": mvo_id, "attribute": attribute, "value": value}
+            for mvo in changed
+            for mvo_id, attribute, value in key_rows(mvo.pk, self.mvo_join_values_before[mvo.pk])
+        ]
+        insert_rows(MetaverseObjectKey, rows, returning=False)
+        self.inserted[MetaverseObjectKey] += len(rows)
 
     def _write_csos(self) -> None:
         live = [c for i, c in self.dirty_csos.items() if i not in self.deleted_csos]
@@ -298,26 +300,25 @@ class SyncBatch:
         if deleted:
             PendingExport.objects.filter(pk__in=deleted).delete()
         insert_instances([pe for pe, _ in new_pes])
+        self.inserted[PendingExport] += len(new_pes)
         if changed:
             update_instances([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"])
             PendingExportAttributeChange.objects.filter(
                 pending_export_id__in=[pe.pk for pe, _ in changed]
             ).delete()
-        insert_rows(
-            PendingExportAttributeChange,
-            [
-                {
-                    "pending_export_id": pe.pk,
-                    "attribute": row.attribute,
-                    "change_type": row.change_type,
-                    "values": row.values,
-                    "previous_values": row.previous_values,
-                    "status": row.status,
-                }
-                for pe, state in (*new_pes, *changed)
-                for row in state.rows
-            ],
-            returning=False,
-        )
+        rows = [
+            {
+                "pending_export_id": pe.pk,
+                "attribute": row.attribute,
+                "change_type": row.change_type,
+                "values": row.values,
+                "previous_values": row.previous_values,
+                "status": row.status,
+            }
+            for pe, state in (*new_pes, *changed)
+            for row in state.rows
+        ]
+        insert_rows(PendingExportAttributeChange, rows, returning=False)
+        self.inserted[PendingExportAttributeChange] += len(rows)
         for state in self.exports.values():
             state.dirty = False

@@ -14,6 +14,7 @@ from typing import Any
 
 from connectors.choices import CsoStatus, JoinType, ObjectChangeType, RpeiErrorType
 from connectors.models import ConnectorSpaceObject
+from jim_project.bulk import new_instance
 from metaverse.expressions import AttributeView, ExpressionError
 from metaverse.models import MetaverseObject
 from metaverse.sync.batch import SyncBatch
@@ -128,8 +129,7 @@ def _join_or_project(
             result.mvo, result.change, result.mvo_changed = mvo, ObjectChangeType.JOINED, True
             return
         if rule.project:
-            mvo = MetaverseObject(object_type_id=rule.mv_object_type_id, attributes={})
-            mvo.attribute_sources = {}
+            mvo = new_instance(MetaverseObject, object_type_id=rule.mv_object_type_id)
             batch.project(cso, mvo)
             result.mvo, result.change, result.mvo_changed = mvo, ObjectChangeType.PROJECTED, True
             return

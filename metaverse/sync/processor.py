@@ -17,6 +17,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Model
 from django.utils import timezone
 
 from connectors.activity import ActivityRecorder
@@ -25,7 +26,7 @@ from connectors.models import Activity, ConnectorSpaceObject
 from exports.choices import PendingExportChangeType, PendingExportStatus
 from exports.evaluation import EvaluationResult, ExportEvaluator, TargetIndex
 from exports.reconciliation import reconcile_changes
-from jim_project.bulk import batch_transaction
+from jim_project.bulk import PlannerStatistics, batch_transaction
 from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject
 from metaverse.sync.batch import SyncBatch
@@ -78,6 +79,7 @@ class SyncRun:
         self.targets = TargetIndex()
         self.deferred_references: dict[int, PendingReferences] = {}
         self.deferred_exports: set[int] = set()
+        self.statistics: dict[type[Model], PlannerStatistics] = {}
 
     def run(self) -> None:
         self.recorder.set_phase(ActivityPhase.SYNCHRONISING)
@@ -87,7 +89,8 @@ class SyncRun:
         for start in range(0, len(cso_ids), BATCH_SIZE):
             chunk = cso_ids[start : start + BATCH_SIZE]
             with batch_transaction():
-                self._process_batch(chunk)
+                batch = self._process_batch(chunk)
+            self._grew(batch)
             self.recorder.flush()
             self.recorder.progress(advance=len(chunk))
         self.recorder.set_phase(ActivityPhase.EVALUATING_EXPORTS)
@@ -103,7 +106,14 @@ class SyncRun:
 
     # -- one batch ------------------------------------------------------------------
 
-    def _process_batch(self, cso_ids: list[int]) -> None:
+    def _grew(self, batch: SyncBatch) -> None:
+        """Keep the planner's statistics current while a first sync fills the tables."""
+        for model, rows in batch.inserted.items():
+            if model not in self.statistics:
+                self.statistics[model] = PlannerStatistics.of_table(model)
+            self.statistics[model].grew(rows)
+
+    def _process_batch(self, cso_ids: list[int]) -> SyncBatch:
         csos = list(ConnectorSpaceObject.objects.filter(pk__in=cso_ids).order_by("pk"))
         batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
         batch.load(csos)
@@ -122,6 +132,7 @@ class SyncRun:
                 batch.cso_changed(outcome.cso)
         batch.commit()
         self._record(batch, outcomes, evaluator)
+        return batch
 
     def _prefetch_join_keys(self, csos: list[ConnectorSpaceObject]) -> None:
         wanted = []
