@@ -16,6 +16,7 @@ Use a scratch database: the bench's objects are deleted first.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import sys
 import tempfile
@@ -109,16 +110,29 @@ sync_rules:
 """
 
 
-def _run(system: str, profile: str) -> dict[str, Any]:
+#: How many of the exported entries the floor adds again (its rate is what counts).
+FLOOR_ENTRIES = 20_000
+
+#: The steps of the first cycle, for --through.
+STEPS = ("import", "sync", "export", "confirm")
+
+
+def _run(system: str, profile: str, profile_dir: Path | None = None) -> dict[str, Any]:
     from connectors.models import RunProfile
     from connectors.runner import execute, start_activity
 
     run_profile = RunProfile.objects.get(connected_system__name=system, name=profile)
     activity = start_activity(run_profile.connected_system, run_profile, initiated_by_name="bench")
     clock = PhaseClock()
+    profiler = cProfile.Profile() if profile_dir else None
     begin, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
     activity = execute(activity, on_progress=clock)
     seconds = time.perf_counter() - begin
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile_dir / f"{system}-{profile}.prof".replace(" ", "_"))
     cpu = time.process_time() - cpu
     if activity.status not in ("complete", "complete_with_errors"):
         sys.exit(f"bench: {system} {profile} ended {activity.status}: {activity.message}")
@@ -134,8 +148,35 @@ def _run(system: str, profile: str) -> dict[str, Any]:
     }
 
 
-def _floor(slapd: Any, base: str, count: int, window: int = 64) -> float:
-    """Raw pipelined ldap3 adds of ``count`` entries like JIM's: adds per second."""
+def _exported_entries(
+    slapd: Any, base: str, count: int
+) -> list[tuple[str, dict[str, list[bytes]]]]:
+    """The first ``count`` entries JIM exported, as the directory holds them: the
+    floor adds exactly these (same classes, attributes, values and manager DNs)."""
+    import ldap3
+
+    connection = ldap3.Connection(
+        ldap3.Server(slapd.host, port=slapd.port),
+        slapd.admin_dn,
+        slapd.admin_password,
+        auto_bind=True,
+    )
+    entries = connection.extend.standard.paged_search(
+        f"ou=people,{base}", "(objectClass=inetOrgPerson)", attributes=["*"], generator=True
+    )
+    found = []
+    for entry in entries:
+        if entry.get("type") != "searchResEntry":
+            continue
+        found.append((entry["dn"], dict(entry["raw_attributes"])))
+        if len(found) == count:
+            break
+    connection.unbind()
+    return found
+
+
+def _floor(slapd: Any, base: str, entries: list, window: int = 64) -> float:
+    """Raw pipelined ldap3 adds of the same entries into ``ou=floor``: adds per second."""
     import ldap3
 
     server = ldap3.Server(slapd.host, port=slapd.port)
@@ -143,29 +184,17 @@ def _floor(slapd: Any, base: str, count: int, window: int = 64) -> float:
         server, slapd.admin_dn, slapd.admin_password, client_strategy=ldap3.ASYNC, auto_bind=True
     )
     connection.add(f"ou=floor,{base}", ["organizationalUnit"])
+    people = f",ou=people,{base}"
     begin = time.perf_counter()
     pending: list[int] = []
-    for n in range(count):
-        pending.append(
-            connection.add(
-                f"uid=floor{n},ou=floor,{base}",
-                ["inetOrgPerson"],
-                {
-                    "uid": f"floor{n}",
-                    "cn": f"Floor {n}",
-                    "sn": "Floor",
-                    "givenName": "F",
-                    "mail": f"floor{n}@example.org",
-                    "departmentNumber": "Bench",
-                    "title": "T",
-                },
-            )
-        )
+    for dn, attributes in entries:
+        floor_dn = dn[: -len(people)] + f",ou=floor,{base}"
+        pending.append(connection.add(floor_dn, attributes=attributes))
         if len(pending) >= window:
             connection.get_response(pending.pop(0))
     for message_id in pending:
         connection.get_response(message_id)
-    rate = count / (time.perf_counter() - begin)
+    rate = len(entries) / (time.perf_counter() - begin)
     connection.unbind()
     return rate
 
@@ -187,19 +216,27 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument(
+        "--through",
+        choices=STEPS,
+        default=STEPS[-1],
+        help="stop after this step (the delta sync and the floor run after the last one only)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="write each step's cProfile statistics to DIR/<system>-<profile>.prof",
+    )
     args = parser.parse_args(argv)
     _setup_django()
     from django.core.management import call_command
 
     from bench.generate import write_people_csv
-    from connectors.models import ConnectedSystem
-    from metaverse.models import MetaverseObject, MetaverseObjectType, SyncRule
     from tests.support.slapd import start_slapd
 
-    SyncRule.objects.all().delete()
-    ConnectedSystem.objects.all().delete()
-    MetaverseObject.objects.all().delete()
-    MetaverseObjectType.objects.all().delete()
+    # Empty tables, without the ORM's cascade loading the last run's objects.
+    call_command("flush", interactive=False, verbosity=0)
     slapd = start_slapd()
     try:
         os.environ["JIM_BENCH_LDAP_PASSWORD"] = slapd.admin_password
@@ -210,15 +247,20 @@ def main(argv: list[str] | None = None) -> None:
                 CONFIG.format(url=slapd.url, admin_dn=slapd.admin_dn, base=slapd.base_dn)
             )
             call_command("jim", "apply", str(config), stdout=open(os.devnull, "w"))  # noqa: SIM115
-            steps = [
-                _run("HR", "Full Import"),
-                _run("HR", "Full Sync"),
-                _run("Directory", "Export"),
-                _run("Directory", "Full Import"),
-            ]
-            _change_people(args.changes)
-            steps.append(_run("HR", "Delta Sync"))
-        floor = _floor(slapd, slapd.base_dn, min(args.people, 20_000))
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+            plan = [("HR", "Full Import"), ("HR", "Full Sync"), ("Directory", "Export")]
+            plan.append(("Directory", "Full Import"))
+            steps = []
+            for system, profile in plan[: STEPS.index(args.through) + 1]:
+                steps.append(_run(system, profile, args.profile))
+            if args.through == STEPS[-1]:
+                _change_people(args.changes)
+                steps.append(_run("HR", "Delta Sync", args.profile))
+        floor = None
+        if args.through in ("export", "confirm"):
+            entries = _exported_entries(slapd, slapd.base_dn, min(args.people, FLOOR_ENTRIES))
+            floor = _floor(slapd, slapd.base_dn, entries)
     finally:
         slapd.destroy()
     print(f"Full cycle for {args.people:,} people (load {os.getloadavg()[0]:.1f}):")
@@ -228,16 +270,20 @@ def main(argv: list[str] | None = None) -> None:
         total += step["seconds"] if step["step"] != "HR Delta Sync" else 0
         print(
             f"  {step['step']:<22} {step['seconds']:8.1f} s {rate:9,.0f} objects/s  "
+            f"CPU {step['cpu_seconds']:6.1f} s + PostgreSQL {step['server_seconds']:5.1f} s  "
             f"peak {step['peak_mb']:6.0f} MB  {step['counts']}"
             + (f"  errors {step['errors']}" if step["errors"] else "")
         )
     print(f"  first cycle total      {total:8.1f} s")
-    export = steps[2]
-    print(
-        f"  export floor (raw pipelined ldap3 adds): {floor:,.0f} adds/s; JIM's export "
-        f"{export['objects'] / export['seconds']:,.0f}/s "
-        f"({floor / (export['objects'] / export['seconds']):.2f}x the floor's time)"
-    )
+    if floor is not None:
+        export = steps[2]
+        created = export["counts"].get("provisioned", 0)
+        floor_seconds = created / floor
+        print(
+            f"  export floor: raw pipelined ldap3 adds of the same entries {floor:,.0f} adds/s, "
+            f"{floor_seconds:.1f} s for the {created:,} entries JIM created; JIM's export "
+            f"{export['seconds']:.1f} s ({export['seconds'] / floor_seconds:.2f}x the floor's time)"
+        )
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ from ldap3.protocol.rfc4527 import post_read_control
 from ldap3.strategy.base import RESPONSE_COMPLETE
 from ldap3.utils.conv import escape_filter_chars
 
+from connectors.backends import ldap_wire
 from connectors.backends.ldap_dn import (
     DNError,
     Rdn,
@@ -1884,10 +1885,11 @@ def _deleted_external_id(spec: ObjectTypeSpec, entry: _LoggedEntry, dn: str) -> 
 
 
 def _send_request(connection: ldap3.Connection, request: _Request) -> int:
+    # Adds and modifies are the bulk of an export: encoded without pyasn1 (ldap_wire).
     if request.kind == "add":
-        return connection.add(request.dn, attributes=request.attributes, controls=request.controls)
+        return ldap_wire.send_add(connection, request.dn, request.attributes, request.controls)
     if request.kind == "modify":
-        return connection.modify(request.dn, request.changes)
+        return ldap_wire.send_modify(connection, request.dn, request.changes)
     if request.kind == "modify_dn":
         return connection.modify_dn(
             request.dn, request.new_rdn, delete_old_dn=True, new_superior=request.new_superior
