@@ -39,6 +39,7 @@ from metaverse.sync.inbound import (
     sync_inbound,
 )
 from metaverse.sync.keys import JoinIndex
+from metaverse.sync.order import sync_order
 from metaverse.sync.rules import CompiledFlow, CompiledRule, RuleSet
 
 BATCH_SIZE = 1000
@@ -102,7 +103,13 @@ class SyncRun:
         csos = ConnectorSpaceObject.objects.filter(connected_system_id=self.system_id)
         if self.delta:
             csos = csos.filter(sync_pending=True)
-        return list(csos.order_by("pk").values_list("pk", flat=True))
+        references = {
+            attribute
+            for cs_type in self.ruleset.cs_types.values()
+            if cs_type.system_id == self.system_id
+            for attribute in cs_type.references
+        }
+        return sync_order(csos, references)
 
     # -- one batch ------------------------------------------------------------------
 
