@@ -113,12 +113,25 @@ class ActivityRecorder:
     def discard_buffered(self) -> None:
         """Drop the RPEIs not yet written, and their counts (they may point at rows a
         failed transaction rolled back)."""
-        for rpei in self._buffer:
+        self.take_buffered()
+
+    def take_buffered(self) -> list[dict[str, Any]]:
+        """Hand over the RPEIs not yet written, uncounted: the caller writes them (as
+        :func:`write_rpeis` does) and then reports them with :meth:`written`."""
+        rows, self._buffer = self._buffer, []
+        self._tally(rows, -1)
+        return rows
+
+    def written(self, rows: list[dict[str, Any]]) -> None:
+        """Count RPEIs taken with :meth:`take_buffered` once they are committed."""
+        self._tally(rows, 1)
+
+    def _tally(self, rows: list[dict[str, Any]], sign: int) -> None:
+        for rpei in rows:
             if rpei["change_type"] != ObjectChangeType.NONE:
-                self.counts[rpei["change_type"]] -= 1
+                self.counts[rpei["change_type"]] += sign
             if rpei["error_type"]:
-                self.error_count -= 1
-        self._buffer = []
+                self.error_count += sign
 
     # -- progress --------------------------------------------------------------
 
@@ -156,7 +169,7 @@ class ActivityRecorder:
         """Write buffered RPEIs and the current counters."""
         if self._buffer:
             with transaction.atomic():  # a savepoint inside a run's transaction
-                insert_rows(RunProfileExecutionItem, self._buffer, returning=False)
+                write_rpeis(self._buffer)
             self._buffer = []
         self._write(time.monotonic())
 
@@ -183,3 +196,8 @@ class ActivityRecorder:
     def count_summary(self) -> dict[str, int]:
         """Counts by change type, only those that happened (the JSON fills in zeros)."""
         return {key: value for key, value in self.counts.items() if value}
+
+
+def write_rpeis(rows: list[dict[str, Any]]) -> None:
+    """Insert RPEI rows as :meth:`ActivityRecorder.item` buffers them."""
+    insert_rows(RunProfileExecutionItem, rows, returning=False)

@@ -4,7 +4,7 @@ One processor for both; the connector does the delta filtering from the watermar
 The connector's pages are processed one at a time with a fixed number of queries per
 page (existing CSOs of the page, pending-provisioning CSOs by DN, referenced CSOs),
 and written in one transaction per page — new CSOs, changed CSOs and the RPEIs of
-what happened to them — by a :class:`~connectors.importing.writer.PageWriter`, in the
+what happened to them — by a :class:`~jim_project.writer.PageWriter`, in the
 background while the next page is read when it can. CSOs are handled as plain rows
 and written with :mod:`jim_project.bulk`. Per object, in the seed's order:
 
@@ -61,7 +61,6 @@ from connectors.importing.values import (
     external_id_key,
     json_values,
 )
-from connectors.importing.writer import PageWriter
 from connectors.models import (
     Activity,
     ConnectedSystem,
@@ -77,6 +76,7 @@ from connectors.schema import (
 )
 from exports.confirmation import confirm_exports
 from jim_project.bulk import PlannerStatistics, insert_rows, one_of, update_rows
+from jim_project.writer import PageWriter
 
 logger = logging.getLogger(__name__)
 

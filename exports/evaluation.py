@@ -126,6 +126,8 @@ class ExportEvaluator:
         self.results: dict[int, EvaluationResult] = {}
         self._reference_targets: dict[tuple[int, int], int] = {}
         self._dn_keys: dict[tuple[int, str], str] = {}
+        #: (target system, DN key) of the objects this batch provisions
+        self._claimed_dns: set[tuple[int, str]] = set()
 
     # -- entry points ---------------------------------------------------------------
 
@@ -433,12 +435,12 @@ class ExportEvaluator:
         if not requests:
             return
         existing = self._existing_targets(requests)
-        claimed_dns: set[tuple[int, str]] = set()
         for request in requests:
             try:
-                self._provision(request, existing, claimed_dns)
+                self._provision(request, existing, self._claimed_dns)
             except ObjectError as exc:
                 self.results.setdefault(request.mvo.pk, EvaluationResult()).errors.append(exc)
+        self.batch.assign_new_cso_ids()
 
     def _existing_targets(
         self, requests: list[ProvisionRequest]

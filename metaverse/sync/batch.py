@@ -10,7 +10,7 @@ operations inside the batch's transaction.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,14 @@ from django.utils import timezone
 
 from connectors.models import ConnectorSpaceObject
 from exports.models import PendingExport, PendingExportAttributeChange
-from jim_project.bulk import assign_ids, insert_instances, insert_rows, update_instances
+from jim_project.bulk import (
+    assign_ids,
+    insert_instances,
+    insert_later,
+    insert_rows,
+    update_instances,
+    update_later,
+)
 from metaverse.models import MetaverseObject, MetaverseObjectKey
 from metaverse.sync.keys import JoinIndex, key_rows, normalise_key
 from metaverse.sync.rules import RuleSet
@@ -67,11 +74,45 @@ class ExportState:
     deleted: bool = False
 
 
+class ExportsInFlight:
+    """The pending-export writes of the previous batch, which may still be running in
+    the background (:mod:`jim_project.writer`).
+
+    A batch that reads the pending exports of a CSO the previous batch wrote, or that
+    deletes objects (whose pending exports the previous batch may be writing), waits
+    for those writes first. Anything else a batch reads was committed before.
+    """
+
+    def __init__(self, wait: Callable[[], None] = lambda: None) -> None:
+        self._wait = wait
+        self.cso_ids: set[int] = set()
+
+    def started(self, cso_ids: Iterable[int]) -> None:
+        self.cso_ids = set(cso_ids)
+
+    def wait(self) -> None:
+        if self.cso_ids:
+            self._wait()
+            self.cso_ids = set()
+
+    def settle(self, cso_ids: Iterable[int]) -> None:
+        """Wait if any of these CSOs' pending exports are being written."""
+        if self.cso_ids and not self.cso_ids.isdisjoint(cso_ids):
+            self.wait()
+
+
 class SyncBatch:
     """The loaded state and pending writes of one batch of a sync run."""
 
-    def __init__(self, ruleset: RuleSet, join_index: JoinIndex, activity_id: int) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        join_index: JoinIndex,
+        activity_id: int,
+        in_flight: ExportsInFlight | None = None,
+    ) -> None:
         self.ruleset = ruleset
+        self.in_flight = in_flight or ExportsInFlight()
         self.join_index = join_index
         self.activity_id = activity_id
         self.now = timezone.now()
@@ -91,6 +132,8 @@ class SyncBatch:
         self.mvo_join_values_before: dict[int, dict[str, list[Any]]] = {}
         #: rows inserted by :meth:`commit`, by model (for the planner's statistics)
         self.inserted: Counter[type[Model]] = Counter()
+        #: CSOs whose pending exports the step :meth:`commit` returned writes
+        self.exports_written: list[int] = []
 
     # -- loading ----------------------------------------------------------------
 
@@ -121,6 +164,7 @@ class SyncBatch:
         wanted = [i for i in cso_ids if i not in self.exports]
         if not wanted:
             return
+        self.in_flight.settle(wanted)
         pes = {pe.cs_object_id: pe for pe in PendingExport.objects.filter(cs_object_id__in=wanted)}
         rows: dict[int, list[ChangeRow]] = {}
         changes = PendingExportAttributeChange.objects.filter(
@@ -210,12 +254,16 @@ class SyncBatch:
             self.mvo_csos[mvo.pk][cso.connected_system_id] = cso
         self.new_mvos, self.projections, self.projected_keys = [], [], {}
 
-    def commit(self) -> None:
-        """Write every change of the batch (call inside the batch's transaction)."""
+    def commit(self) -> Callable[[], None]:
+        """Write the batch's objects (call inside the batch's transaction); returns the
+        step that writes its pending exports, to run once the objects are committed —
+        in place, or behind the next batch (it only uses rows taken now)."""
+        if self.deleted_csos or self.deleted_mvos:
+            self.in_flight.wait()
         self.write_new_csos()
         self._write_mvos()
         self._write_csos()
-        self._write_exports()
+        write_exports = self._prepare_exports()
         if self.deleted_csos:
             ConnectorSpaceObject.objects.filter(pk__in=self.deleted_csos).delete()
         if self.deleted_mvos:
@@ -223,19 +271,27 @@ class SyncBatch:
                 metaverse_object=None, join_type="not_joined", joined_at=None
             )
             MetaverseObject.objects.filter(pk__in=self.deleted_mvos).delete()
+        return write_exports
 
-    def write_new_csos(self) -> None:
-        """Insert the CSOs provisioned so far, so references to them can be staged."""
-        if not self.new_csos:
+    def assign_new_cso_ids(self) -> None:
+        """Give the CSOs provisioned so far their ids, so that references to them can
+        be staged now (they are inserted at commit)."""
+        fresh = [cso for cso in self.new_csos if cso.pk is None]
+        if not fresh:
             return
-        pending = [cso for cso in self.new_csos if cso.pk is None]
-        insert_instances(pending)
-        self.inserted[ConnectorSpaceObject] += len(pending)
-        for cso in pending:
+        assign_ids(fresh)  # inserts them already where there are no sequences
+        for cso in fresh:
             state = self.exports.pop(id(cso), None)
             if state is not None:
                 self.exports[cso.pk] = state
             self.csos.setdefault(cso.pk, cso)
+
+    def write_new_csos(self) -> None:
+        """Insert the CSOs provisioned by the batch."""
+        self.assign_new_cso_ids()
+        pending = [cso for cso in self.new_csos if cso._state.adding]
+        insert_instances(pending)
+        self.inserted[ConnectorSpaceObject] += len(pending)
         self.new_csos = []
 
     def _write_mvos(self) -> None:
@@ -280,13 +336,16 @@ class SyncBatch:
                 cso.join_type = "not_joined"
         update_instances(live, CSO_JOIN_FIELDS)
 
-    def _write_exports(self) -> None:
+    def _prepare_exports(self) -> Callable[[], None]:
+        """The pending-export writes of the batch, their rows and keys taken now."""
         new_pes: list[tuple[PendingExport, ExportState]] = []
         changed: list[tuple[PendingExport, ExportState]] = []
         deleted: list[int] = []
+        written: list[int] = []
         for cso_id, state in self.exports.items():
             if cso_id in self.deleted_csos or not state.dirty:
                 continue
+            written.append(cso_id)
             if state.deleted:
                 if state.pe is not None and state.pe.pk:
                     deleted.append(state.pe.pk)
@@ -297,28 +356,34 @@ class SyncBatch:
             if pe.metaverse_object_id in self.deleted_mvos:
                 pe.metaverse_object = None
             (changed if pe.pk else new_pes).append((pe, state))
-        if deleted:
-            PendingExport.objects.filter(pk__in=deleted).delete()
-        insert_instances([pe for pe, _ in new_pes])
-        self.inserted[PendingExport] += len(new_pes)
-        if changed:
-            update_instances([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"])
-            PendingExportAttributeChange.objects.filter(
-                pending_export_id__in=[pe.pk for pe, _ in changed]
-            ).delete()
+        insert_pes = insert_later([pe for pe, _ in new_pes])
+        update_pes = update_later([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"])
+        replaced = [pe.pk for pe, _ in changed]
         rows = [
             {
                 "pending_export_id": pe.pk,
                 "attribute": row.attribute,
                 "change_type": row.change_type,
-                "values": row.values,
-                "previous_values": row.previous_values,
+                "values": list(row.values),
+                "previous_values": list(row.previous_values),
                 "status": row.status,
             }
             for pe, state in (*new_pes, *changed)
             for row in state.rows
         ]
-        insert_rows(PendingExportAttributeChange, rows, returning=False)
+        self.inserted[PendingExport] += len(new_pes)
         self.inserted[PendingExportAttributeChange] += len(rows)
+        self.exports_written = written
         for state in self.exports.values():
             state.dirty = False
+
+        def write() -> None:
+            if deleted:
+                PendingExport.objects.filter(pk__in=deleted).delete()
+            insert_pes()
+            update_pes()
+            if replaced:
+                PendingExportAttributeChange.objects.filter(pending_export_id__in=replaced).delete()
+            insert_rows(PendingExportAttributeChange, rows, returning=False)
+
+        return write

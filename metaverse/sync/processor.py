@@ -14,22 +14,26 @@ finished in a last pass.
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Model
 from django.utils import timezone
 
-from connectors.activity import ActivityRecorder
+from connectors.activity import ActivityRecorder, write_rpeis
 from connectors.choices import ActivityPhase, CsoStatus, JoinType, ObjectChangeType
 from connectors.models import Activity, ConnectorSpaceObject
 from exports.choices import PendingExportChangeType, PendingExportStatus
 from exports.evaluation import EvaluationResult, ExportEvaluator, TargetIndex
+from exports.models import PendingExport, PendingExportAttributeChange
 from exports.reconciliation import reconcile_changes
 from jim_project.bulk import PlannerStatistics, batch_transaction
+from jim_project.writer import PageWriter
 from metaverse.choices import MvoStatus
-from metaverse.models import MetaverseObject
-from metaverse.sync.batch import SyncBatch
+from metaverse.models import MetaverseObject, MetaverseObjectKey
+from metaverse.sync.batch import ExportsInFlight, SyncBatch
 from metaverse.sync.deletion import deletion_due, schedule_or_delete
 from metaverse.sync.inbound import (
     InboundResult,
@@ -81,25 +85,46 @@ class SyncRun:
         self.deferred_references: dict[int, PendingReferences] = {}
         self.deferred_exports: set[int] = set()
         self.statistics: dict[type[Model], PlannerStatistics] = {}
+        self.in_flight = ExportsInFlight()
 
     def run(self) -> None:
         self.recorder.set_phase(ActivityPhase.SYNCHRONISING)
         self._delete_due_mvos()
-        cso_ids = self._cso_ids()
-        self.recorder.progress(total=len(cso_ids), processed=0, force=True)
-        for start in range(0, len(cso_ids), BATCH_SIZE):
-            chunk = cso_ids[start : start + BATCH_SIZE]
-            with batch_transaction():
-                batch = self._process_batch(chunk)
-            self._grew(batch)
-            self.recorder.flush()
-            self.recorder.progress(advance=len(chunk))
+        levels = self._cso_levels()
+        total = sum(map(len, levels))
+        self.recorder.progress(total=total, processed=0, force=True)
+        with PageWriter(atomic=batch_transaction) as writer:
+            self.in_flight = ExportsInFlight(writer.finish)
+            for chunk in _batches(levels):
+                with batch_transaction():
+                    batch, write_exports = self._process_batch(chunk)
+                self._write_behind(writer, batch, write_exports)
+                self.recorder.flush()
+                self.recorder.progress(advance=sum(map(len, chunk)))
+        self.in_flight = ExportsInFlight()
         self.recorder.set_phase(ActivityPhase.EVALUATING_EXPORTS)
         with batch_transaction():
             self._finish_deferred()
         self.recorder.flush()
 
-    def _cso_ids(self) -> list[int]:
+    def _write_behind(
+        self, writer: PageWriter, batch: SyncBatch, write_exports: Callable[[], None]
+    ) -> None:
+        """The batch's objects are committed: its pending exports and RPEIs are written
+        next, behind the next batch when the writer can (see :class:`ExportsInFlight`)."""
+        rpeis = self.recorder.take_buffered()
+        inserted = dict(batch.inserted)
+        self._grew(inserted, (ConnectorSpaceObject, MetaverseObject, MetaverseObjectKey))
+
+        def write() -> None:
+            write_exports()
+            write_rpeis(rpeis)
+            self._grew(inserted, (PendingExport, PendingExportAttributeChange))
+
+        writer.submit(write, lambda: self.recorder.written(rpeis))
+        self.in_flight.started(batch.exports_written)
+
+    def _cso_levels(self) -> list[list[int]]:
         csos = ConnectorSpaceObject.objects.filter(connected_system_id=self.system_id)
         if self.delta:
             csos = csos.filter(sync_pending=True)
@@ -113,16 +138,20 @@ class SyncRun:
 
     # -- one batch ------------------------------------------------------------------
 
-    def _grew(self, batch: SyncBatch) -> None:
-        """Keep the planner's statistics current while a first sync fills the tables."""
-        for model, rows in batch.inserted.items():
-            if model not in self.statistics:
-                self.statistics[model] = PlannerStatistics.of_table(model)
-            self.statistics[model].grew(rows)
+    def _grew(self, inserted: dict[type[Model], int], models: tuple[type[Model], ...]) -> None:
+        """Keep the planner's statistics current while a first sync fills the tables
+        (called in the thread that wrote the rows)."""
+        for model in models:
+            if inserted.get(model):
+                if model not in self.statistics:
+                    self.statistics[model] = PlannerStatistics.of_table(model)
+                self.statistics[model].grew(inserted[model])
 
-    def _process_batch(self, cso_ids: list[int]) -> SyncBatch:
-        csos = list(ConnectorSpaceObject.objects.filter(pk__in=cso_ids).order_by("pk"))
-        batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
+    def _process_batch(self, levels: list[list[int]]) -> tuple[SyncBatch, Callable[[], None]]:
+        """One batch: CSOs of one or more levels of references (see :mod:`.order`)."""
+        level_of = {pk: n for n, level in enumerate(levels) for pk in level}
+        csos = list(ConnectorSpaceObject.objects.filter(pk__in=list(level_of)).order_by("pk"))
+        batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk, self.in_flight)
         batch.load(csos)
         batch.load_exports(cso.pk for cso in csos)
         self._prefetch_join_keys(csos)
@@ -132,14 +161,14 @@ class SyncRun:
         evaluator = ExportEvaluator(batch, self.targets)
         deleted = self._apply_deletion_rules(batch, evaluator, outcomes)
         self._confirm_exports(batch, outcomes)
-        self._evaluate_exports(batch, evaluator, outcomes, deleted)
+        self._evaluate_exports(batch, evaluator, outcomes, deleted, level_of)
         for outcome in outcomes:
             if outcome.error is None and outcome.cso.sync_pending:
                 outcome.cso.sync_pending = False
                 batch.cso_changed(outcome.cso)
-        batch.commit()
+        write_exports = batch.commit()
         self._record(batch, outcomes, evaluator)
-        return batch
+        return batch, write_exports
 
     def _prefetch_join_keys(self, csos: list[ConnectorSpaceObject]) -> None:
         wanted = []
@@ -229,10 +258,14 @@ class SyncRun:
         evaluator: ExportEvaluator,
         outcomes: list[_Outcome],
         deleted: set[int],
+        level_of: dict[int, int],
     ) -> None:
         """Export rules for the MVOs this batch changed (full sync: every MVO it touched);
-        enforce_state rules for the CSOs of this system whose MVO did not change."""
-        evaluations: list[tuple[MetaverseObject, bool]] = []
+        enforce_state rules for the CSOs of this system whose MVO did not change.
+
+        Level by level: what a level provisions has its id before the next level's
+        references to it are evaluated."""
+        by_level: dict[int, list[tuple[MetaverseObject, bool]]] = defaultdict(list)
         for outcome in outcomes:
             result = outcome.inbound
             if result is None or result.mvo is None or result.mvo.pk in deleted:
@@ -241,25 +274,25 @@ class SyncRun:
                 continue
             changed = result.mvo_changed or result.change != ObjectChangeType.NONE
             if changed or not self.delta or outcome.cso.join_type != JoinType.PROJECTED:
-                evaluations.append((result.mvo, changed or not self.delta))
-        evaluator.prefetch_references([mvo for mvo, _ in evaluations])
-        for mvo, full in evaluations:
-            if full:
-                result = evaluator.evaluate(mvo)
-            else:
-                result = evaluator.evaluate(
-                    mvo, only_system=self.system_id, enforce_state_only=True
-                )
-            if result.deferred:
-                self.deferred_exports.add(mvo.pk)
-        evaluator.finish_provisioning()
+                by_level[level_of[outcome.cso.pk]].append((result.mvo, changed or not self.delta))
+        evaluator.prefetch_references([mvo for level in by_level.values() for mvo, _ in level])
+        for level in sorted(by_level):
+            for mvo, full in by_level[level]:
+                if full:
+                    result = evaluator.evaluate(mvo)
+                else:
+                    result = evaluator.evaluate(
+                        mvo, only_system=self.system_id, enforce_state_only=True
+                    )
+                if result.deferred:
+                    self.deferred_exports.add(mvo.pk)
+            evaluator.finish_provisioning()
         self._reevaluate_deferred_in_batch(batch, evaluator)
 
     def _reevaluate_deferred_in_batch(self, batch: SyncBatch, evaluator: ExportEvaluator) -> None:
         """Provisioned in this batch: references to those new CSOs can now be resolved."""
         if not self.deferred_exports or not batch.new_csos:
             return
-        batch.write_new_csos()
         for mvo_id in list(self.deferred_exports):
             mvo = batch.mvos.get(mvo_id)
             if mvo is None:
@@ -385,7 +418,7 @@ class SyncRun:
         for mvo in to_evaluate:
             evaluator.evaluate(mvo, final=True)
         evaluator.finish_provisioning()
-        batch.commit()
+        batch.commit()()
         for mvo in to_evaluate:
             evaluation = evaluator.results.get(mvo.pk)
             attributes = changed_mvos.get(mvo.pk)
@@ -421,7 +454,7 @@ class SyncRun:
                 for mvo in batch.mvos.values():
                     batch.deleted_mvos.add(mvo.pk)
                     evaluator.deprovision_all(mvo)
-                batch.commit()
+                batch.commit()()
             for mvo in batch.mvos.values():
                 self.recorder.item(
                     ObjectChangeType.DELETED,
@@ -429,6 +462,24 @@ class SyncRun:
                     details={"metaverse_object_deleted": True, "reason": "grace period ended"},
                 )
             self.recorder.flush()
+
+
+def _batches(levels: list[list[int]]) -> Iterator[list[list[int]]]:
+    """Batches of at most BATCH_SIZE CSOs, each as the levels of references it holds."""
+    batch: list[list[int]] = []
+    room = BATCH_SIZE
+    for level in levels:
+        start = 0
+        while start < len(level):
+            part = level[start : start + room]
+            batch.append(part)
+            start += len(part)
+            room -= len(part)
+            if not room:
+                yield batch
+                batch, room = [], BATCH_SIZE
+    if batch:
+        yield batch
 
 
 def _live(batch: SyncBatch, mvo_id: int | None) -> int | None:

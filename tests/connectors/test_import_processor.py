@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from connectors import registry
 from connectors.base import ConnectionFailed, ImportObject, ImportPage
 from connectors.choices import CsoStatus
-from connectors.importing.writer import PageWriter
 from connectors.models import ConnectedSystem, ConnectedSystemAttribute, ConnectorSpaceObject
+from jim_project.writer import PageWriter
 from tests.builders import (
     changes,
     csos,

@@ -1,19 +1,24 @@
-"""Writing each page in its own transaction — behind the reader when it can.
+"""Write-behind: each page (or batch) of a run written in its own transaction —
+behind the reader when it can.
 
 On PostgreSQL, outside a transaction (``jim run``, a worker), a page's writes run in
-a background thread with its own database connection while the import reads and
+a background thread with its own database connection while the run reads and
 stages the next page: the server works on page N while Python works on page N+1,
 both cores busy. At most one page is in flight. Inside a transaction (tests) or on
 another database, each page is written in place, before the next is read.
 
 Either way each page is one transaction, pages are committed in order, and a page's
-``then`` step (its RPEIs) runs in the calling thread once its writes are committed.
-A failed write is raised in the calling thread at the next :meth:`PageWriter.submit`
-or at :meth:`PageWriter.close`; the pages after it are never written.
+``then`` step runs in the calling thread once its writes are committed. A failed
+write is raised in the calling thread at the next :meth:`PageWriter.submit`,
+:meth:`PageWriter.finish` or at :meth:`PageWriter.close`; the pages after it are
+never written.
 
-Reading one page ahead means a page's lookups may not see the previous page's new
-CSOs yet: an external id twice in a row is caught in memory (cross-page duplicates),
-and a reference to an object of the previous page resolves after the last page.
+Reading one page ahead means the reader may not see the previous page's writes yet:
+each user says what it does about that (the import: an external id twice in a row
+is caught in memory, a reference to an object of the previous page resolves after
+the last page; the sync: :meth:`PageWriter.finish` before reading what is in flight).
+The write step runs in another thread, so it must only use data that the calling
+thread no longer changes (rows taken beforehand, not live model instances).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from types import TracebackType
+from typing import Any
 
 from django.db import connection, connections, transaction
 
@@ -33,7 +40,12 @@ Step = Callable[[], None]
 class PageWriter:
     """Runs page writes in order, each in a transaction, possibly in the background."""
 
-    def __init__(self, *, background: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        background: bool | None = None,
+        atomic: Callable[[], AbstractContextManager[Any]] = transaction.atomic,
+    ) -> None:
         if background is None:
             background = connection.vendor == "postgresql" and not connection.in_atomic_block
         self._executor = (
@@ -42,6 +54,7 @@ class PageWriter:
             else None
         )
         self._pending: tuple[Future[None], Step] | None = None
+        self._atomic = atomic
 
     @property
     def background(self) -> bool:
@@ -51,10 +64,10 @@ class PageWriter:
         """Write a page (``write`` in a transaction), then run ``then`` here."""
         self.finish()
         if self._executor is None:
-            _in_transaction(write)
+            self._in_transaction(write)
             then()
         else:
-            self._pending = (self._executor.submit(_in_transaction, write), then)
+            self._pending = (self._executor.submit(self._in_transaction, write), then)
 
     def finish(self) -> None:
         """Wait for the page in flight, if any, and run its ``then``."""
@@ -99,7 +112,6 @@ class PageWriter:
         finally:
             self._stop()
 
-
-def _in_transaction(write: Step) -> None:
-    with transaction.atomic():
-        write()
+    def _in_transaction(self, write: Step) -> None:
+        with self._atomic():
+            write()
