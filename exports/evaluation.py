@@ -33,7 +33,7 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import PendingExport
-from jim_project.bulk import new_instance
+from jim_project.bulk import new_instance, one_of
 from metaverse.choices import DeprovisionAction
 from metaverse.expressions import AttributeView, ExpressionError
 from metaverse.models import MetaverseObject
@@ -173,9 +173,9 @@ class ExportEvaluator:
         wanted -= {mvo_id for mvo_id, _ in self._reference_targets}
         if not wanted:
             return
-        rows = ConnectorSpaceObject.objects.filter(metaverse_object_id__in=wanted).values_list(
-            "metaverse_object_id", "connected_system_id", "pk"
-        )
+        rows = ConnectorSpaceObject.objects.filter(
+            one_of("metaverse_object_id", wanted)
+        ).values_list("metaverse_object_id", "connected_system_id", "pk")
         for mvo_id, system_id, pk in rows:
             self._reference_targets[(mvo_id, system_id)] = pk
 
@@ -456,11 +456,11 @@ class ExportEvaluator:
         found: dict[tuple[int, str, str], ConnectorSpaceObject] = {}
         for system_id, (keys, ids) in by_system.items():
             for cso in ConnectorSpaceObject.objects.filter(
-                connected_system_id=system_id, secondary_external_id_key__in=keys
+                one_of("secondary_external_id_key", keys), connected_system_id=system_id
             ):
                 found[(system_id, "dn", cso.secondary_external_id_key)] = cso
             for cso in ConnectorSpaceObject.objects.filter(
-                connected_system_id=system_id, external_id__in=ids
+                one_of("external_id", ids), connected_system_id=system_id
             ):
                 found[(system_id, "id", cso.external_id)] = cso
         return found

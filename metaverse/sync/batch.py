@@ -24,6 +24,7 @@ from jim_project.bulk import (
     insert_instances,
     insert_later,
     insert_rows,
+    one_of,
     update_instances,
     update_later,
 )
@@ -147,11 +148,11 @@ class SyncBatch:
         wanted = {i for i in mvo_ids if i not in self.mvos}
         if not wanted:
             return
-        for mvo in MetaverseObject.objects.filter(pk__in=wanted):
+        for mvo in MetaverseObject.objects.filter(one_of("id", wanted)):
             self.mvos[mvo.pk] = mvo
             self.mvo_csos.setdefault(mvo.pk, {})
             self._remember_join_values(mvo)
-        joined = ConnectorSpaceObject.objects.filter(metaverse_object_id__in=wanted)
+        joined = ConnectorSpaceObject.objects.filter(one_of("metaverse_object_id", wanted))
         for cso in joined:
             cso = self.csos.get(cso.pk, cso)
             self.mvo_csos[cso.metaverse_object_id][cso.connected_system_id] = cso
@@ -165,10 +166,13 @@ class SyncBatch:
         if not wanted:
             return
         self.in_flight.settle(wanted)
-        pes = {pe.cs_object_id: pe for pe in PendingExport.objects.filter(cs_object_id__in=wanted)}
+        pes = {
+            pe.cs_object_id: pe
+            for pe in PendingExport.objects.filter(one_of("cs_object_id", wanted))
+        }
         rows: dict[int, list[ChangeRow]] = {}
         changes = PendingExportAttributeChange.objects.filter(
-            pending_export_id__in=[pe.pk for pe in pes.values()]
+            one_of("pending_export_id", [pe.pk for pe in pes.values()])
         ).values_list(
             "pending_export_id", "attribute", "change_type", "values", "previous_values", "status"
         )

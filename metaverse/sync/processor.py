@@ -29,7 +29,8 @@ from exports.choices import PendingExportChangeType, PendingExportStatus
 from exports.evaluation import EvaluationResult, ExportEvaluator, TargetIndex
 from exports.models import PendingExport, PendingExportAttributeChange
 from exports.reconciliation import reconcile_changes
-from jim_project.bulk import PlannerStatistics, batch_transaction
+from jim_project.bulk import PlannerStatistics, batch_transaction, one_of
+from jim_project.collector import collector_paused
 from jim_project.writer import PageWriter
 from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject, MetaverseObjectKey
@@ -53,12 +54,14 @@ PendingReferences = list[tuple[CompiledRule, CompiledFlow, list[int]]]
 
 def run_full_sync(activity: Activity, recorder: ActivityRecorder) -> None:
     """Run profile entry point: sync every CSO of the activity's connected system."""
-    SyncRun(activity, recorder, delta=False).run()
+    with collector_paused():
+        SyncRun(activity, recorder, delta=False).run()
 
 
 def run_delta_sync(activity: Activity, recorder: ActivityRecorder) -> None:
     """Run profile entry point: sync the CSOs changed since the last sync."""
-    SyncRun(activity, recorder, delta=True).run()
+    with collector_paused():
+        SyncRun(activity, recorder, delta=True).run()
 
 
 @dataclass
@@ -150,7 +153,7 @@ class SyncRun:
     def _process_batch(self, levels: list[list[int]]) -> tuple[SyncBatch, Callable[[], None]]:
         """One batch: CSOs of one or more levels of references (see :mod:`.order`)."""
         level_of = {pk: n for n, level in enumerate(levels) for pk in level}
-        csos = list(ConnectorSpaceObject.objects.filter(pk__in=list(level_of)).order_by("pk"))
+        csos = list(ConnectorSpaceObject.objects.filter(one_of("id", level_of)).order_by("pk"))
         batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk, self.in_flight)
         batch.load(csos)
         batch.load_exports(cso.pk for cso in csos)
@@ -227,7 +230,7 @@ class SyncRun:
         missing = cso_ids - known.keys()
         if missing:
             known.update(
-                ConnectorSpaceObject.objects.filter(pk__in=missing).values_list(
+                ConnectorSpaceObject.objects.filter(one_of("id", missing)).values_list(
                     "pk", "metaverse_object_id"
                 )
             )
