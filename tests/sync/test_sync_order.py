@@ -106,6 +106,4 @@ def test_a_manager_in_the_same_batch_is_provisioned_before_the_report_is_evaluat
 
     assert activity.counts == {"projected": 2}
     assert not any(i.details.get("deferred_references") for i in rpeis(activity))
-    assert changes(scenario.export_of("2"))[("manager", "update")] == [
-        scenario.dir_cso_of("1").pk
-    ]
+    assert changes(scenario.export_of("2"))[("manager", "update")] == [scenario.dir_cso_of("1").pk]
