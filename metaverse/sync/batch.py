@@ -363,15 +363,19 @@ class SyncBatch:
         insert_pes = insert_later([pe for pe, _ in new_pes])
         update_pes = update_later([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"])
         replaced = [pe.pk for pe, _ in changed]
+        # The pending export's id is read when the rows are written: on PostgreSQL it
+        # was drawn above, elsewhere the insert gives it.
         rows = [
-            {
-                "pending_export_id": pe.pk,
-                "attribute": row.attribute,
-                "change_type": row.change_type,
-                "values": list(row.values),
-                "previous_values": list(row.previous_values),
-                "status": row.status,
-            }
+            (
+                pe,
+                {
+                    "attribute": row.attribute,
+                    "change_type": row.change_type,
+                    "values": list(row.values),
+                    "previous_values": list(row.previous_values),
+                    "status": row.status,
+                },
+            )
             for pe, state in (*new_pes, *changed)
             for row in state.rows
         ]
@@ -388,6 +392,10 @@ class SyncBatch:
             update_pes()
             if replaced:
                 PendingExportAttributeChange.objects.filter(pending_export_id__in=replaced).delete()
-            insert_rows(PendingExportAttributeChange, rows, returning=False)
+            insert_rows(
+                PendingExportAttributeChange,
+                [{"pending_export_id": pe.pk, **row} for pe, row in rows],
+                returning=False,
+            )
 
         return write
