@@ -143,8 +143,17 @@ class ExportRun:
 
     def _export_batch(self, pe_ids: list[int], *, second_pass: bool = False) -> None:
         items = self._claim(pe_ids, second_pass=second_pass)
-        if not items:
-            return
+        while items:
+            now, later = _rounds(items)
+            try:
+                self._send(now)
+            except RunFailed:
+                self._record_outcomes(later, [None] * len(later), [])  # back to pending
+                raise
+            items = self._resplit(later)
+
+    def _send(self, items: list[_Item]) -> None:
+        """Send one round of a batch and record its outcomes."""
         changes = [self._change(item) for item in items]
         sendable = [c for c in changes if c is not None]
         try:
@@ -160,6 +169,19 @@ class ExportRun:
         self._record_outcomes(items, changes, results)
         self.recorder.flush()
         self.recorder.progress(advance=len(items))
+
+    def _resplit(self, items: list[_Item]) -> list[_Item]:
+        """Items held for a later round, their references looked up again (the objects
+        they refer to may have been created by the round just sent)."""
+        if not items:
+            return []
+        targets = self._reference_targets([item.pe for item in items])
+        self._targets.update(targets)
+        for item in items:
+            item.sent, item.waiting = self._split_references(
+                item.cso, [*item.sent, *item.waiting], targets
+            )
+        return items
 
     def _open(self) -> None:
         if not self.opened:
@@ -416,3 +438,31 @@ class _Writes:
             status=AttributeChangeStatus.FAILED
         )
         ConnectorSpaceObject.objects.filter(pk__in=self.deleted_csos).delete()
+
+
+def _rounds(items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+    """The items to send now, and the creates to hold for the next round.
+
+    A create whose reference waits for another create of the same batch (a report
+    and their manager) is held until that create has been sent: it then goes out
+    whole, instead of as a create now and a modify for the reference later. A
+    reference cycle is sent as it is (its references follow in the run's last pass).
+    """
+    creates = {
+        item.cso.pk: item for item in items if item.pe.change_type == PendingExportChangeType.CREATE
+    }
+    held = [
+        item
+        for item in items
+        if item.cso.pk in creates
+        and any(
+            v in creates and v != item.cso.pk
+            for row in item.waiting
+            for v in row.values
+            if isinstance(v, int)
+        )
+    ]
+    if not held or len(held) == len(items):
+        return items, []
+    ids = {id(item) for item in held}
+    return [item for item in items if id(item) not in ids], held

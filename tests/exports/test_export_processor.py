@@ -59,7 +59,7 @@ def test_create_is_sent_with_every_attribute_and_recorded(scenario):
     assert activity.status == "complete"
 
 
-def test_references_wait_for_the_referenced_create_in_the_same_run(scenario):
+def test_a_create_waits_for_the_create_it_references_then_goes_whole(scenario):
     report = scenario.hr_row("2", accountName="report")
     manager = scenario.hr_row("1", accountName="boss")
     report.attributes["managerId"] = [manager.pk]
@@ -69,14 +69,38 @@ def test_references_wait_for_the_referenced_create_in_the_same_run(scenario):
     export(scenario)
 
     first, second = MemoryConnector.calls
-    report_create = next(c for c in first if c.dn.startswith("uid=report"))
-    assert "manager" not in {a.attribute for a in report_create.attribute_changes}
-    [manager_update] = second
-    assert manager_update.change_type == "update"
-    assert manager_update.attribute_changes[0].values == ["uid=boss,ou=people,dc=example,dc=org"]
+    assert [c.dn for c in first] == ["uid=boss,ou=people,dc=example,dc=org"]
+    [report_create] = second
+    assert report_create.change_type == "create"
+    assert {a.attribute: a.values for a in report_create.attribute_changes}["manager"] == [
+        "uid=boss,ou=people,dc=example,dc=org"
+    ]
     entry = MemoryConnector.directory["uid=report,ou=people,dc=example,dc=org"]
     assert entry["attributes"]["manager"] == ["uid=boss,ou=people,dc=example,dc=org"]
     assert PendingExport.objects.get(cs_object=scenario.dir_cso_of("2")).status == "exported"
+
+
+def test_references_of_a_cycle_follow_the_creates(scenario):
+    first = scenario.hr_row("1", accountName="first")
+    second = scenario.hr_row("2", accountName="second")
+    first.attributes["managerId"] = [second.pk]
+    second.attributes["managerId"] = [first.pk]
+    first.save()
+    second.save()
+    scenario.sync()
+
+    export(scenario)
+
+    creates, updates = MemoryConnector.calls
+    assert sorted(c.change_type for c in creates) == ["create", "create"]
+    assert all("manager" not in {a.attribute for a in c.attribute_changes} for c in creates)
+    assert sorted(u.attribute_changes[0].values[0] for u in updates) == [
+        "uid=first,ou=people,dc=example,dc=org",
+        "uid=second,ou=people,dc=example,dc=org",
+    ]
+    for uid, manager in (("first", "second"), ("second", "first")):
+        entry = MemoryConnector.directory[f"uid={uid},ou=people,dc=example,dc=org"]
+        assert entry["attributes"]["manager"] == [f"uid={manager},ou=people,dc=example,dc=org"]
 
 
 def test_failure_backs_off_then_fails_at_max_retries(scenario):
