@@ -82,15 +82,47 @@ class EvaluationResult:
 
 
 class TargetIndex:
-    """Unjoined CSOs of target systems by join-attribute value, built once per run.
+    """The CSOs of target systems, looked up once per run: unjoined ones by
+    join-attribute value, all of them by DN key and external id.
 
     Used to find the account a target system already has for an MVO before
-    provisioning a new one.
+    provisioning a new one; the CSOs the run provisions are added as it goes. What
+    another run imports into the target meanwhile is found by the next sync (and an
+    export of a DN that exists by then fails and is retried, never duplicated).
     """
 
     def __init__(self) -> None:
         self._index: dict[tuple[int, str], dict[str, set[int]]] = {}
+        self._identities: dict[int, dict[tuple[str, str], int]] = {}
         self.taken: set[int] = set()
+
+    def identified(self, system_id: int, kind: str, key: str) -> int | None:
+        """The id of the system's CSO with this DN key (``kind`` "dn") or external id
+        ("id"), if the run knows one."""
+        table = self._identities.get(system_id)
+        if table is None:
+            table = self._identities[system_id] = {}
+            rows = ConnectorSpaceObject.objects.filter(connected_system_id=system_id)
+            for pk, dn_key, external_id in rows.values_list(
+                "pk", "secondary_external_id_key", "external_id"
+            ):
+                self._remember(table, pk, dn_key, external_id)
+        return table.get((kind, key))
+
+    def provisioned(self, cso: ConnectorSpaceObject) -> None:
+        """Record a CSO the run provisioned (its id just given)."""
+        table = self._identities.get(cso.connected_system_id)
+        if table is not None:
+            self._remember(table, cso.pk, cso.secondary_external_id_key, cso.external_id)
+
+    @staticmethod
+    def _remember(
+        table: dict[tuple[str, str], int], pk: int, dn_key: str | None, external_id: str | None
+    ) -> None:
+        if dn_key:
+            table[("dn", dn_key)] = pk
+        if external_id:
+            table[("id", external_id)] = pk
 
     def find(self, cs_type_id: int, attribute: str, values: list[Any]) -> set[int]:
         index = self._index.get((cs_type_id, attribute))
@@ -440,7 +472,8 @@ class ExportEvaluator:
                 self._provision(request, existing, self._claimed_dns)
             except ObjectError as exc:
                 self.results.setdefault(request.mvo.pk, EvaluationResult()).errors.append(exc)
-        self.batch.assign_new_cso_ids()
+        for cso in self.batch.assign_new_cso_ids():
+            self.targets.provisioned(cso)
 
     def _existing_targets(
         self, requests: list[ProvisionRequest]
@@ -453,17 +486,25 @@ class ExportEvaluator:
                 keys.add(self._dn_key(request.rule.system_id, request.dn))
             if request.external_id:
                 ids.add(request.external_id)
-        found: dict[tuple[int, str, str], ConnectorSpaceObject] = {}
+        wanted: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
         for system_id, (keys, ids) in by_system.items():
-            for cso in ConnectorSpaceObject.objects.filter(
-                one_of("secondary_external_id_key", keys), connected_system_id=system_id
-            ):
-                found[(system_id, "dn", cso.secondary_external_id_key)] = cso
-            for cso in ConnectorSpaceObject.objects.filter(
-                one_of("external_id", ids), connected_system_id=system_id
-            ):
-                found[(system_id, "id", cso.external_id)] = cso
-        return found
+            for kind, values in (("dn", keys), ("id", ids)):
+                for key in values:
+                    pk = self.targets.identified(system_id, kind, key)
+                    if pk is not None:
+                        wanted[pk].append((system_id, kind, key))
+        if not wanted:
+            return {}
+        known = {pk: self.batch.csos[pk] for pk in wanted if pk in self.batch.csos}
+        missing = [pk for pk in wanted if pk not in known]
+        if missing:
+            known.update(
+                (cso.pk, cso) for cso in ConnectorSpaceObject.objects.filter(one_of("id", missing))
+            )
+        # A CSO deleted since the run looked it up is simply not there any more.
+        return {
+            where: known[pk] for pk, places in wanted.items() if pk in known for where in places
+        }
 
     def _provision(
         self,

@@ -277,18 +277,19 @@ class SyncBatch:
             MetaverseObject.objects.filter(pk__in=self.deleted_mvos).delete()
         return write_exports
 
-    def assign_new_cso_ids(self) -> None:
+    def assign_new_cso_ids(self) -> list[ConnectorSpaceObject]:
         """Give the CSOs provisioned so far their ids, so that references to them can
-        be staged now (they are inserted at commit)."""
+        be staged now (they are inserted at commit); returns those CSOs."""
         fresh = [cso for cso in self.new_csos if cso.pk is None]
         if not fresh:
-            return
+            return fresh
         assign_ids(fresh)  # inserts them already where there are no sequences
         for cso in fresh:
             state = self.exports.pop(id(cso), None)
             if state is not None:
                 self.exports[cso.pk] = state
             self.csos.setdefault(cso.pk, cso)
+        return fresh
 
     def write_new_csos(self) -> None:
         """Insert the CSOs provisioned by the batch."""
