@@ -88,7 +88,7 @@ class TargetIndex:
     Used to find the account a target system already has for an MVO before
     provisioning a new one; the CSOs the run provisions are added as it goes. What
     another run imports into the target meanwhile is found by the next sync (and an
-    export of a DN that exists by then fails and is retried, never duplicated).
+    export of a DN that exists by then is refused by the target, not duplicated).
     """
 
     def __init__(self) -> None:
