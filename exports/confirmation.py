@@ -51,12 +51,11 @@ def confirm_exports(
     if not by_id:
         return
     pes = list(
-        PendingExport.objects.filter(
-            cs_object_id__in=by_id, status=PendingExportStatus.EXPORTED
-        ).prefetch_related("attribute_changes")
+        PendingExport.objects.filter(cs_object_id__in=by_id, status=PendingExportStatus.EXPORTED)
     )
     if not pes:
         return
+    changes = _attribute_changes(pes)
     deleted: list[int] = []
     updated: list[PendingExport] = []
     dropped_rows: list[int] = []
@@ -64,7 +63,7 @@ def confirm_exports(
     now = timezone.now()
     for pe in pes:
         cso = by_id[pe.cs_object_id]
-        rows = list(pe.attribute_changes.all())
+        rows = changes.get(pe.pk, [])
         awaiting = [r for r in rows if r.status in AWAITING]
         left, confirmed_any = reconcile_changes(
             awaiting, cso.attributes, multivalued(cso.object_type_id)
@@ -91,6 +90,24 @@ def confirm_exports(
         _not_confirmed(pe, system, now, recorder, cso, left)
         updated.append(pe)
     _write(deleted, updated, dropped_rows, changed_rows, now)
+
+
+def _attribute_changes(pes: list[PendingExport]) -> dict[int, list[PendingExportAttributeChange]]:
+    """The attribute changes of these pending exports, by pending export id (one query).
+
+    Not ``prefetch_related``: it caches each pending export on its changes and the
+    changes on their pending export, a reference cycle per pending export. An import
+    runs with the cycle collector paused (:func:`jim_project.collector.collector_paused`),
+    so every page's pending exports, their changes and querysets stayed in memory to
+    the end of the run (about 6 KB per object confirmed).
+    """
+    changes: dict[int, list[PendingExportAttributeChange]] = {}
+    rows = PendingExportAttributeChange.objects.filter(
+        pending_export_id__in=[pe.pk for pe in pes]
+    ).order_by("pending_export_id", "attribute", "change_type", "pk")
+    for row in rows:
+        changes.setdefault(row.pending_export_id, []).append(row)
+    return changes
 
 
 def _not_confirmed(
