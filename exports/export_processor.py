@@ -47,7 +47,7 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import PendingExport, PendingExportAttributeChange
-from jim_project.bulk import update_instances
+from jim_project.bulk import one_of, update_instances
 
 BATCH_SIZE = 500
 SENDABLE_APPROVALS = (ApprovalState.NOT_REQUIRED, ApprovalState.APPROVED)
@@ -175,7 +175,9 @@ class ExportRun:
         they refer to may have been created by the round just sent)."""
         if not items:
             return []
-        targets = self._reference_targets([item.pe for item in items])
+        targets = self._reference_targets(
+            [(item.cso, [*item.sent, *item.waiting]) for item in items]
+        )
         self._targets.update(targets)
         for item in items:
             item.sent, item.waiting = self._split_references(
@@ -196,30 +198,40 @@ class ExportRun:
                 status__in=(PendingExportStatus.PENDING, PendingExportStatus.EXPORT_NOT_CONFIRMED)
             )
         claimable.update(status=PendingExportStatus.EXECUTING)
+        # Not select_related / prefetch_related: they cache a pending export on its CSO
+        # and on its changes and those on it, reference cycles that stay in memory until
+        # the collector's rare full passes (see jim_project.collector).
         pes = list(
             PendingExport.objects.filter(pk__in=pe_ids, status=PendingExportStatus.EXECUTING)
-            .select_related("cs_object")
-            .prefetch_related("attribute_changes")
         )
-        targets = self._reference_targets(pes)
+        csos = ConnectorSpaceObject.objects.in_bulk([pe.cs_object_id for pe in pes])
+        changes: dict[int, list[PendingExportAttributeChange]] = {}
+        for row in PendingExportAttributeChange.objects.filter(
+            one_of("pending_export_id", [pe.pk for pe in pes])
+        ).order_by("pending_export_id", "attribute", "change_type", "pk"):
+            changes.setdefault(row.pending_export_id, []).append(row)
+        loaded = [(pe, csos[pe.cs_object_id], changes.get(pe.pk, [])) for pe in pes]
+        targets = self._reference_targets([(cso, rows) for _, cso, rows in loaded])
         items = []
-        for pe in pes:
+        for pe, cso, all_rows in loaded:
             rows = [
                 r
-                for r in pe.attribute_changes.all()
+                for r in all_rows
                 if r.status != AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION
             ]
-            sent, waiting = self._split_references(pe.cs_object, rows, targets)
-            items.append(_Item(pe, pe.cs_object, sent, waiting))
+            sent, waiting = self._split_references(cso, rows, targets)
+            items.append(_Item(pe, cso, sent, waiting))
         self._targets = targets
         return items
 
-    def _reference_targets(self, pes: list[PendingExport]) -> dict[int, str | None]:
+    def _reference_targets(
+        self, loaded: list[tuple[ConnectorSpaceObject, list[PendingExportAttributeChange]]]
+    ) -> dict[int, str | None]:
         """Target identifiers (DN or external id) of the CSOs references point at."""
         wanted: set[int] = set()
-        for pe in pes:
-            refs = self.types[pe.cs_object.object_type_id].attributes
-            for row in pe.attribute_changes.all():
+        for cso, rows in loaded:
+            refs = self.types[cso.object_type_id].attributes
+            for row in rows:
                 spec = refs.get(row.attribute)
                 if spec is not None and spec.data_type == AttributeDataType.REFERENCE:
                     wanted.update(v for v in row.values if isinstance(v, int))
