@@ -145,7 +145,7 @@ class SyncBatch:
 
     def load_mvos(self, mvo_ids: Iterable[int]) -> None:
         """Load MVOs (and every CSO joined to them) not yet in the batch."""
-        wanted = {i for i in mvo_ids if i not in self.mvos}
+        wanted = sorted({i for i in mvo_ids if i not in self.mvos})  # a stable order
         if not wanted:
             return
         for mvo in MetaverseObject.objects.filter(one_of("id", wanted)):

@@ -44,6 +44,13 @@ class JoinIndex:
                 self._index[(type_id, attribute, value)].add(mvo_id)
             self._loaded.update((type_id, attribute, value) for value in values)
 
+    def forget(self) -> None:
+        """Drop what earlier batches loaded and wrote. Their keys are committed with
+        their batch, so a later batch's :meth:`prefetch` reads them back: the index holds
+        one batch's keys, not the run's (about 600 bytes per MVO of a full sync)."""
+        self._index.clear()
+        self._loaded.clear()
+
     def find(self, type_id: int, attribute: str, values: Iterable[Any]) -> set[int]:
         """MVO ids of ``type_id`` whose ``attribute`` holds any of ``values``."""
         found: set[int] = set()

@@ -35,7 +35,9 @@ def test_deletes_wait_for_approval_and_a_rejection_keeps_the_account(
     )
     estate.run("HR", "Full Import")
     estate.run("HR", "Delta Sync")
-    ada, alan = PendingExport.objects.order_by("pk")
+    exports = {pe.cs_object.secondary_external_id: pe for pe in PendingExport.objects.all()}
+    ada = exports[f"uid=ada,ou=people,{estate.base}"]
+    alan = exports[f"uid=alan,ou=people,{estate.base}"]
     assert {ada.approval, alan.approval} == {"awaiting_approval"}
     assert estate.run("Directory", "Export").counts == {}  # deletes wait
 
