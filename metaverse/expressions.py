@@ -36,6 +36,8 @@ from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from connectors.backends.ldap_dn import escape_rdn_value
+
 
 class ExpressionSyntaxError(ValueError):
     """An expression or template that does not parse."""
@@ -80,28 +82,11 @@ def first(value: Any) -> Any:
     return value
 
 
-_RDN_SPECIAL = frozenset(',+"\\<>;=')
-
-
 def ldap_escape(value: Any) -> str:
-    """Escape a value for use as an LDAP RDN value (RFC 4514, section 2.4).
-
-    ``, + " \\ < > ; =`` are backslash-escaped, as are a leading ``#`` or space and a
-    trailing space; NUL becomes ``\\00``. None is the empty text.
-    """
-    text = "" if value is None else str(value)
-    out: list[str] = []
-    last = len(text) - 1
-    for index, char in enumerate(text):
-        if char in _RDN_SPECIAL:
-            out.append("\\" + char)
-        elif char == "\x00":
-            out.append("\\00")
-        elif (index == 0 and char in (" ", "#")) or (index == last and char == " "):
-            out.append("\\" + char)
-        else:
-            out.append(char)
-    return "".join(out)
+    """Escape a value for use as an LDAP RDN value (RFC 4514, section 2.4), as the LDAP
+    connector parses DNs (:func:`connectors.backends.ldap_dn.escape_rdn_value`).
+    None is the empty text."""
+    return escape_rdn_value("" if value is None else str(value))
 
 
 def now() -> dt.datetime:
