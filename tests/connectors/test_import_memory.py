@@ -8,31 +8,13 @@ import gc
 
 import pytest
 
-from connectors import registry
 from connectors.choices import CsoStatus
 from connectors.models import ConnectorSpaceObject
 from exports.models import PendingExport, PendingExportAttributeChange
-from tests.builders import make_connected_system, run
+from tests.builders import run
 from tests.connectors.scripted_connector import ScriptedConnector, obj, page
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def scripted(monkeypatch):
-    monkeypatch.setitem(
-        registry.CONNECTORS, "scripted", "tests.connectors.scripted_connector:ScriptedConnector"
-    )
-    ScriptedConnector.reset()
-    return make_connected_system(
-        "Directory",
-        "scripted",
-        object_type="person",
-        external_id="id",
-        secondary_external_id="dn",
-        profiles=("full_import",),
-        deletion_threshold="100%",
-    )
 
 
 def exported(system, uid: str) -> PendingExport:

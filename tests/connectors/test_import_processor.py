@@ -12,7 +12,6 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from connectors import registry
 from connectors.base import ConnectionFailed, ImportObject, ImportPage
 from connectors.choices import CsoStatus
 from connectors.models import ConnectedSystem, ConnectedSystemAttribute, ConnectorSpaceObject
@@ -32,24 +31,6 @@ from tests.builders import (
 from tests.connectors.scripted_connector import ScriptedConnector, obj, page
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def scripted(monkeypatch):
-    """A connected system whose connector serves the pages a test scripts."""
-    monkeypatch.setitem(
-        registry.CONNECTORS, "scripted", "tests.connectors.scripted_connector:ScriptedConnector"
-    )
-    ScriptedConnector.reset()
-    return make_connected_system(
-        "Directory",
-        "scripted",
-        object_type="person",
-        external_id="id",
-        secondary_external_id="dn",
-        profiles=("full_import", "delta_import"),
-        deletion_threshold="100%",
-    )
 
 
 # --------------------------------------------------------------------------- creates
