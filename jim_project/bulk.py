@@ -332,7 +332,8 @@ def one_of(column: str, values: Iterable[str]) -> Any:
     On PostgreSQL ``column = ANY(%s)`` with one array parameter: a short statement
     whose plan is an index scan even before the table has statistics (an ``IN
     (SELECT …)`` was planned as a scan of every row per value on a fresh table).
-    Elsewhere ``column__in``.
+    Elsewhere ``column__in``. The column is not qualified with its table: use it on
+    queries that join no other table with a column of that name.
     """
     values = list(values)
     if connection.vendor != "postgresql":

@@ -135,6 +135,8 @@ class SyncBatch:
         self.inserted: Counter[type[Model]] = Counter()
         #: CSOs whose pending exports the step :meth:`commit` returned writes
         self.exports_written: list[int] = []
+        #: the ids of the CSOs the batch provisioned (inserted by :meth:`commit`)
+        self.provisioned: list[int] = []
 
     # -- loading ----------------------------------------------------------------
 
@@ -297,6 +299,7 @@ class SyncBatch:
         pending = [cso for cso in self.new_csos if cso._state.adding]
         insert_instances(pending)
         self.inserted[ConnectorSpaceObject] += len(pending)
+        self.provisioned.extend(cso.pk for cso in self.new_csos)
         self.new_csos = []
 
     def _write_mvos(self) -> None:

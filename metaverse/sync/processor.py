@@ -14,6 +14,7 @@ finished in a last pass.
 from __future__ import annotations
 
 import copy
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from metaverse.sync.order import sync_order
 from metaverse.sync.rules import CompiledFlow, CompiledRule, RuleSet
 
 BATCH_SIZE = 1000
+
+logger = logging.getLogger(__name__)
 
 PendingReferences = list[tuple[CompiledRule, CompiledFlow, list[int]]]
 
@@ -96,14 +99,22 @@ class SyncRun:
         levels = self._cso_levels()
         total = sum(map(len, levels))
         self.recorder.progress(total=total, processed=0, force=True)
-        with PageWriter(atomic=batch_transaction) as writer:
-            self.in_flight = ExportsInFlight(writer.finish)
-            for chunk in _batches(levels):
-                with batch_transaction():
-                    batch, write_exports = self._process_batch(chunk)
-                self._write_behind(writer, batch, write_exports)
-                self.recorder.flush()
-                self.recorder.progress(advance=sum(map(len, chunk)))
+        # The batches whose pending exports may not be written yet: (CSOs, provisioned).
+        unwritten: list[tuple[list[int], list[int]]] = []
+        try:
+            with PageWriter(atomic=batch_transaction) as writer:
+                self.in_flight = ExportsInFlight(writer.finish)
+                for chunk in _batches(levels):
+                    with batch_transaction():
+                        batch, write_exports = self._process_batch(chunk)
+                    unwritten = [*unwritten[-1:], (list(batch.csos), batch.provisioned)]
+                    self._write_behind(writer, batch, write_exports)
+                    unwritten = unwritten[-1:]
+                    self.recorder.flush()
+                    self.recorder.progress(advance=sum(map(len, chunk)))
+        except BaseException:
+            self._sync_again(unwritten)
+            raise
         self.in_flight = ExportsInFlight()
         self.recorder.set_phase(ActivityPhase.EVALUATING_EXPORTS)
         self._finish_deferred()
@@ -125,6 +136,24 @@ class SyncRun:
 
         writer.submit(write, lambda: self.recorder.written(rpeis))
         self.in_flight.started(batch.exports_written)
+
+    def _sync_again(self, batches: list[tuple[list[int], list[int]]]) -> None:
+        """The run stops with batches whose objects were committed but whose pending
+        exports may not have been written: the target objects they provisioned that
+        have no pending export are removed, and their CSOs are marked for the next
+        sync, which evaluates them again (nothing is left half exported)."""
+        csos = [pk for ids, _ in batches for pk in ids]
+        provisioned = [pk for _, ids in batches for pk in ids]
+        try:
+            with batch_transaction():
+                ConnectorSpaceObject.objects.filter(
+                    pk__in=provisioned,
+                    status=CsoStatus.PENDING_PROVISIONING,
+                    pending_export__isnull=True,
+                ).delete()
+                ConnectorSpaceObject.objects.filter(one_of("id", csos)).update(sync_pending=True)
+        except Exception:
+            logger.exception("Could not mark %s CSOs for the next sync", len(csos))
 
     def _cso_levels(self) -> list[list[int]]:
         csos = ConnectorSpaceObject.objects.filter(connected_system_id=self.system_id)
@@ -263,8 +292,10 @@ class SyncRun:
         deleted: set[int],
         level_of: dict[int, int],
     ) -> None:
-        """Export rules for the MVOs this batch changed (full sync: every MVO it touched);
-        enforce_state rules for the CSOs of this system whose MVO did not change.
+        """Export rules for the MVOs of the batch's CSOs; for a delta sync's joined
+        target CSOs whose MVO did not change, only their system's enforce_state rules.
+        (A source CSO is re-evaluated even when nothing flowed: it was marked for sync,
+        perhaps by a run whose pending exports were lost, see :meth:`_sync_again`.)
 
         Level by level: what a level provisions has its id before the next level's
         references to it are evaluated."""
@@ -276,8 +307,8 @@ class SyncRun:
             if result.mvo.status == MvoStatus.DELETION_SCHEDULED:
                 continue
             changed = result.mvo_changed or result.change != ObjectChangeType.NONE
-            if changed or not self.delta or outcome.cso.join_type != JoinType.PROJECTED:
-                by_level[level_of[outcome.cso.pk]].append((result.mvo, changed or not self.delta))
+            full = changed or not self.delta or outcome.cso.join_type == JoinType.PROJECTED
+            by_level[level_of[outcome.cso.pk]].append((result.mvo, full))
         evaluator.prefetch_references([mvo for level in by_level.values() for mvo, _ in level])
         for level in sorted(by_level):
             for mvo, full in by_level[level]:

@@ -12,7 +12,7 @@ import functools
 
 import pytest
 
-from connectors.models import ConnectorSpaceObject
+from connectors.models import Activity, ConnectorSpaceObject
 from exports.models import PendingExport
 from jim_project.writer import PageWriter
 from metaverse.models import MetaverseObject
@@ -99,3 +99,39 @@ def test_a_batch_waits_for_the_exports_in_flight_it_reads_or_deletes():
     batch.deleted_csos.add(99)
     batch.commit()
     assert waited == ["waited", "waited"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_a_batch_written_behind_fails_its_objects_are_synced_again(monkeypatch):
+    monkeypatch.setattr(processor, "BATCH_SIZE", 2)
+    scenario = build_scenario()
+    for employee_id in PEOPLE:
+        scenario.hr_row(employee_id, accountName=f"user{employee_id}")
+    written = []
+
+    def fail_the_second_batch(rows):
+        written.append(rows)
+        if len(written) == 2:
+            raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(processor, "write_rpeis", fail_the_second_batch)
+
+    with pytest.raises(RuntimeError, match="the database went away"):
+        scenario.sync()  # the runner records it as the activity's failure
+
+    # The objects of the batch whose exports were lost, and of the one after it, wait
+    # for the next sync; nothing of a batch is half written.
+    pending = set(
+        ConnectorSpaceObject.objects.filter(
+            connected_system=scenario.hr, sync_pending=True
+        ).values_list("external_id", flat=True)
+    )
+    assert {"3", "4"} <= pending
+    monkeypatch.undo()
+    monkeypatch.setattr(processor, "BATCH_SIZE", 2)
+    Activity.objects.filter(status="in_progress").update(status="failed")
+
+    scenario.sync(delta=True)
+
+    assert PendingExport.objects.filter(change_type="create").count() == 5
+    assert not ConnectorSpaceObject.objects.filter(sync_pending=True).exists()
