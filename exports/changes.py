@@ -1,4 +1,4 @@
-"""Applying pending-export attribute changes to a set of attribute values."""
+"""Pending-export attribute changes: loading them, applying them to attribute values."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from exports.choices import AttributeChangeType
+from exports.models import PendingExport, PendingExportAttributeChange
+from jim_project.bulk import one_of
 
 
 class Change(Protocol):
@@ -40,3 +42,22 @@ def apply_changes(
         else:
             result.pop(change.attribute, None)
     return result
+
+
+def changes_by_export(
+    pes: Iterable[PendingExport],
+) -> dict[int, list[PendingExportAttributeChange]]:
+    """The attribute changes of these pending exports, by pending export id (one query).
+
+    Not ``prefetch_related``: it caches each pending export on its changes and the
+    changes on their pending export, a reference cycle per pending export. Imports
+    and syncs run with the cycle collector paused (:mod:`jim_project.collector`), so
+    such cycles stayed in memory to the end of the run (about 6 KB per object).
+    """
+    changes: dict[int, list[PendingExportAttributeChange]] = {}
+    rows = PendingExportAttributeChange.objects.filter(
+        one_of("pending_export_id", [pe.pk for pe in pes])
+    ).order_by("pending_export_id", "attribute", "change_type", "pk")
+    for row in rows:
+        changes.setdefault(row.pending_export_id, []).append(row)
+    return changes

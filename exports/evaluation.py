@@ -469,7 +469,7 @@ class ExportEvaluator:
         existing = self._existing_targets(requests)
         for request in requests:
             try:
-                self._provision(request, existing, self._claimed_dns)
+                self._provision(request, existing)
             except ObjectError as exc:
                 self.results.setdefault(request.mvo.pk, EvaluationResult()).errors.append(exc)
         for cso in self.batch.assign_new_cso_ids():
@@ -510,7 +510,6 @@ class ExportEvaluator:
         self,
         request: ProvisionRequest,
         existing: dict[tuple[int, str, str], ConnectorSpaceObject],
-        claimed_dns: set[tuple[int, str]],
     ) -> None:
         mvo, rule = request.mvo, request.rule
         system_id = rule.system_id
@@ -537,14 +536,14 @@ class ExportEvaluator:
             if action:
                 result.effects.append(ExportEffect(self._system_name(rule), action))
             return
-        if dn_key and (system_id, dn_key) in claimed_dns:
+        if dn_key and (system_id, dn_key) in self._claimed_dns:
             raise ObjectError(
                 RpeiErrorType.INVALID_GENERATED_EXTERNAL_ID,
                 f"sync rule {rule.name!r}: generated DN {request.dn!r} is also generated for "
                 "another metaverse object in this run",
             )
         if dn_key:
-            claimed_dns.add((system_id, dn_key))
+            self._claimed_dns.add((system_id, dn_key))
         cso = new_instance(
             ConnectorSpaceObject,
             connected_system_id=system_id,

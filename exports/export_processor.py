@@ -39,7 +39,7 @@ from connectors.models import (
     ConnectorSpaceObject,
 )
 from connectors.schema import connector_for, object_type_spec
-from exports.changes import apply_changes
+from exports.changes import apply_changes, changes_by_export
 from exports.choices import (
     ApprovalState,
     AttributeChangeStatus,
@@ -47,7 +47,7 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import PendingExport, PendingExportAttributeChange
-from jim_project.bulk import one_of, update_instances
+from jim_project.bulk import update_instances
 
 BATCH_SIZE = 500
 SENDABLE_APPROVALS = (ApprovalState.NOT_REQUIRED, ApprovalState.APPROVED)
@@ -205,11 +205,7 @@ class ExportRun:
             PendingExport.objects.filter(pk__in=pe_ids, status=PendingExportStatus.EXECUTING)
         )
         csos = ConnectorSpaceObject.objects.in_bulk([pe.cs_object_id for pe in pes])
-        changes: dict[int, list[PendingExportAttributeChange]] = {}
-        for row in PendingExportAttributeChange.objects.filter(
-            one_of("pending_export_id", [pe.pk for pe in pes])
-        ).order_by("pending_export_id", "attribute", "change_type", "pk"):
-            changes.setdefault(row.pending_export_id, []).append(row)
+        changes = changes_by_export(pes)
         loaded = [(pe, csos[pe.cs_object_id], changes.get(pe.pk, [])) for pe in pes]
         targets = self._reference_targets([(cso, rows) for _, cso, rows in loaded])
         items = []
@@ -476,5 +472,5 @@ def _rounds(items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
     ]
     if not held or len(held) == len(items):
         return items, []
-    ids = {id(item) for item in held}
-    return [item for item in items if id(item) not in ids], held
+    waiting = {item.cso.pk for item in held}  # one pending export per CSO
+    return [item for item in items if item.cso.pk not in waiting], held
