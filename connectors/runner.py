@@ -470,7 +470,7 @@ def _finish(activity: Activity, recorder: ActivityRecorder, status: str, message
         try:
             _write_outcome(activity, recorder, status, message)
             return
-        except DatabaseError as exc:
+        except (DatabaseError, psycopg.Error) as exc:  # psycopg's own from COPY
             lost = lost_connection(exc)
             if lost is None:
                 raise
@@ -487,7 +487,7 @@ def _finish(activity: Activity, recorder: ActivityRecorder, status: str, message
 def _write_outcome(activity: Activity, recorder: ActivityRecorder, status: str, message: str):
     try:
         recorder.flush()
-    except DatabaseError as exc:
+    except (DatabaseError, psycopg.Error) as exc:
         if lost_connection(exc) is not None:
             raise
         # RPEIs may point at rows a failed transaction rolled back; keep the outcome.
