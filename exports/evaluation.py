@@ -368,10 +368,14 @@ class ExportEvaluator:
         target_dn = (cso.secondary_external_id or "") if creating else new_dn
         if (
             pe is not None
-            and pe.change_type == change_type
             and _contents(merged) == _contents(state.rows)
-            and (old_dn or "") == (target_dn or "")
+            and (
+                (pe.change_type == change_type and (old_dn or "") == (target_dn or ""))
+                or (pe.status == PendingExportStatus.EXPORTED and not target_dn)
+            )
         ):
+            # Nothing new. An exported export stays as it is, awaiting its confirming
+            # import: what it sent is on the CSO already (applied when sent).
             return ""
         if not merged and not target_dn:
             if pe is not None:
