@@ -183,7 +183,10 @@ class ExportRun:
             ]
             self._record_outcomes(items, changes, unsent)
             self.recorder.flush()
-            raise RunFailed(f"export to {self.system.name} stopped: {exc}; {NOT_COUNTED}") from None
+            raise RunFailed(
+                f"export to {self.system.name} stopped: {exc}; {NOT_COUNTED}",
+                error_type=Err.CONNECTOR_ERROR,
+            ) from None
         self._record_outcomes(items, changes, results)
         self.recorder.flush()
         self.recorder.progress(advance=len(items))
@@ -191,7 +194,8 @@ class ExportRun:
         if unsettled:
             raise RunFailed(
                 f"export to {self.system.name} stopped: {len(unsettled)} of {len(sendable)} "
-                f"changes got no usable answer ({unsettled[0].error}); {NOT_COUNTED}"
+                f"changes got no usable answer ({unsettled[0].error}); {NOT_COUNTED}",
+                error_type=Err.CONNECTOR_ERROR,
             )
 
     def _resplit(self, items: list[_Item]) -> list[_Item]:
