@@ -305,7 +305,7 @@ class SyncRun:
                 continue
             if result.mvo.status == MvoStatus.DELETION_SCHEDULED:
                 continue
-            scope = _export_scope(outcome.cso, result, self.system_id)
+            scope = _export_scope(outcome.cso, result, self.ruleset)
             by_level[level_of[outcome.cso.pk]].append((result.mvo, *scope))
         evaluator.prefetch_references([mvo for level in by_level.values() for mvo, *_ in level])
         for level in sorted(by_level):
@@ -499,24 +499,28 @@ class SyncRun:
 
 
 def _export_scope(
-    cso: ConnectorSpaceObject, result: InboundResult, system_id: int
+    cso: ConnectorSpaceObject, result: InboundResult, ruleset: RuleSet
 ) -> tuple[int | None, int | None]:
     """Which export rules to evaluate for the MVO of a synced CSO, as ``(only_system,
     drift_of)`` for :meth:`ExportEvaluator.evaluate` — in full and delta syncs alike
     (seed 003's ``enforce_state``):
 
-    * a source CSO (it projected its MVO) or one that joined in this run: every rule.
-      A source CSO is re-evaluated even when nothing flowed: it was marked for sync,
-      perhaps by a run whose pending exports were lost (see :meth:`SyncRun._sync_again`);
-      a full sync of a source is also how a changed export rule reaches its objects.
-    * any other CSO of the system being synced: what differs between it and the
-      metaverse is drift in that system, corrected only by the system's
-      ``enforce_state`` rules; when its MVO changed, the change flows out to the other
-      systems too.
+    * a CSO of a source — it projected its MVO, or its system is no target of the
+      MVO's export rules — or a CSO that joined in this run: every rule. A source CSO
+      is re-evaluated even when nothing flowed: it was marked for sync, perhaps by a
+      run whose pending exports were lost (see :meth:`SyncRun._sync_again`); a full
+      sync of a source is also how a changed export rule reaches its objects.
+    * a CSO of a target system: what differs between it and the metaverse is drift
+      in that system, corrected only by the system's ``enforce_state`` rules; when
+      its MVO changed, the change flows out to the other systems too.
     """
-    if cso.join_type == JoinType.PROJECTED or result.change in (
-        ObjectChangeType.PROJECTED,
-        ObjectChangeType.JOINED,
+    system_id = cso.connected_system_id
+    mvo = result.mvo
+    targets = {rule.system_id for rule in ruleset.export_rules.get(mvo.object_type_id, [])}
+    if (
+        cso.join_type == JoinType.PROJECTED
+        or result.change in (ObjectChangeType.PROJECTED, ObjectChangeType.JOINED)
+        or system_id not in targets
     ):
         return None, None
     changed = result.mvo_changed or result.change != ObjectChangeType.NONE

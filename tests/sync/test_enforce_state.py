@@ -14,6 +14,7 @@ from exports.models import PendingExport, PendingExportAttributeChange
 from metaverse.models import SyncRule, SyncRuleFlow
 from tests.sync.scenario import build_scenario, changes, rpeis
 from tests.sync.test_sync_lifecycle import _provisioned
+from tests.sync.test_sync_rules import _second_source
 
 pytestmark = pytest.mark.django_db
 
@@ -129,3 +130,21 @@ def test_what_the_target_contributes_is_never_corrected(scenario, delta):
 
     assert scenario.mvo_of("1001").attributes["sn"] == ["Changed-In-Directory"]
     assert not PendingExportAttributeChange.objects.filter(attribute="sn").exists()
+
+
+def test_a_full_sync_of_a_source_that_joins_evaluates_every_rule(scenario):
+    # A source that joins rather than projects is no target: its full sync is how an
+    # export rule's change (here: a value the Directory lacks) reaches its objects.
+    _enforce(scenario, False)
+    book, _ = _second_source(scenario, precedence=5)
+    target = _provisioned(scenario)
+    scenario.sync(book)  # joins
+    PendingExport.objects.all().delete()
+    target.attributes.pop("mail")
+    target.save()
+
+    scenario.sync(book)
+
+    assert changes(PendingExport.objects.get(cs_object=target)) == {
+        ("mail", "update"): ["john.smith@example.org"]
+    }
