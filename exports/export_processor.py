@@ -10,9 +10,10 @@ References go second: an attribute change whose referenced object does not exist
 the target yet waits — within the run until that object's create has been sent, across
 runs when the create failed — while the rest of its export is sent.
 
-What counts as an attempt (docs/architecture.md, "Pending exports"): only the target's
-answer about the object itself — a refused add or modify — counts toward the
-export's ``max_retries``, with exponential backoff. When the target cannot take the
+What counts as an attempt (docs/pending-exports.md): here, only the target's answer
+about the object itself — a refused add or modify — counts toward the export's
+``max_retries``, with exponential backoff (so does a confirming import that does not
+show what was sent, :mod:`exports.confirmation`). When the target cannot take the
 changes at all — it cannot be reached, refuses the bind, loses the connection (an
 outcome the connector reports as ``transient``: unknown, or the server busy or
 unavailable) — the run fails and every export it did not settle goes back to what it
