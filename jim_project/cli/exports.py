@@ -41,7 +41,7 @@ def _exports(system_name: str | None):
 
 
 def pending_export_json(pe: PendingExport) -> dict[str, Any]:
-    """One pending export in the spec's JSON form."""
+    """One pending export in the spec's JSON form, and its ``last_error`` (JIM's own)."""
     cso = pe.cs_object
     return {
         "id": pe.pk,
@@ -52,6 +52,7 @@ def pending_export_json(pe: PendingExport) -> dict[str, Any]:
         "external_id": cso.external_id,
         "dn": pe.dn or cso.secondary_external_id,
         "error_count": pe.error_count,
+        "last_error": pe.last_error,
         "attributes": [
             {
                 "name": c.attribute,
@@ -96,6 +97,8 @@ class PendingExportsCommand:
                 f"{pe.pk:>6}  {pe.connected_system.name:<16} {pe.change_type:<7} "
                 f"{pe.status:<21} {pe.approval:<18} {target}  {names}\n"
             )
+            if pe.status == PendingExportStatus.FAILED and pe.last_error:
+                stdout.write(f"        last error: {pe.last_error}\n")
         if not count:
             stdout.write("No pending exports.\n")
         return EXIT_OK

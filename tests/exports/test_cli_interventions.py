@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,21 @@ from tests.exports.failures import dn, failed_creates
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_pending_exports_shows_the_last_error_of_failed_exports(failing):
+    [failed] = failed_creates(failing, "first")
+
+    _, text, _ = jim("pending-exports")
+    _, listing, _ = jim("pending-exports", "--json")
+
+    assert f"        last error: {dn('first')}: constraint violation\n" in text
+    [entry] = json.loads(listing)
+    assert (entry["id"], entry["status"], entry["last_error"]) == (
+        failed.pk,
+        "failed",
+        f"{dn('first')}: constraint violation",
+    )
 
 
 def test_retry_by_id_lists_what_it_retried(failing, intervener):
