@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from connectors.choices import (
@@ -42,8 +42,11 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
+from jim_project.bulk import one_of
 
 INTERVENE_PERMISSION = "exports.intervene_pendingexport"
+#: Pending exports loaded per query.
+CHUNK = 2000
 
 
 class InterventionDenied(PermissionError):
@@ -96,19 +99,22 @@ def retry(
         entries = [
             ApprovalAuditEntry.of(pe, user, ApprovalAction.RETRIED, reason) for pe in retried
         ]
-        for pe in retried:
-            pe.status = PendingExportStatus.PENDING
-            pe.error_count = 0
-            pe.next_retry_at = None
-            pe.last_error = ""
-            pe.updated_at = now
-        PendingExport.objects.bulk_update(
-            retried, ["status", "error_count", "next_retry_at", "last_error", "updated_at"]
-        )
+        ids = [pe.pk for pe in retried]
+        reset = {
+            "status": PendingExportStatus.PENDING,
+            "error_count": 0,
+            "next_retry_at": None,
+            "last_error": "",
+            "updated_at": now,
+        }
+        PendingExport.objects.filter(one_of("id", ids)).update(**reset)
         PendingExportAttributeChange.objects.filter(
-            pending_export_id__in=[pe.pk for pe in retried], status=AttributeChangeStatus.FAILED
+            one_of("pending_export_id", ids), status=AttributeChangeStatus.FAILED
         ).update(status=AttributeChangeStatus.PENDING)
         ApprovalAuditEntry.objects.bulk_create(entries)
+    for pe in retried:
+        for field, value in reset.items():
+            setattr(pe, field, value)
     return retried
 
 
@@ -143,8 +149,8 @@ def discard(
         mvo_ids = {pe.metaverse_object_id or pe.cs_object.metaverse_object_id for pe in discarded}
         mvo_ids |= _mvos_referring_to(never_created)
         kept_csos = {pe.cs_object_id for pe in discarded} - set(never_created)
-        PendingExport.objects.filter(pk__in=[pe.pk for pe in discarded]).delete()
-        ConnectorSpaceObject.objects.filter(pk__in=never_created).delete()
+        PendingExport.objects.filter(one_of("id", [pe.pk for pe in discarded])).delete()
+        ConnectorSpaceObject.objects.filter(one_of("id", never_created)).delete()
         _mark_for_sync(mvo_ids - {None}, kept_csos)
     return discarded
 
@@ -167,14 +173,19 @@ def _check_permission(user: Any) -> None:
 
 
 def _lock_failed(pending_exports: Iterable[PendingExport]) -> list[PendingExport]:
-    """The failed ones of ``pending_exports``, locked, with what the audit entry reads."""
-    return list(
-        PendingExport.objects.select_for_update(of=("self",))
-        .filter(pk__in=[pe.pk for pe in pending_exports], status=PendingExportStatus.FAILED)
-        .select_related("connected_system", "cs_object")
-        .prefetch_related("attribute_changes")
-        .order_by("pk")
-    )
+    """The failed ones of ``pending_exports``, locked, with what the audit entry reads
+    (loaded a chunk at a time: ``--all`` can name every export of a system)."""
+    ids = sorted({pe.pk for pe in pending_exports})
+    locked: list[PendingExport] = []
+    for start in range(0, len(ids), CHUNK):
+        locked.extend(
+            PendingExport.objects.select_for_update(of=("self",))
+            .filter(pk__in=ids[start : start + CHUNK], status=PendingExportStatus.FAILED)
+            .select_related("connected_system", "cs_object")
+            .prefetch_related("attribute_changes")
+            .order_by("pk")
+        )
+    return locked
 
 
 def _never_created(pe: PendingExport) -> bool:
@@ -190,22 +201,22 @@ def _mvos_referring_to(cso_ids: list[int]) -> set[int | None]:
     if not cso_ids:
         return set()
     systems = set(
-        ConnectorSpaceObject.objects.filter(pk__in=cso_ids).values_list(
+        ConnectorSpaceObject.objects.filter(one_of("id", cso_ids)).values_list(
             "connected_system_id", flat=True
         )
     )
     references = ConnectedSystemAttribute.objects.filter(
         object_type__connected_system_id__in=systems, data_type=AttributeDataType.REFERENCE
     ).values_list("name", flat=True)
-    rows = (
-        PendingExportAttributeChange.objects.filter(
-            pending_export__connected_system_id__in=systems, attribute__in=list(references)
-        )
-        .exclude(pending_export__cs_object_id__in=cso_ids)
-        .values_list("pending_export__metaverse_object_id", "values")
-    )
+    rows = PendingExportAttributeChange.objects.filter(
+        pending_export__connected_system_id__in=systems, attribute__in=list(references)
+    ).values_list("pending_export__metaverse_object_id", "pending_export__cs_object_id", "values")
     wanted = set(cso_ids)
-    return {mvo_id for mvo_id, values in rows if wanted.intersection(_ints(values))}
+    return {
+        mvo_id
+        for mvo_id, cso_id, values in rows.iterator(CHUNK)
+        if cso_id not in wanted and wanted.intersection(_ints(values))
+    }
 
 
 def _ints(values: Any) -> set[int]:
@@ -215,8 +226,10 @@ def _ints(values: Any) -> set[int]:
 def _mark_for_sync(mvo_ids: set[int], cso_ids: set[int]) -> None:
     """Mark the (normal) CSOs of these MVOs, and these CSOs, for the next sync: a delta
     sync evaluates the MVO of a marked source CSO in full."""
-    if not mvo_ids and not cso_ids:
-        return
-    ConnectorSpaceObject.objects.filter(
-        Q(metaverse_object_id__in=mvo_ids) | Q(pk__in=cso_ids), status=CsoStatus.NORMAL
-    ).update(sync_pending=True, updated_at=timezone.now())
+    now = timezone.now()
+    for column, ids in (("metaverse_object_id", mvo_ids), ("id", cso_ids)):
+        if ids:
+            marked = ConnectorSpaceObject.objects.filter(
+                one_of(column, ids), status=CsoStatus.NORMAL
+            )
+            marked.update(sync_pending=True, updated_at=now)
