@@ -224,11 +224,6 @@ class FailedExport:
     export: PendingExport
     url: str
 
-    @property
-    def target(self) -> str:
-        cso = self.export.cs_object
-        return self.export.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}"
-
 
 @dataclass
 class FailedExports:

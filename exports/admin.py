@@ -130,8 +130,7 @@ class PendingExportAdmin(
     @admin.display(description="target", ordering="dn")
     def target(self, export: PendingExport) -> str:
         """The DN to create or move to, else the CSO's DN or external id."""
-        cso = export.cs_object
-        return export.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}"
+        return export.target
 
     @admin.display(description="last error")
     def last_error_line(self, export: PendingExport) -> str:

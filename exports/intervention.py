@@ -61,16 +61,10 @@ def can_intervene(user: Any) -> bool:
     return bool(user and user.is_active and user.has_perm(INTERVENE_PERMISSION))
 
 
-def target_of(pe: PendingExport) -> str:
-    """The DN or external id a pending export is about (its CSO loaded)."""
-    cso = pe.cs_object
-    return pe.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}"
-
-
 def refusal(pe: PendingExport) -> str:
     """Why ``pe`` (not failed) cannot be retried or discarded, naming it."""
     return (
-        f"pending export {pe.pk} ({pe.connected_system.name} {pe.change_type} {target_of(pe)}) "
+        f"pending export {pe.pk} ({pe.connected_system.name} {pe.change_type} {pe.target}) "
         f"is {pe.status}, not failed: only failed exports can be retried or discarded"
     )
 

@@ -89,6 +89,13 @@ class PendingExport(models.Model):
     def __str__(self) -> str:
         return f"{self.change_type} {self.dn or self.cs_object}"
 
+    @property
+    def target(self) -> str:
+        """The DN to create or move to, else the CSO's DN or external id (what people
+        know the object by)."""
+        cso = self.cs_object
+        return self.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}"
+
 
 class PendingExportAttributeChange(models.Model):
     """One attribute's change in a pending export, with its own confirmation status.
@@ -165,13 +172,12 @@ class ApprovalAuditEntry(models.Model):
 
         ``pe`` comes with its connected system, CSO and attribute changes loaded.
         """
-        cso = pe.cs_object
         return cls(
             pending_export=pe,
             pending_export_ref=pe.pk,
             connected_system_name=pe.connected_system.name,
             change_type=pe.change_type,
-            target=pe.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}",
+            target=pe.target,
             action=action,
             user=user,
             username=user.get_username(),

@@ -25,7 +25,6 @@ from exports.intervention import (
     not_failed,
     refusal,
     retry,
-    target_of,
 )
 from exports.models import PendingExport
 
@@ -234,7 +233,7 @@ class _InterventionCommand(_ExportsActionCommand):
             return EXIT_OK
         for pe in done:
             stdout.write(
-                f"{pe.pk:>6}  {pe.connected_system.name:<16} {pe.change_type:<7} {target_of(pe)}\n"
+                f"{pe.pk:>6}  {pe.connected_system.name:<16} {pe.change_type:<7} {pe.target}\n"
             )
         stdout.write(f"{self.summary(len(done))}\n")
         return EXIT_OK
