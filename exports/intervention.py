@@ -35,6 +35,7 @@ from connectors.choices import (
     CsoStatus,
 )
 from connectors.models import Activity, ConnectedSystemAttribute, ConnectorSpaceObject
+from connectors.runner import fail_dead
 from exports.choices import (
     ApprovalAction,
     AttributeChangeStatus,
@@ -150,12 +151,13 @@ def discard(
 
 
 def running_sync() -> Activity | None:
-    """The sync in progress, if one is (syncs run one at a time)."""
-    return (
-        Activity.objects.select_related("connected_system")
-        .filter(status=ActivityStatus.IN_PROGRESS, profile_type__in=SYNC_PROFILE_TYPES)
-        .first()
+    """The sync in progress, if one is (syncs run one at a time). A sync whose process
+    died is recorded as failed here (:func:`connectors.runner.fail_dead`), not waited on."""
+    syncs = Activity.objects.select_related("connected_system").filter(
+        status=ActivityStatus.IN_PROGRESS, profile_type__in=SYNC_PROFILE_TYPES
     )
+    dead = {activity.pk for activity in fail_dead(syncs, found_by="an export was discarded")}
+    return next((sync for sync in syncs if sync.pk not in dead), None)
 
 
 def _check_permission(user: Any) -> None:

@@ -10,6 +10,7 @@ from django.urls import reverse
 from exports.models import ApprovalAuditEntry, PendingExport
 from tests.exports.conftest import user_with
 from tests.exports.failures import dn, failed_creates
+from tests.support.runs import held
 
 pytestmark = pytest.mark.django_db
 
@@ -131,11 +132,12 @@ def test_retry_button_returns_to_the_export(admin_client, failing):
 
 def test_discard_while_a_sync_runs_says_why_nothing_was_done(admin_client, failing):
     [pe] = failed_creates(failing, "first")
-    failing.directory.activities.create(
+    sync = failing.directory.activities.create(
         profile_type="full_sync", profile_name="Full Sync", status="in_progress"
     )
 
-    done = _post_action(admin_client, "discard_selected", [pe], confirm="yes", reason="x")
+    with held(sync):
+        done = _post_action(admin_client, "discard_selected", [pe], confirm="yes", reason="x")
 
     assert "Nothing was done: a sync is running" in done.content.decode()
     assert PendingExport.objects.get().status == "failed"

@@ -16,6 +16,7 @@ from exports.models import ApprovalAuditEntry, PendingExport
 from tests.connectors.test_jim_run import jim
 from tests.exports.conftest import user_with
 from tests.exports.failures import dn, failed_creates
+from tests.support.runs import held
 
 pytestmark = pytest.mark.django_db
 
@@ -163,7 +164,8 @@ def test_discard_while_a_sync_runs_is_refused(failing, intervener):
         status="in_progress",
     )
 
-    status, _, err = jim("discard", "--all", "--user", "olga", "--reason", "x")
+    with held(sync):
+        status, _, err = jim("discard", "--all", "--user", "olga", "--reason", "x")
 
     assert status == 2
     assert err == (

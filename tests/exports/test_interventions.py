@@ -18,6 +18,7 @@ from exports.models import ApprovalAuditEntry, PendingExport
 from tests.exports.conftest import user_with
 from tests.exports.failures import dn, export, failed_creates
 from tests.exports.memory_connector import MemoryConnector
+from tests.support.runs import held
 from tests.sync.scenario import changes
 from tests.sync.test_sync_lifecycle import _provisioned
 
@@ -217,11 +218,31 @@ def test_discard_is_refused_while_a_sync_runs(failing, intervener):
         status="in_progress",
     )
 
-    with pytest.raises(InterventionRefused, match=f"a sync is running \\(activity #{sync.pk}"):
+    with (
+        held(sync),
+        pytest.raises(InterventionRefused, match=f"a sync is running \\(activity #{sync.pk}"),
+    ):
         discard([pe], intervener, reason="give up")
 
     assert PendingExport.objects.get().status == "failed"
     assert not ApprovalAuditEntry.objects.exists()
+
+
+def test_a_sync_whose_process_died_does_not_block_a_discard(failing, intervener):
+    [pe] = failed_creates(failing, "jsmith")
+    dead = Activity.objects.create(
+        connected_system=failing.hr,
+        profile_type="delta_sync",
+        profile_name="Delta Sync",
+        status="in_progress",
+    )  # nothing holds its run lock: the process running it is gone
+
+    discard([pe], intervener, reason="give up")
+
+    assert not PendingExport.objects.exists()
+    dead.refresh_from_db()
+    assert dead.status == "failed"
+    assert "stopped (killed or crashed)" in dead.message
 
 
 # --------------------------------------------------------------------------- who and what
