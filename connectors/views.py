@@ -52,6 +52,7 @@ from connectors.progress import (
     history_chart,
     is_running,
 )
+from connectors.runner import fail_dead
 from exports.choices import ApprovalState, PendingExportStatus
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
@@ -476,9 +477,17 @@ def activity_page(request: HttpRequest, pk: int) -> HttpResponse:
 def cancel_activity(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask a running activity to stop; the run stops at its next batch boundary.
 
-    Only sets ``cancel_requested``; an activity already finished is left alone.
+    Only sets ``cancel_requested``; an activity already finished is left alone, and one
+    whose process is gone (nothing holds its run lock) is recorded as failed at once.
     """
-    activity = get_object_or_404(Activity.objects.only("pk", "status"), pk=pk)
+    activity = get_object_or_404(Activity.objects.select_related("connected_system"), pk=pk)
+    if fail_dead([activity], found_by="its cancellation was asked"):
+        messages.warning(
+            request,
+            f"Activity #{pk} had stopped: the process running it was gone. "
+            "It is recorded as failed; its system can run again.",
+        )
+        return redirect("console:activity", pk=pk)
     asked = (
         Activity.objects.filter(pk=activity.pk)
         .exclude(status__in=FINISHED_ACTIVITY_STATUSES)
