@@ -1,5 +1,5 @@
 """The benchmarks' directory: the test rig's slapd (tests/support/slapd.py), set up as
-docs/configuration.md tells an administrator to — JIM binds as the service account, not
+docs/openldap.md tells an administrator to — JIM binds as the service account, not
 the rootdn, under OpenLDAP's default size limit — and syncing every commit to disk, as
 a production directory does. ``durable=False`` (the benchmarks' ``--no-sync``) skips
 the syncs, to show what they cost."""

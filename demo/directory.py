@@ -2,7 +2,7 @@
 
 The slapd lives in ``<folder>/slapd`` (``dc=example,dc=org``, accesslog on, plain
 ``ldap://`` on 127.0.0.1:3890 — or on a free port when 3890 is taken) and keeps its
-entries between runs. It is set up as docs/configuration.md tells an administrator to
+entries between runs. It is set up as docs/openldap.md tells an administrator to
 ("Configuring OpenLDAP for JIM"): JIM binds as the service account
 ``cn=jim-sync,ou=services,dc=example,dc=org``, not the rootdn, under OpenLDAP's default
 size limit, and commits are synced to disk. The admin's and the service account's

@@ -1,6 +1,6 @@
 """The test rig itself: the database is PostgreSQL, and the private slapd behaves like
 the directory the LDAP connector will meet (accesslog, restarts, TLS, size limits), set
-up as docs/configuration.md tells an administrator to: JIM binds as a service account
+up as docs/openldap.md tells an administrator to: JIM binds as a service account
 that is not the rootdn, under OpenLDAP's default size limit."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from django.db import connection
 from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError
 
 from bench.directory import start_directory
+from connectors.backends.ldap import LdapConnector
+from connectors.base import ConnectorError, ObjectTypeSpec
 from tests.support import slapd as slapd_module
 from tests.support.postgres import subprocess_database_url
 from tests.support.slapd import Slapd, SlapdError, delete_subtree, start_slapd
@@ -197,7 +199,7 @@ def _config(ldap_connection: ldap3.Connection, dn: str, attribute: str) -> list[
 
 
 def test_jim_binds_as_a_service_account_that_is_not_the_rootdn(slapd, ldap_connection):
-    """The rig is the directory of docs/configuration.md ("Configuring OpenLDAP for
+    """The rig is the directory of docs/openldap.md ("Configuring OpenLDAP for
     JIM"): JIM's connected systems bind as cn=jim-sync, which is nobody's rootdn, and
     OpenLDAP's default size limit stays on for it on both databases."""
     assert slapd.service_dn == slapd_module.SERVICE_DN != slapd.admin_dn
@@ -243,6 +245,29 @@ def test_the_service_account_meets_the_size_limit_of_500_on_both_databases(
         *people, attributes=["1.1"], paged_size=200, generator=False
     )
     assert (reader.result["result"], len(entries)) == (SIZE_LIMIT_EXCEEDED, 500)
+
+
+def test_without_its_limits_line_the_service_account_imports_500_entries_at_most(
+    slapd, ldap_connection, ldap_ou
+):
+    """Why the rig (and docs/openldap.md) gives the service account
+    ``size.prtotal=unlimited``: paged searches are otherwise bounded by the hard limit."""
+    for number in range(501):
+        _person(ldap_connection, f"uid=p{number},ou=people,{ldap_ou}")
+    limits = {"olcLimits": [(ldap3.MODIFY_DELETE, ["{0}" + slapd_module.SERVICE_LIMITS])]}
+    assert ldap_connection.modify(slapd_module.DATA_DATABASE_DN, limits), ldap_connection.result
+    try:
+        spec = ObjectTypeSpec("inetOrgPerson", "entryUUID", "dn", container=f"ou=people,{ldap_ou}")
+        with LdapConnector(slapd_module.service_settings(slapd)) as connector:
+            stream = connector.import_objects([spec], delta=False, persisted_data={})
+            with pytest.raises(ConnectorError, match="its size limit was exceeded"):
+                list(stream.pages)
+    finally:
+        limits = {"olcLimits": [(ldap3.MODIFY_ADD, ["{0}" + slapd_module.SERVICE_LIMITS])]}
+        assert ldap_connection.modify(slapd_module.DATA_DATABASE_DN, limits)
+    with LdapConnector(slapd_module.service_settings(slapd)) as connector:
+        stream = connector.import_objects([spec], delta=False, persisted_data={})
+        assert sum(len(page.objects) for page in stream.pages) == 501
 
 
 def test_the_service_account_writes_the_data_and_nothing_else(slapd, ldap_connection, ldap_ou):

@@ -43,8 +43,11 @@ Full import
 
 Delta import (``delta_method``)
     ``accesslog`` (default): reads OpenLDAP's accesslog (``accesslog_base``). The
-    watermark is the newest ``reqStart`` in the log, read before the first page of
-    every import, full ones included. A delta reads the successful writes after the
+    watermark is the newest ``reqStart`` in the log, found before the first page of
+    every import, full ones included, by size-limited probes that bisect the time
+    range (:mod:`connectors.backends.ldap_newest`): never a paged or unlimited search,
+    a number of probes that does not grow with the log. A delta reads (paged) the
+    successful writes after the
     watermark, folds them per entry (``reqEntryUUID``) — several changes of one entry
     are one object, a delete wins over earlier changes — then re-reads the current
     state of the added, modified, renamed and moved entries (one search per object
@@ -55,7 +58,7 @@ Delta import (``delta_method``)
     A log that cannot be read is a configuration error that suggests
     ``modify_timestamp``.
     ``modify_timestamp``: the watermark is the newest ``modifyTimestamp`` under
-    ``base_dn`` when the import starts; a delta re-reads the entries with
+    ``base_dn`` when the import starts (found the same way); a delta re-reads the entries with
     ``modifyTimestamp >=`` it (the second of the watermark is read again: harmless).
     This method cannot see deletes: run full imports to detect them.
     ``none``: no delta import.

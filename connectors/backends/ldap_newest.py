@@ -25,8 +25,10 @@ The probes bracket the newest value and then bisect the bracket:
    may share one: the bisection stops at one second and returns that second's value.
 
 Every window is open-ended ("from T on"), so the answer never depends on JIM's clock
-agreeing with the server's: a skew only costs probes (when the server is ahead,
-about log2 of the skew in seconds more). The number of probes is that of a bisection of the bracket at the value's precision,
+agreeing with the server's: a skew only costs probes. (When the server is ahead, the
+values a probe cut short returned move the forward steps past the skew at once; when
+it is behind, the windows going back pass it, and a skew of days widens the bracket.)
+The number of probes is that of a bisection of the bracket at the value's precision,
 whatever the number of values: 10 to 15 for 100,000 values written in the last
 seconds, about 20 when the newest is a year old, 35 with JIM's clock a month ahead
 (tests/connectors/test_ldap_watermark.py); each probe returns at most the limit's

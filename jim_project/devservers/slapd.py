@@ -12,7 +12,7 @@ The server has:
   ``reqStart``/``reqType``/``reqDN``/``reqMod``/``reqNewRDN``/``reqNewSuperior``/
   ``reqEntryUUID``;
 - JIM's service account ``cn=jim-sync,ou=services,dc=example,dc=org`` (not the
-  rootdn), configured as docs/configuration.md ("Configuring OpenLDAP for JIM") tells
+  rootdn), configured as docs/openldap.md ("Configuring OpenLDAP for JIM") tells
   an administrator to: it may write everything under the suffix except
   ``ou=services`` (passwords: write, never read), read ``cn=accesslog``, and nothing
   else; OpenLDAP's default size limit (500 entries, soft and hard) applies to it on

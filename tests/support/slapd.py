@@ -14,7 +14,7 @@ demo uses too — with:
   ``reqEntryUUID``;
 - JIM's service account :attr:`Slapd.service_dn` (``cn=jim-sync,ou=services,…``,
   password :attr:`Slapd.service_password`), set up as a production administrator
-  would (docs/configuration.md, "Configuring OpenLDAP for JIM"): write access to the
+  would (docs/openldap.md, "Configuring OpenLDAP for JIM"): write access to the
   suffix but ``ou=services``, read access to ``cn=accesslog``, OpenLDAP's default size
   limit (500) on both databases and ``size.prtotal=unlimited`` for its paged searches;
 - a certificate signed by a CA made at start-up (:attr:`Slapd.ca_file`).
