@@ -86,13 +86,15 @@ def test_the_newest_older_than_every_window():
     values = req_starts(old, 50_000, dt.timedelta(seconds=7))
     found = Directory(values, limit=200).newest(now=NOW)
     assert found.value == values[-1]
-    assert found.probes <= 60
+    assert found.probes <= 30
 
 
 def test_an_empty_log_has_no_newest_and_since_stays():
     assert Directory([], limit=5).newest(now=NOW) == ldap_newest.Newest(None, 5)
     since = "20260314150000Z"
     assert Directory([since], limit=5).newest(precision=SECOND, since=since, now=NOW).value == since
+    older = Directory(["20260314140000Z"], limit=5)
+    assert older.newest(precision=SECOND, since=since, now=NOW).value == since
 
 
 def test_since_bounds_the_search_and_nothing_older_is_returned():
@@ -102,7 +104,7 @@ def test_since_bounds_the_search_and_nothing_older_is_returned():
     asked = []
     find_newest(
         lambda lower: asked.append(lower) or directory.probe(lower),
-        precision=1,
+        precision=MICROSECOND,
         since=values[500],
         now=NOW,
     )
@@ -127,12 +129,12 @@ def test_clock_skew_costs_probes_not_correctness(skew):
     values = req_starts(NOW, 20_000, dt.timedelta(microseconds=100))
     found = Directory(values, limit=200).newest(now=NOW + skew)
     assert found.value == values[-1]
-    assert found.probes <= 60
+    assert found.probes <= 40
 
 
 def test_a_value_that_is_not_a_time_is_an_error():
     with pytest.raises(ValueError, match="'yesterday' is not a GeneralizedTime"):
-        Directory(["yesterday"], limit=5).newest(now=NOW)
+        find_newest(lambda lower: Probe(["yesterday"], complete=True), precision=SECOND, now=NOW)
 
 
 def test_generalized_times_with_zones_and_fractions():
@@ -172,7 +174,7 @@ def watermark(slapd, **settings) -> tuple[dict, int]:
         return found, connector.newest_probes
 
 
-def test_the_newest_of_many_entries_logged_within_a_second(slapd, ldap_ou, small_probes):
+def test_the_newest_of_hundreds_of_entries_logged_in_a_burst(slapd, ldap_ou, small_probes):
     add_entries(slapd, [person(ldap_ou, f"p{n}") for n in range(300)])
     found, probes = watermark(slapd)
     assert found == {
@@ -220,7 +222,8 @@ def test_a_server_limit_below_the_probe_limit(slapd, ldap_ou, tight_accesslog_li
     assert found["req_start"] == log_newest(slapd, f"uid=p0,ou=people,{ldap_ou}")
 
 
-def test_an_empty_log(ldap_ou):
+@pytest.mark.ldap
+def test_an_empty_log():
     fresh = start_slapd()
     try:
         assert watermark(fresh)[0] == {"delta_method": "accesslog", "req_start": None}
