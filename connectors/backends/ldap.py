@@ -51,11 +51,11 @@ Delta import (``delta_method``)
     several changes of one entry are one object, a delete wins over earlier changes —
     then re-reads the current state of the added, modified, renamed and moved
     entries (one search per object type and batch of entryUUIDs) and reports deletes
-    with the entryUUID and DN from the log. An entry renamed or moved out of every selected container is a delete;
-    one moved in is an upsert. When the log no longer holds the watermark's entry
-    (purged), the delta fails and asks for a full import rather than miss changes.
-    A log that cannot be read is a configuration error that suggests
-    ``modify_timestamp``.
+    with the entryUUID and DN from the log. An entry renamed or moved out of every
+    selected container is a delete; one moved in is an upsert. When the log no longer
+    holds the watermark's entry (purged), the delta fails and asks for a full import
+    rather than miss changes. A log that cannot be read is a configuration error that
+    suggests ``modify_timestamp``.
     ``modify_timestamp``: the watermark is the newest ``modifyTimestamp`` under
     ``base_dn`` when the import starts (found the same way); a delta re-reads the
     entries with ``modifyTimestamp >=`` it (the second of the watermark is read
