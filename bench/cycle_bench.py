@@ -59,7 +59,7 @@ connected_systems:
     connector: ldap
     settings:
       url: {url}
-      bind_dn: {admin_dn}
+      bind_dn: {service_dn}
       bind_password: ${{JIM_BENCH_LDAP_PASSWORD}}
       base_dn: {base}
       page_size: 1000
@@ -181,7 +181,11 @@ def _floor(slapd: Any, base: str, entries: list, window: int = 64) -> float:
 
     server = ldap3.Server(slapd.host, port=slapd.port)
     connection = ldap3.Connection(
-        server, slapd.admin_dn, slapd.admin_password, client_strategy=ldap3.ASYNC, auto_bind=True
+        server,
+        slapd.service_dn,  # as JIM binds: the same ACLs and limits
+        slapd.service_password,
+        client_strategy=ldap3.ASYNC,
+        auto_bind=True,
     )
     connection.add(f"ou=floor,{base}", ["organizationalUnit"])
     people = f",ou=people,{base}"
@@ -228,23 +232,28 @@ def main(argv: list[str] | None = None) -> None:
         metavar="DIR",
         help="write each step's cProfile statistics to DIR/<system>-<profile>.prof",
     )
+    parser.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="let slapd skip syncing commits to disk (not durable: to see what syncs cost)",
+    )
     args = parser.parse_args(argv)
     _setup_django()
     from django.core.management import call_command
 
+    from bench.directory import start_directory
     from bench.generate import write_people_csv
-    from tests.support.slapd import start_slapd
 
     # Empty tables, without the ORM's cascade loading the last run's objects.
     call_command("flush", interactive=False, verbosity=0)
-    slapd = start_slapd()
+    slapd = start_directory(durable=not args.no_sync)
     try:
-        os.environ["JIM_BENCH_LDAP_PASSWORD"] = slapd.admin_password
+        os.environ["JIM_BENCH_LDAP_PASSWORD"] = slapd.service_password
         with tempfile.TemporaryDirectory() as folder:
             write_people_csv(Path(folder) / "hr.csv", args.people)
             config = Path(folder) / "jim.yaml"
             config.write_text(
-                CONFIG.format(url=slapd.url, admin_dn=slapd.admin_dn, base=slapd.base_dn)
+                CONFIG.format(url=slapd.url, service_dn=slapd.service_dn, base=slapd.base_dn)
             )
             call_command("jim", "apply", str(config), stdout=open(os.devnull, "w"))  # noqa: SIM115
             if args.profile:
@@ -263,7 +272,11 @@ def main(argv: list[str] | None = None) -> None:
             floor = _floor(slapd, slapd.base_dn, entries)
     finally:
         slapd.destroy()
-    print(f"Full cycle for {args.people:,} people (load {os.getloadavg()[0]:.1f}):")
+    durability = "slapd not syncing (--no-sync)" if args.no_sync else "slapd durable"
+    print(
+        f"Full cycle for {args.people:,} people ({durability}, JIM bound as "
+        f"{slapd.service_dn}, load {os.getloadavg()[0]:.1f}):"
+    )
     total = 0.0
     for step in steps:
         rate = step["objects"] / step["seconds"] if step["seconds"] else 0

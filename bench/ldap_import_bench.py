@@ -67,13 +67,14 @@ def _ascii(text: str) -> str:
 
 
 def raw_pipelined_adds(slapd: Any, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
-    """Add entries with ldap3 alone, WINDOW requests in flight; returns how many."""
+    """Add entries with ldap3 alone, WINDOW requests in flight, bound as JIM is (the
+    service account: the same ACLs); returns how many."""
     import ldap3
 
     connection = ldap3.Connection(
         slapd.server(),
-        slapd.admin_dn,
-        slapd.admin_password,
+        slapd.service_dn,
+        slapd.service_password,
         client_strategy=ldap3.ASYNC,
         auto_bind=True,
         check_names=False,
@@ -143,27 +144,22 @@ def connector_read(settings: dict[str, Any], container: str) -> tuple[float, int
     return time.perf_counter() - begin, count
 
 
-def measure(people: int, export: int) -> dict[str, Any]:
+def measure(people: int, export: int, durable: bool = True) -> dict[str, Any]:
     """One N, in this process, with its own slapd."""
     _setup_django()
+    from bench.directory import connector_settings, start_directory
     from connectors.models import ConnectedSystem
     from tests.builders import make_connected_system
-    from tests.support.slapd import start_slapd
 
     baseline = _peak_mb()
     ConnectedSystem.objects.filter(name__startswith="bench-ldap-").delete()
-    slapd = start_slapd()
+    slapd = start_directory(durable=durable)
     try:
         container = f"ou=people,{slapd.base_dn}"
         begin = time.perf_counter()
         raw_pipelined_adds(slapd, people_entries(people, container))
         load_seconds = time.perf_counter() - begin
-        settings = {
-            "url": slapd.url,
-            "bind_dn": slapd.admin_dn,
-            "bind_password": slapd.admin_password,
-            "base_dn": slapd.base_dn,
-        }
+        settings = connector_settings(slapd)
         export_seconds = export_floor_seconds = None
         if export:  # the same entries, raw then through the connector, side by side
             begin = time.perf_counter()
@@ -188,6 +184,7 @@ def measure(people: int, export: int) -> dict[str, Any]:
         slapd.destroy()
     return {
         "people": people,
+        "durable": durable,
         "baseline_mb": baseline,
         "load_seconds": load_seconds,
         "export": export,
@@ -203,7 +200,9 @@ def measure(people: int, export: int) -> dict[str, Any]:
 def _report(result: dict[str, Any]) -> str:
     people = result["people"]
     lines = [
-        f"{people:,} people in slapd (baseline {result['baseline_mb']:.0f} MB)",
+        f"{people:,} people in slapd ("
+        + ("durable" if result["durable"] else "not syncing: --no-sync")
+        + f"; baseline {result['baseline_mb']:.0f} MB)",
         f"  floor: raw pipelined ldap3 adds (window {WINDOW}): "
         f"{people / result['load_seconds']:,.0f} adds/s",
     ]
@@ -245,11 +244,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--export", type=int, default=5000, help="People created through the connector (0: none)."
     )
+    parser.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="let slapd skip syncing commits to disk (not durable: to see what syncs cost)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     sizes = [int(size) for size in options.people.split(",")]
     if options.child:
-        print(json.dumps(measure(sizes[0], options.export)))
+        print(json.dumps(measure(sizes[0], options.export, durable=not options.no_sync)))
         return
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         sys.exit("bench: set DATABASE_URL to a PostgreSQL database (SQLite is not measured).")
@@ -263,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
             str(size),
             "--export",
             str(options.export),
+            *(["--no-sync"] if options.no_sync else []),
         ]
         output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         if output.returncode != 0:

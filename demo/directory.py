@@ -2,8 +2,12 @@
 
 The slapd lives in ``<folder>/slapd`` (``dc=example,dc=org``, accesslog on, plain
 ``ldap://`` on 127.0.0.1:3890 — or on a free port when 3890 is taken) and keeps its
-entries between runs; its admin password is made once and kept beside it. The CSV
-directory is ``<folder>/directory.csv``, written by JIM's first export.
+entries between runs. It is set up as docs/openldap.md tells an administrator to
+("Configuring OpenLDAP for JIM"): JIM binds as the service account
+``cn=jim-sync,ou=services,dc=example,dc=org``, not the rootdn, under OpenLDAP's default
+size limit, and commits are synced to disk. The admin's and the service account's
+passwords are made once and kept beside it. The CSV directory is
+``<folder>/directory.csv``, written by JIM's first export.
 
 A target is only kept (``keep=True``) while JIM's database still knows what it holds;
 otherwise it is started empty, so JIM never meets a directory full of entries it did
@@ -23,6 +27,9 @@ from jim_project.devservers.slapd import Slapd, SlapdError
 
 HOST = "127.0.0.1"
 LDAP_PORT = 3890
+#: The files beside the slapd's data that keep its passwords.
+ADMIN_PASSWORD = "admin-password"
+SERVICE_PASSWORD = "service-password"
 CONFIGS = Path(__file__).resolve().parent
 
 
@@ -63,7 +70,8 @@ def ldap_target(folder: Path, *, keep: bool) -> Target:
     if missing:
         raise SlapdError(f"{missing[0]} is not installed (apt-get install slapd ldap-utils)")
     data_dir = folder / "slapd"
-    kept = keep and (data_dir / "slapd.d").is_dir()
+    # A directory made before the service account existed is started again.
+    kept = keep and (data_dir / "slapd.d").is_dir() and (data_dir / SERVICE_PASSWORD).is_file()
     if kept:
         try:
             slapd = _start(data_dir)
@@ -71,11 +79,16 @@ def ldap_target(folder: Path, *, keep: bool) -> Target:
             kept = False  # its data could not be used: start again from nothing
     if not kept:
         shutil.rmtree(data_dir, ignore_errors=True)
-        password_file = data_dir / "admin-password"
-        password = secrets.token_urlsafe(18)
-        server.create(data_dir, admin_password=password)
-        password_file.write_text(password + "\n")
-        password_file.chmod(0o600)
+        passwords = {name: secrets.token_urlsafe(18) for name in (ADMIN_PASSWORD, SERVICE_PASSWORD)}
+        server.create(
+            data_dir,
+            admin_password=passwords[ADMIN_PASSWORD],
+            service_password=passwords[SERVICE_PASSWORD],
+        )
+        for name, password in passwords.items():
+            password_file = data_dir / name
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
         slapd = _start(data_dir)
     return Target(
         kind="ldap",
@@ -83,7 +96,7 @@ def ldap_target(folder: Path, *, keep: bool) -> Target:
         variables={
             "JIM_DEMO_DATA": str(folder),
             "JIM_DEMO_LDAP_URL": slapd.url,
-            "JIM_LDAP_PASSWORD": slapd.admin_password,
+            "JIM_LDAP_PASSWORD": slapd.service_password,
         },
         kept=kept,
         slapd=slapd,
@@ -108,12 +121,12 @@ def csv_target(folder: Path, *, keep: bool, note: str = "") -> Target:
 
 
 def _start(data_dir: Path) -> Slapd:
-    password = (data_dir / "admin-password").read_text().strip()
     slapd = Slapd(
         host=HOST,
         port=_port(),
         data_dir=data_dir,
-        admin_password=password,
+        admin_password=(data_dir / ADMIN_PASSWORD).read_text().strip(),
+        service_password=(data_dir / SERVICE_PASSWORD).read_text().strip(),
         own_process_group=True,  # Ctrl-C reaches the demo, which stops slapd last
     )
     slapd.start()

@@ -106,7 +106,7 @@ def test_set_up_and_first_cycle_provision_the_demo_slapd(tmp_path):
     # The slapd keeps its data: started again, it is the same directory.
     again = ldap_target(tmp_path, keep=True)
     try:
-        assert again.kept and again.variables["JIM_LDAP_PASSWORD"] == target.slapd.admin_password
+        assert again.kept and again.variables["JIM_LDAP_PASSWORD"] == target.slapd.service_password
     finally:
         again.slapd.stop()
 

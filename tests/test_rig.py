@@ -1,5 +1,7 @@
 """The test rig itself: the database is PostgreSQL, and the private slapd behaves like
-the directory the LDAP connector will meet (accesslog, restarts, TLS, size limits)."""
+the directory the LDAP connector will meet (accesslog, restarts, TLS, size limits), set
+up as docs/openldap.md tells an administrator to: JIM binds as a service account
+that is not the rootdn, under OpenLDAP's default size limit."""
 
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ import pytest
 from django.db import connection
 from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError
 
+from bench.directory import start_directory
+from connectors.backends.ldap import LdapConnector
+from connectors.base import ConnectorError, ObjectTypeSpec
 from tests.support import slapd as slapd_module
 from tests.support.postgres import subprocess_database_url
 from tests.support.slapd import Slapd, SlapdError, delete_subtree, start_slapd
@@ -105,14 +110,18 @@ def test_accesslog_records_add_modify_and_rename(slapd, ldap_connection, ldap_ou
     assert add["reqStart"] < modify["reqStart"] < rename["reqStart"]
 
 
-def test_accesslog_is_readable_by_the_admin_only(slapd, ldap_connection, ldap_ou):
+def test_accesslog_is_readable_by_the_service_account_not_by_other_users(
+    slapd, ldap_connection, ldap_ou
+):
     reader_dn = f"uid=reader,{ldap_ou}"
     _person(ldap_connection, reader_dn, userPassword="reader-Pa55")
     reader = slapd.connection(reader_dn, "reader-Pa55")
+    service = slapd.connection(slapd.service_dn, slapd.service_password)
 
     reader.search(slapd.accesslog_base, "(objectClass=*)")
 
     assert reader.response == []
+    assert _accesslog(service, slapd, f"(reqDN={reader_dn})")
     assert _accesslog(ldap_connection, slapd, f"(reqDN={reader_dn})")
 
 
@@ -180,22 +189,121 @@ def test_size_limit_in_the_request_is_exceeded(ldap_connection, ldap_ou):
     assert len(ldap_connection.response) == 2
 
 
-def test_soft_size_limit_stops_plain_searches_but_not_paged_ones(slapd, ldap_connection, ldap_ou):
-    """What a real directory does to a non-admin account: 1000 entries, then an error."""
+def _config(ldap_connection: ldap3.Connection, dn: str, attribute: str) -> list[str]:
+    """The values of one attribute of a cn=config entry (the admin is its rootdn)."""
+    assert ldap_connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=[attribute]), (
+        ldap_connection.result
+    )
+    values = ldap_connection.response[0]["raw_attributes"].get(attribute, [])
+    return [value.decode() for value in values]
+
+
+def test_jim_binds_as_a_service_account_that_is_not_the_rootdn(slapd, ldap_connection):
+    """The rig is the directory of docs/openldap.md ("Configuring OpenLDAP for
+    JIM"): JIM's connected systems bind as cn=jim-sync, which is nobody's rootdn, and
+    OpenLDAP's default size limit stays on for it on both databases."""
+    assert slapd.service_dn == slapd_module.SERVICE_DN != slapd.admin_dn
+    for database in (slapd_module.DATA_DATABASE_DN, slapd_module.ACCESSLOG_DATABASE_DN):
+        assert _config(ldap_connection, database, "olcRootDN") == [slapd.admin_dn]
+        assert _config(ldap_connection, database, "olcSizeLimit") == []  # the default, 500
+        assert _config(ldap_connection, database, "olcLimits") == [
+            "{0}" + slapd_module.SERVICE_LIMITS
+        ]
+    assert _config(ldap_connection, "olcDatabase={-1}frontend,cn=config", "olcSizeLimit") == []
+    limits = slapd_module.SERVICE_LIMITS
+    assert limits == f'dn.exact="{slapd.service_dn}" size.prtotal=unlimited'
+    service = slapd.connection(slapd.service_dn, slapd.service_password)
+    assert service.extend.standard.who_am_i() == f"dn:{slapd.service_dn}"
+
+
+def test_the_service_account_meets_the_size_limit_of_500_on_both_databases(
+    slapd, ldap_connection, ldap_ou
+):
+    """Plain searches stop at 500 entries, in the data and in the accesslog; paged
+    searches go on for the service account only (its ``size.prtotal=unlimited``)."""
     reader_dn = f"uid=reader,{ldap_ou}"
     _person(ldap_connection, reader_dn, userPassword="reader-Pa55")
-    for number in range(1001):
+    (reader_added,) = _accesslog(ldap_connection, slapd, f"(reqDN={reader_dn})")
+    for number in range(500):
         _person(ldap_connection, f"uid=p{number},ou=people,{ldap_ou}")
+    service = slapd.connection(slapd.service_dn, slapd.service_password)
+    people = (ldap_ou, "(uid=*)")  # the reader and 500 people
+    since = reader_added["reqStart"][0]
+    log = (slapd.accesslog_base, f"(&(objectClass=auditAdd)(reqStart>={since}))")  # 501 adds
+
+    for base, query in (people, log):
+        service.search(base, query, attributes=["1.1"])
+        assert service.result["result"] == SIZE_LIMIT_EXCEEDED, (base, service.result)
+        assert len(service.response) == 500
+        entries = service.extend.standard.paged_search(
+            base, query, attributes=["1.1"], paged_size=200, generator=False
+        )
+        assert (service.result["result"], len(entries)) == (0, 501), base
+
     reader = slapd.connection(reader_dn, "reader-Pa55")
-
-    reader.search(f"ou=people,{ldap_ou}", "(uid=*)", attributes=["uid"])
-    assert reader.result["result"] == SIZE_LIMIT_EXCEEDED
-    assert len(reader.response) == 1000
-
     entries = reader.extend.standard.paged_search(
-        f"ou=people,{ldap_ou}", "(uid=*)", attributes=["uid"], paged_size=300, generator=False
+        *people, attributes=["1.1"], paged_size=200, generator=False
     )
-    assert len(entries) == 1001
+    assert (reader.result["result"], len(entries)) == (SIZE_LIMIT_EXCEEDED, 500)
+
+
+def test_without_its_limits_line_the_service_account_imports_500_entries_at_most(
+    slapd, ldap_connection, ldap_ou
+):
+    """Why the rig (and docs/openldap.md) gives the service account
+    ``size.prtotal=unlimited``: paged searches are otherwise bounded by the hard limit."""
+    for number in range(501):
+        _person(ldap_connection, f"uid=p{number},ou=people,{ldap_ou}")
+    limits = {"olcLimits": [(ldap3.MODIFY_DELETE, ["{0}" + slapd_module.SERVICE_LIMITS])]}
+    assert ldap_connection.modify(slapd_module.DATA_DATABASE_DN, limits), ldap_connection.result
+    try:
+        spec = ObjectTypeSpec("inetOrgPerson", "entryUUID", "dn", container=f"ou=people,{ldap_ou}")
+        with LdapConnector(slapd_module.service_settings(slapd)) as connector:
+            stream = connector.import_objects([spec], delta=False, persisted_data={})
+            with pytest.raises(ConnectorError, match="its size limit was exceeded"):
+                list(stream.pages)
+    finally:
+        limits = {"olcLimits": [(ldap3.MODIFY_ADD, ["{0}" + slapd_module.SERVICE_LIMITS])]}
+        assert ldap_connection.modify(slapd_module.DATA_DATABASE_DN, limits)
+    with LdapConnector(slapd_module.service_settings(slapd)) as connector:
+        stream = connector.import_objects([spec], delta=False, persisted_data={})
+        assert sum(len(page.objects) for page in stream.pages) == 501
+
+
+def test_the_service_account_writes_the_data_and_nothing_else(slapd, ldap_connection, ldap_ou):
+    service = slapd.connection(slapd.service_dn, slapd.service_password)
+    dn = f"uid=made,ou=people,{ldap_ou}"
+
+    assert service.add(dn, ["inetOrgPerson"], {"cn": "m", "sn": "m", "userPassword": "m-Pa55"})
+    assert service.modify(dn, {"title": [(ldap3.MODIFY_ADD, ["Dr"])]})
+    assert _read(service, dn, ["title", "userPassword"]) == {"title": ["Dr"], "userPassword": []}
+    assert service.delete(dn)
+    assert service.add(f"ou=jim-made,{slapd.base_dn}", ["organizationalUnit"])  # a container
+    assert service.delete(f"ou=jim-made,{slapd.base_dn}")
+
+    denied = [
+        service.modify(slapd.base_dn, {"description": [(ldap3.MODIFY_ADD, ["x"])]}),
+        service.modify(slapd.service_dn, {"description": [(ldap3.MODIFY_ADD, ["x"])]}),
+        service.add(f"cn=other,{slapd_module.SERVICES_OU}", ["organizationalRole"]),
+        service.add(f"reqStart=20000101000000.000000Z,{slapd.accesslog_base}", ["auditAdd"]),
+    ]
+    assert denied == [False] * 4
+    assert not service.search("cn=config", "(objectClass=*)", ldap3.BASE)
+
+
+def test_the_benchmarks_slapd_syncs_every_commit(slapd, ldap_connection):
+    """The suite's slapd may skip syncing to disk; the benchmarks' may not."""
+    for database in (slapd_module.DATA_DATABASE_DN, slapd_module.ACCESSLOG_DATABASE_DN):
+        assert _config(ldap_connection, database, "olcDbNoSync") == ["TRUE"]
+    bench_slapd = start_directory()
+    try:
+        admin = bench_slapd.connection()
+        for database in (slapd_module.DATA_DATABASE_DN, slapd_module.ACCESSLOG_DATABASE_DN):
+            assert _config(admin, database, "olcDbNoSync") in ([], ["FALSE"])
+            assert _config(admin, database, "olcLimits") == ["{0}" + slapd_module.SERVICE_LIMITS]
+        admin.unbind()
+    finally:
+        bench_slapd.destroy()
 
 
 def test_delete_subtree_removes_escaped_and_nested_entries(ldap_connection, ldap_ou):

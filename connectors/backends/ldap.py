@@ -43,21 +43,23 @@ Full import
 
 Delta import (``delta_method``)
     ``accesslog`` (default): reads OpenLDAP's accesslog (``accesslog_base``). The
-    watermark is the newest ``reqStart`` in the log, read before the first page of
-    every import, full ones included. A delta reads the successful writes after the
-    watermark, folds them per entry (``reqEntryUUID``) — several changes of one entry
-    are one object, a delete wins over earlier changes — then re-reads the current
-    state of the added, modified, renamed and moved entries (one search per object
-    type and batch of entryUUIDs) and reports deletes with the entryUUID and DN from
-    the log. An entry renamed or moved out of every selected container is a delete;
-    one moved in is an upsert. When the log no longer holds the watermark's entry
-    (purged), the delta fails and asks for a full import rather than miss changes.
-    A log that cannot be read is a configuration error that suggests
-    ``modify_timestamp``.
+    watermark is the newest ``reqStart`` in the log, found before the first page of
+    every import, full ones included, by size-limited probes that bisect the time
+    range (:mod:`connectors.backends.ldap_newest`): never a paged or unlimited search,
+    a number of probes that does not grow with the log. A delta reads (paged) the
+    successful writes after the watermark, folds them per entry (``reqEntryUUID``) —
+    several changes of one entry are one object, a delete wins over earlier changes —
+    then re-reads the current state of the added, modified, renamed and moved
+    entries (one search per object type and batch of entryUUIDs) and reports deletes
+    with the entryUUID and DN from the log. An entry renamed or moved out of every
+    selected container is a delete; one moved in is an upsert. When the log no longer
+    holds the watermark's entry (purged), the delta fails and asks for a full import
+    rather than miss changes. A log that cannot be read is a configuration error that
+    suggests ``modify_timestamp``.
     ``modify_timestamp``: the watermark is the newest ``modifyTimestamp`` under
-    ``base_dn`` when the import starts; a delta re-reads the entries with
-    ``modifyTimestamp >=`` it (the second of the watermark is read again: harmless).
-    This method cannot see deletes: run full imports to detect them.
+    ``base_dn`` when the import starts (found the same way); a delta re-reads the
+    entries with ``modifyTimestamp >=`` it (the second of the watermark is read
+    again: harmless). This method cannot see deletes: run full imports to detect them.
     ``none``: no delta import.
 
 Export
@@ -122,6 +124,7 @@ from connectors.backends.ldap_dn import (
     parse_dn,
     split_dn,
 )
+from connectors.backends.ldap_newest import MICROSECOND, SECOND, Probe, find_newest
 from connectors.base import (
     AttributeSpec,
     ConnectionFailed,
@@ -175,10 +178,10 @@ PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 POST_READ_OID = "1.3.6.1.1.13.2"
 #: EntryUUIDs per ``(|(entryUUID=…)…)`` filter when re-reading changed entries.
 REREAD_BATCH = 200
-#: Newest-value probes look back this far (seconds), one window after the other,
-#: then all the way; a window with more than NEWEST_PROBE_LIMIT values is paged.
-NEWEST_WINDOWS = (2, 60, 3600, 86400)
-NEWEST_PROBE_LIMIT = 2000
+#: Entries a newest-value probe asks for at most (connectors/backends/ldap_newest.py):
+#: below directories' size limits (OpenLDAP's default is 500), and enough that a
+#: bisection meets a window it can read whole early.
+NEWEST_PROBE_LIMIT = 200
 #: How often a wait checks that the connection is still alive (seconds).
 WAIT_SLICE = 0.25
 
@@ -1176,11 +1179,17 @@ class LdapConnector(Connector):
                 "reqStart",
                 None,
                 "the accesslog",
+                precision=MICROSECOND,
             )
             return {"delta_method": method, "req_start": newest}
         if method == "modify_timestamp":
             newest = self._newest(
-                self.base_dn, "(objectClass=*)", "modifyTimestamp", None, "modify times"
+                self.base_dn,
+                "(objectClass=*)",
+                "modifyTimestamp",
+                None,
+                "modify times",
+                precision=SECOND,
             )
             return {"delta_method": method, "modify_timestamp": newest}
         return {}
@@ -1202,49 +1211,60 @@ class LdapConnector(Connector):
                 "cannot see deletes)."
             )
 
-    def _newest(
-        self, base: str, search_filter: str, attribute: str, since: str | None, what: str
-    ) -> str | None:
-        """The greatest GeneralizedTime value of ``attribute`` under ``base``, or ``since``
-        when nothing is newer (None: nothing at all).
+    #: Probes the last search for a newest value took (the benchmark reports it).
+    newest_probes = 0
 
-        Any non-empty window "from T until now" holds the newest value, whatever the
-        clocks of JIM and the server say; so the last second is looked at first, then
-        wider windows, then everything since ``since``. A window is read with a size
-        limit and only read whole (paged) when it holds more than that.
+    def _newest(
+        self,
+        base: str,
+        search_filter: str,
+        attribute: str,
+        since: str | None,
+        what: str,
+        *,
+        precision: int,
+    ) -> str | None:
+        """The greatest GeneralizedTime value of ``attribute`` under ``base``, or
+        ``since`` when nothing is newer (None: nothing at all).
+
+        Found by :func:`~connectors.backends.ldap_newest.find_newest`: searches for the
+        values from a time on, each asking for at most NEWEST_PROBE_LIMIT entries, their
+        number bounded whatever the size of the log — never a paged or unlimited search.
         """
-        now = dt.datetime.now(dt.UTC)
-        windows: list[str | None] = [
-            (now - dt.timedelta(seconds=s)).strftime("%Y%m%d%H%M%SZ") for s in NEWEST_WINDOWS
-        ]
-        windows.append(since)
         what = f"looking for the newest {attribute} in {what}"
-        for lower in windows:
-            if lower is not None and since is not None and _time_order(lower) < _time_order(since):
-                lower = since
-            full_filter = f"(&{search_filter}({attribute}>={lower}))" if lower else search_filter
+
+        def probe(lower: str | None) -> Probe:
+            condition = f"({attribute}>={escape_filter_chars(lower)})" if lower else ""
             message_id = self._send_search(
-                base, full_filter, [attribute], size_limit=NEWEST_PROBE_LIMIT, what=what
+                base,
+                f"(&{search_filter}{condition})",
+                [attribute],
+                size_limit=NEWEST_PROBE_LIMIT,
+                what=what,
             )
             response = self._wait(message_id, what)
-            if response.code == SIZE_LIMIT_EXCEEDED:
-                pages = self._paged_search(
-                    base, full_filter, [attribute], self._number("page_size"), what
-                )
-                entries = [entry for page in pages for entry in page]
-            else:
+            complete = response.code != SIZE_LIMIT_EXCEEDED
+            if complete:
                 self._check_search(response, base, what)
-                entries = response.entries
             values = [
                 raw.decode("ascii", "replace")
-                for entry in entries
+                for entry in response.entries
                 for raw in _raw(entry, attribute)
             ]
-            if values:
-                return max(values, key=_time_order)
-            if lower is None or lower == since:
-                break
-        return since
+            if not complete and not values:
+                raise ConnectorError(
+                    f"{self.url} stopped {what}: its size limit was exceeded before any "
+                    f"entry was returned ({response.describe()}); let {self._who()} read "
+                    "a few hundred entries per search"
+                )
+            return Probe(values, complete)
+
+        try:
+            newest = find_newest(probe, precision=precision, since=since)
+        except ValueError as exc:
+            raise ConnectorError(f"{self.url}: {what}: {exc}") from None
+        self.newest_probes = newest.probes
+        return newest.value
 
     # -- delta: accesslog ------------------------------------------------------------------
 
@@ -1402,7 +1422,12 @@ class LdapConnector(Connector):
     ) -> ImportStream:
         since = persisted.get("modify_timestamp")
         newest = self._newest(
-            self.base_dn, "(objectClass=*)", "modifyTimestamp", since, "modify times"
+            self.base_dn,
+            "(objectClass=*)",
+            "modifyTimestamp",
+            since,
+            "modify times",
+            precision=SECOND,
         )
         watermark = {"delta_method": "modify_timestamp", "modify_timestamp": newest}
         return ImportStream(

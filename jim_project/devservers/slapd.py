@@ -6,14 +6,23 @@ The server has:
 
 - schemas core, cosine, nis, inetorgperson;
 - ``dc=example,dc=org`` in an mdb database (rootdn ``cn=admin,dc=example,dc=org``),
-  holding ``ou=people`` and ``ou=groups``;
+  holding ``ou=people``, ``ou=groups`` and ``ou=services``;
 - the accesslog overlay writing successful write operations into a second mdb
-  database, ``cn=accesslog`` (readable by the admin DN), so delta imports can read
+  database, ``cn=accesslog``, so delta imports can read
   ``reqStart``/``reqType``/``reqDN``/``reqMod``/``reqNewRDN``/``reqNewSuperior``/
   ``reqEntryUUID``;
+- JIM's service account ``cn=jim-sync,ou=services,dc=example,dc=org`` (not the
+  rootdn), configured as docs/openldap.md ("Configuring OpenLDAP for JIM") tells
+  an administrator to: it may write everything under the suffix except
+  ``ou=services`` (passwords: write, never read), read ``cn=accesslog``, and nothing
+  else; OpenLDAP's default size limit (500 entries, soft and hard) applies to it on
+  both databases, with one ``limits`` line each letting its *paged* searches return
+  more (``size.prtotal=unlimited``);
+- authenticated users read the suffix (passwords and ``ou=services`` excepted);
+  anonymous users may only bind; the default size limit applies to everyone but the
+  admin, who is the rootdn and has no limits;
 - when given a certificate, ``ldaps://`` and StartTLS;
-- size limits ``size.soft=1000 size.hard=unlimited``, like a real directory (the admin
-  DN is the rootdn and has none).
+- durable writes (every commit synced to disk) unless created with ``durable=False``.
 
 The test rig (``tests/support/slapd.py``) starts one per test worker in a temporary
 folder; the demo (``demo/directory.py``) keeps one in ``.demo/slapd``.
@@ -21,6 +30,8 @@ folder; the demo (``demo/directory.py``) keeps one in ``.demo/slapd``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import signal
@@ -42,9 +53,16 @@ SCHEMAS = ("core", "cosine", "nis", "inetorgperson")
 
 BASE_DN = "dc=example,dc=org"
 ADMIN_DN = f"cn=admin,{BASE_DN}"
+SERVICES_OU = f"ou=services,{BASE_DN}"
+#: JIM's service account: what JIM's connected systems bind as.
+SERVICE_DN = f"cn=jim-sync,{SERVICES_OU}"
 ACCESSLOG_BASE = "cn=accesslog"
-#: The cn=config entry of the dc=example,dc=org database (for run-time limit changes).
+#: The cn=config entries of the cn=accesslog and dc=example,dc=org databases.
+ACCESSLOG_DATABASE_DN = "olcDatabase={1}mdb,cn=config"
 DATA_DATABASE_DN = "olcDatabase={2}mdb,cn=config"
+#: The ``limits`` line of the service account, on both databases: OpenLDAP's default
+#: size limit for its plain searches, no total limit for its paged ones.
+SERVICE_LIMITS = f'dn.exact="{SERVICE_DN}" size.prtotal=unlimited'
 
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -76,6 +94,8 @@ class Slapd:
     base_dn: str = BASE_DN
     admin_dn: str = ADMIN_DN
     admin_password: str = ""
+    service_dn: str = SERVICE_DN
+    service_password: str = ""
     accesslog_base: str = ACCESSLOG_BASE
     binary: Path = SLAPD
     own_process_group: bool = False
@@ -220,15 +240,24 @@ def create(
     data_dir: Path,
     *,
     admin_password: str,
+    service_password: str,
     certificate: Certificate | None = None,
     slapadd: Path = SLAPADD,
+    durable: bool = True,
 ) -> None:
     """Write a new server into ``data_dir`` (created; it must not hold one already):
-    cn=config, the suffix with ``ou=people`` and ``ou=groups``, the accesslog."""
+    cn=config, the suffix with ``ou=people``, ``ou=groups`` and the service account,
+    the accesslog.
+
+    ``durable=False`` lets both databases skip syncing commits to disk
+    (``olcDbNoSync``): faster, and a crash of the machine may lose the last writes —
+    for the test suite only.
+    """
     for folder in ("slapd.d", "data", "accesslog"):
         (data_dir / folder).mkdir(parents=True)
-    _slapadd(slapadd, data_dir, ["-n0"], _config_ldif(data_dir, admin_password, certificate))
-    _slapadd(slapadd, data_dir, ["-b", BASE_DN], _base_entries_ldif())
+    config = _config_ldif(data_dir, admin_password, certificate, durable=durable)
+    _slapadd(slapadd, data_dir, ["-n0"], config)
+    _slapadd(slapadd, data_dir, ["-b", BASE_DN], _base_entries_ldif(service_password))
 
 
 def _slapadd(slapadd: Path, data_dir: Path, args: list[str], ldif: str) -> None:
@@ -247,9 +276,10 @@ def _slapadd(slapadd: Path, data_dir: Path, args: list[str], ldif: str) -> None:
         )
 
 
-def _config_ldif(data_dir: Path, admin_password: str, certificate: Certificate | None) -> str:
+def _config_ldif(
+    data_dir: Path, admin_password: str, certificate: Certificate | None, *, durable: bool
+) -> str:
     schemas = "\n".join(f"include: file://{SCHEMA_DIR / name}.ldif" for name in SCHEMAS)
-    admin_only = f'to * by dn.exact="{ADMIN_DN}" read by * none'
     tls = (
         f"olcTLSCACertificateFile: {certificate.ca_file}\n"
         f"olcTLSCertificateFile: {certificate.cert_file}\n"
@@ -257,6 +287,9 @@ def _config_ldif(data_dir: Path, admin_password: str, certificate: Certificate |
         if certificate
         else ""
     )
+    no_sync = "" if durable else "olcDbNoSync: TRUE\n"
+    service = f'dn.exact="{SERVICE_DN}"'
+    # No olcSizeLimit anywhere: OpenLDAP's default (500) applies to all but the rootdn.
     return f"""\
 dn: cn=config
 objectClass: olcGlobal
@@ -282,7 +315,6 @@ dn: olcDatabase={{-1}}frontend,cn=config
 objectClass: olcDatabaseConfig
 objectClass: olcFrontendConfig
 olcDatabase: {{-1}}frontend
-olcSizeLimit: size.soft=1000 size.hard=unlimited
 
 dn: olcDatabase={{0}}config,cn=config
 objectClass: olcDatabaseConfig
@@ -297,12 +329,11 @@ olcDatabase: {{1}}mdb
 olcSuffix: {ACCESSLOG_BASE}
 olcRootDN: {ADMIN_DN}
 olcDbDirectory: {data_dir}/accesslog
-olcDbMaxSize: 1073741824
-olcDbNoSync: TRUE
-olcDbIndex: default eq
+olcDbMaxSize: 4294967296
+{no_sync}olcDbIndex: default eq
 olcDbIndex: objectClass,entryCSN,reqStart,reqEnd,reqResult,reqDN
-olcSizeLimit: size.soft=1000 size.hard=unlimited
-olcAccess: {{0}}{admin_only}
+olcLimits: {{0}}{SERVICE_LIMITS}
+olcAccess: {{0}}to * by {service} read by * none
 
 dn: olcDatabase={{2}}mdb,cn=config
 objectClass: olcDatabaseConfig
@@ -313,14 +344,18 @@ olcRootDN: {ADMIN_DN}
 olcRootPW: {admin_password}
 olcDbDirectory: {data_dir}/data
 olcDbMaxSize: 4294967296
-olcDbNoSync: TRUE
-olcDbIndex: objectClass eq
+{no_sync}olcDbIndex: objectClass eq
 olcDbIndex: entryUUID,entryCSN eq
+olcDbIndex: modifyTimestamp eq
 olcDbIndex: uid,cn,mail,employeeNumber eq
 olcDbIndex: member,uniqueMember eq
-olcSizeLimit: size.soft=1000 size.hard=unlimited
-olcAccess: {{0}}to attrs=userPassword by self write by anonymous auth by * none
-olcAccess: {{1}}to * by users read by * none
+olcLimits: {{0}}{SERVICE_LIMITS}
+olcAccess: {{0}}to dn.subtree="{SERVICES_OU}" attrs=userPassword by anonymous auth by * none
+olcAccess: {{1}}to dn.subtree="{SERVICES_OU}" by self read by * none
+olcAccess: {{2}}to attrs=userPassword by {service} =w by self write by anonymous auth by * none
+olcAccess: {{3}}to dn.base="{BASE_DN}" attrs=children by {service} write by users read by * none
+olcAccess: {{4}}to dn.children="{BASE_DN}" by {service} write by users read by * none
+olcAccess: {{5}}to * by users read by * none
 
 dn: olcOverlay={{0}}accesslog,olcDatabase={{2}}mdb,cn=config
 objectClass: olcOverlayConfig
@@ -333,7 +368,7 @@ olcAccessLogPurge: 07+00:00 01+00:00
 """
 
 
-def _base_entries_ldif() -> str:
+def _base_entries_ldif(service_password: str) -> str:
     return f"""\
 dn: {BASE_DN}
 objectClass: top
@@ -349,4 +384,23 @@ ou: people
 dn: ou=groups,{BASE_DN}
 objectClass: organizationalUnit
 ou: groups
+
+dn: {SERVICES_OU}
+objectClass: organizationalUnit
+ou: services
+
+dn: {SERVICE_DN}
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: jim-sync
+description: JIM's service account
+userPassword: {ssha_password(service_password)}
 """
+
+
+def ssha_password(password: str) -> str:
+    """``{SSHA}…``: a salted SHA-1 hash of ``password`` (the service account's
+    password is not stored in clear)."""
+    salt = os.urandom(8)
+    digest = hashlib.sha1(password.encode("utf-8") + salt).digest()
+    return "{SSHA}" + base64.b64encode(digest + salt).decode("ascii")

@@ -33,8 +33,8 @@ from connectors.base import ConnectionFailed, ConnectorConfigurationError, Conne
 def ldap_settings(slapd, **overrides):
     settings = {
         "url": slapd.url,
-        "bind_dn": slapd.admin_dn,
-        "bind_password": slapd.admin_password,
+        "bind_dn": slapd.service_dn,
+        "bind_password": slapd.service_password,
         "base_dn": slapd.base_dn,
     }
     settings.update(overrides)
@@ -186,7 +186,7 @@ def test_a_wrong_password_names_the_bind_dn(slapd):
     with pytest.raises(ConnectionFailed) as failure:
         LdapConnector(ldap_settings(slapd, bind_password="wrong")).open()
     message = str(failure.value)
-    assert slapd.admin_dn in message and "invalidCredentials" in message
+    assert slapd.service_dn in message and "invalidCredentials" in message
     assert not failure.value.transient
 
 
@@ -344,5 +344,5 @@ def test_an_exceeded_size_limit_is_a_clear_error(slapd, ldap_ou):
                 list(stream.pages)
         assert "limited" in str(failure.value)
     finally:
-        connection.modify("olcDatabase={2}mdb,cn=config", {limits: [(ldap3.MODIFY_DELETE, [])]})
+        connection.modify("olcDatabase={2}mdb,cn=config", {limits: [(ldap3.MODIFY_DELETE, [rule])]})
         connection.unbind()

@@ -35,8 +35,8 @@ Entry = tuple[str, dict[str, Any]]
 def ldap_settings(slapd, **overrides: Any) -> dict[str, Any]:
     settings = {
         "url": slapd.url,
-        "bind_dn": slapd.admin_dn,
-        "bind_password": slapd.admin_password,
+        "bind_dn": slapd.service_dn,
+        "bind_password": slapd.service_password,
         "base_dn": slapd.base_dn,
     }
     settings.update(overrides)

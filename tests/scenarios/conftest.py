@@ -56,7 +56,7 @@ connected_systems:
     connector: ldap
     settings:
       url: {url}
-      bind_dn: {admin_dn}
+      bind_dn: {service_dn}
       bind_password: ${{JIM_TEST_LDAP_PASSWORD}}
       base_dn: {base}
       page_size: 50
@@ -212,14 +212,16 @@ def person(
 
 
 def make_estate(tmp_path, slapd, ldap_ou, monkeypatch, approval: str = "none") -> Estate:
-    monkeypatch.setenv("JIM_TEST_LDAP_PASSWORD", slapd.admin_password)
+    monkeypatch.setenv("JIM_TEST_LDAP_PASSWORD", slapd.service_password)
     estate = Estate(tmp_path, ldap_ou, slapd)
     estate.write_people([])
     estate.write_groups([])
     config = tmp_path / "jim.yaml"
     config.write_text(
         textwrap.dedent(
-            CONFIG.format(url=slapd.url, admin_dn=slapd.admin_dn, base=ldap_ou, approval=approval)
+            CONFIG.format(
+                url=slapd.url, service_dn=slapd.service_dn, base=ldap_ou, approval=approval
+            )
         )
     )
     call_command("jim", "apply", str(config))
