@@ -593,14 +593,17 @@ class ExportEvaluator:
 
 
 def _create_not_sent(pe: PendingExport | None) -> bool:
-    """True when the object's create has not reached the target system yet.
+    """True when a ``pending_provisioning`` CSO's create has not reached the target
+    system yet: its create export is still to be sent (or retried), or it has none.
 
-    A provisioned CSO whose create export is gone (or was exported) exists in the
-    target even before a confirming import has seen it.
+    A create that reached the target keeps its pending export (``exported``) until
+    the confirming import sees the object and makes the CSO ``normal``. A provisioned
+    CSO without a pending export is one whose create was never written — taking it
+    for an existing object would stage an update of an entry that does not exist.
+    (Should the object exist after all, the export's create finds it there.)
     """
-    return (
-        pe is not None
-        and pe.change_type == PendingExportChangeType.CREATE
+    return pe is None or (
+        pe.change_type == PendingExportChangeType.CREATE
         and pe.status
         in (
             PendingExportStatus.PENDING,
