@@ -162,19 +162,20 @@ class SyncRun:
 
     def _mark_done(self, batch: SyncBatch, outcomes: list[_Outcome]) -> None:
         """Clear the sync mark of the CSOs whose work this batch commits. A CSO whose
-        MVO waits for the last pass (a reference to an object of a later batch) keeps
-        its mark until that pass: if the run dies first, the next sync, a delta sync
-        included, does that work."""
+        MVO waits for the last pass (a reference to an object of a later batch) is
+        marked until that pass commits: if the run dies first, the next sync, a delta
+        sync included, does that work."""
         for outcome in outcomes:
             cso = outcome.cso
-            if outcome.error is not None or not cso.sync_pending:
-                continue
+            if outcome.error is not None:
+                continue  # left as it was: tried again by the next sync that takes it
             mvo_id = cso.metaverse_object_id
-            if mvo_id in self.deferred_references or mvo_id in self.deferred_exports:
+            waits = mvo_id in self.deferred_references or mvo_id in self.deferred_exports
+            if waits:
                 self.marked_until_last_pass[mvo_id] = cso.pk
-                continue
-            cso.sync_pending = False
-            batch.cso_changed(cso)
+            if cso.sync_pending != waits:
+                cso.sync_pending = waits
+                batch.cso_changed(cso)
 
     def _prefetch_join_keys(self, csos: list[ConnectorSpaceObject]) -> None:
         wanted = []

@@ -109,14 +109,18 @@ def test_when_the_rpeis_of_a_batch_fail_only_rpeis_are_lost(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_run_that_dies_before_its_last_pass_leaves_that_work_marked(monkeypatch):
+@pytest.mark.parametrize("marked", [True, False], ids=["imported", "not marked"])
+def test_a_run_that_dies_before_its_last_pass_leaves_that_work_marked(monkeypatch, marked):
     """A manager cycle: one reference waits for the last pass. The run dies before it;
-    the CSO whose work waited is still marked, and a delta sync finishes it."""
+    the CSO whose work waited is marked (whether an import had marked it or not), and
+    a delta sync finishes it."""
     monkeypatch.setattr(processor, "BATCH_SIZE", 1)
     scenario = build_scenario()
     one = scenario.hr_row("1", accountName="one")
     two = scenario.hr_row("2", accountName="two", managerId=[one.pk])
     scenario.update_hr("1", managerId=[two.pk])
+    if not marked:  # a full sync for another reason than an import (a rule changed)
+        ConnectorSpaceObject.objects.update(sync_pending=False)
 
     def die(self, mvo_ids):
         raise RuntimeError("killed before the last pass")
