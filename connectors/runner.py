@@ -7,30 +7,47 @@ constraints ``one_running_activity_per_system`` and ``one_running_sync`` make a
 second claim fail — so two processes can never run the same system at once, and a
 refused run raises :class:`AlreadyRunning` naming the activity in the way.
 
+A claim is a row, and a row outlives its process; so a run also holds its activity's
+run lock (:mod:`connectors.run_lock`) from before its claim until its outcome is
+written. An activity in the way whose lock is free was left by a process that died
+(``kill -9``, an OOM kill, a reboot, a lost database session): the claim records it
+as failed, returns its ``executing`` exports to retryable (:func:`fail_dead`) and
+goes on, at once.
+
 A run always ends with a status, whatever happens inside it:
 
 ``complete``              no object-level errors;
 ``complete_with_errors``  some RPEIs carry an error;
 ``failed``                the run stopped (:class:`~connectors.activity.RunFailed`,
-                          a :class:`~connectors.base.ConnectorError`, or any
-                          unexpected exception — logged with its traceback, never
-                          raised to the caller); ``message`` says why;
+                          a :class:`~connectors.base.ConnectorError`, a lost database
+                          connection, or any unexpected exception — logged with its
+                          traceback, never raised to the caller); ``message`` says why;
 ``cancelled``             the activity was asked to stop (or the process was
                           interrupted).
+
+When the database connection is lost, the outcome is written on a new connection
+(retried for :data:`RECONNECT_SECONDS`); when even that fails the caller gets
+:class:`OutcomeNotRecorded`, and the next run of the system records the activity as
+failed (its lock went with the connection).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from importlib import import_module
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, transaction
+import psycopg
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.backends.signals import connection_created
+from django.db.models import Q
 from django.utils import timezone
 
+from connectors import run_lock
 from connectors.activity import ActivityRecorder, RunCancelled, RunFailed
 from connectors.base import ConnectorError
 from connectors.choices import (
@@ -42,6 +59,7 @@ from connectors.choices import (
     RunProfileType,
 )
 from connectors.models import Activity, ConnectedSystem, RunProfile
+from exports.export_processor import release_stale_executing
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +75,16 @@ PROCESSORS: dict[str, str] = {
 
 #: At most this many errors are listed in an activity's summary.
 SUMMARY_ERROR_LIMIT = 1000
+#: A run checks that it still holds its run lock at most this often (seconds), at its
+#: progress points.
+LOCK_CHECK_INTERVAL = 1.0
+#: After losing the database connection, a run tries this long (seconds) to write its
+#: outcome on a new one — long enough for a PostgreSQL restart.
+RECONNECT_SECONDS = 15.0
+RECONNECT_PAUSE = 0.5
+#: SQLSTATEs of a session the server ended: admin shutdown (``pg_terminate_backend``,
+#: a fast shutdown), crash shutdown, the server not accepting connections yet.
+_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
 
 ProgressCallback = Callable[[ActivityRecorder], None]
 
@@ -74,6 +102,18 @@ class AlreadyRunning(Exception):
 
 class NotQueued(Exception):
     """The activity is not waiting to run (it ran, or is running, already)."""
+
+
+class OutcomeNotRecorded(Exception):
+    """The run lost its database connection and no new one could record its outcome.
+
+    ``activity`` carries the outcome in memory (status, message, counters); the
+    database still says ``in_progress`` until the next run of the system finds it.
+    """
+
+    def __init__(self, message: str, activity: Activity) -> None:
+        super().__init__(message)
+        self.activity = activity
 
 
 def start_activity(
@@ -105,32 +145,15 @@ def execute(activity: Activity, *, on_progress: ProgressCallback | None = None) 
     ``on_progress`` is called with the recorder whenever the processor reports
     progress (for a progress bar). Raises :class:`AlreadyRunning` (the activity
     stays queued) or :class:`NotQueued`; never raises what the run itself meets,
-    except ``KeyboardInterrupt``, after recording the activity as cancelled.
-    Returns the activity, refreshed.
+    except ``KeyboardInterrupt``, after recording the activity as cancelled, and
+    :class:`OutcomeNotRecorded`. Returns the activity, refreshed.
     """
-    _claim(activity)
-    recorder = _RunRecorder(activity, on_progress)
-    status, message = ActivityStatus.COMPLETE, ""
+    lock = _claim(activity)
     try:
-        with fewer_garbage_collections():
-            _processor(activity.profile_type)(activity, recorder)
-    except RunFailed as exc:
-        status, message = ActivityStatus.FAILED, str(exc)
-        if exc.error_type:
-            recorder.error(exc.error_type, message)
-    except RunCancelled:
-        status, message = ActivityStatus.CANCELLED, "Cancelled on request."
-    except ConnectorError as exc:
-        status, message = ActivityStatus.FAILED, str(exc)
-        recorder.error(RpeiErrorType.CONNECTOR_ERROR, message)
-    except KeyboardInterrupt:
-        _finish(activity, recorder, ActivityStatus.CANCELLED, "Interrupted.")
-        raise
-    except Exception as exc:
-        logger.exception("Activity %s (%s) failed", activity.pk, activity.profile_name)
-        status, message = ActivityStatus.FAILED, _one_line(exc)
-        recorder.error(RpeiErrorType.UNHANDLED_ERROR, message)
-    _finish(activity, recorder, status, message)
+        with _connections_named(activity.pk):
+            _run(activity, lock, on_progress)
+    finally:
+        lock.release()
     activity.refresh_from_db()
     return activity
 
@@ -147,21 +170,100 @@ def refuse(activity: Activity, reason: str) -> Activity:
     return activity
 
 
+def fail_dead(candidates: Iterable[Activity], *, found_by: str) -> list[Activity]:
+    """Record as failed the in-progress activities of ``candidates`` whose process is
+    gone (nothing holds their run lock), and return their ``executing`` exports to
+    retryable. ``found_by`` completes "recorded when …". Returns those recorded."""
+    dead = []
+    for activity in candidates:
+        if activity.status != ActivityStatus.IN_PROGRESS or run_lock.is_held(activity.pk):
+            continue
+        with transaction.atomic():
+            recorded = Activity.objects.filter(
+                pk=activity.pk, status=ActivityStatus.IN_PROGRESS
+            ).update(
+                status=ActivityStatus.FAILED,
+                phase=ActivityPhase.DONE,
+                finished_at=timezone.now(),
+                message=(
+                    "The process running it stopped (killed or crashed) before it "
+                    f"finished; recorded when {found_by}."
+                ),
+            )
+            if not recorded:
+                continue  # it finished meanwhile, or someone else recorded it
+            # Nothing else of its system could run while it was in progress: any of the
+            # system's exports still executing were being sent by it.
+            released = release_stale_executing(ConnectedSystem(pk=activity.connected_system_id))
+        logger.warning(
+            "Activity #%s (%s) was in progress, but the process running it stopped (killed "
+            "or crashed): recorded as failed%s.",
+            activity.pk,
+            _title(activity),
+            f"; {released} of its exports made retryable" if released else "",
+        )
+        dead.append(activity)
+    return dead
+
+
+def lost_connection(exc: BaseException) -> str | None:
+    """When ``exc`` is (or was caused by) the loss of a database connection: the
+    server's word for it, on one line."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _ends_the_session(current):
+            return _first_line(current)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _ends_the_session(exc: BaseException) -> bool:
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate or ""
+    if state in _SESSION_ENDED or state.startswith("08"):  # class 08: connection exception
+        return True
+    # No SQLSTATE: the client found the connection closed or broken.
+    return not state and isinstance(exc, psycopg.OperationalError)
+
+
 # --------------------------------------------------------------------------- claiming
 
 
-def _claim(activity: Activity) -> None:
-    now = timezone.now()
+def _claim(activity: Activity) -> run_lock.RunLock:
+    """Take the activity's run lock, then its system; returns the lock, held."""
     try:
-        with transaction.atomic():
-            claimed = Activity.objects.filter(pk=activity.pk, status=ActivityStatus.QUEUED).update(
-                status=ActivityStatus.IN_PROGRESS,
-                phase=ActivityPhase.WAITING,
-                started_at=now,
-                heartbeat_at=now,
-            )
-    except IntegrityError:
-        raise _already_running(activity) from None
+        lock = run_lock.hold(activity.pk)
+    except run_lock.AlreadyHeld as exc:
+        raise NotQueued(str(exc)) from None
+    try:
+        _claim_system(activity)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _claim_system(activity: Activity) -> None:
+    while True:
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                claimed = Activity.objects.filter(
+                    pk=activity.pk, status=ActivityStatus.QUEUED
+                ).update(
+                    status=ActivityStatus.IN_PROGRESS,
+                    phase=ActivityPhase.WAITING,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            break
+        except IntegrityError:
+            in_the_way = _in_the_way(activity).select_related("connected_system")
+            if not fail_dead(in_the_way, found_by=f"activity #{activity.pk} was started"):
+                raise _already_running(activity) from None
     if not claimed:
         status = Activity.objects.filter(pk=activity.pk).values_list("status", flat=True).first()
         raise NotQueued(f"activity #{activity.pk} is {status or 'gone'}, not queued")
@@ -169,6 +271,16 @@ def _claim(activity: Activity) -> None:
         ActivityStatus.IN_PROGRESS,
         now,
         now,
+    )
+
+
+def _in_the_way(activity: Activity):
+    """The running activities that keep ``activity`` from claiming its system."""
+    blocking = Q(connected_system_id=activity.connected_system_id)
+    if activity.profile_type in SYNC_PROFILE_TYPES:
+        blocking |= Q(profile_type__in=SYNC_PROFILE_TYPES)
+    return Activity.objects.filter(blocking, status=ActivityStatus.IN_PROGRESS).exclude(
+        pk=activity.pk
     )
 
 
@@ -202,6 +314,10 @@ def _since(activity: Activity) -> str:
     return f"started {activity.started_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
+def _title(activity: Activity) -> str:
+    return f"{activity.connected_system.name} — {activity.profile_name}"
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -225,12 +341,50 @@ def fewer_garbage_collections(threshold: int = 100_000) -> Iterator[None]:
         gc.unfreeze()
 
 
-class _RunRecorder(ActivityRecorder):
-    """The activity recorder of a run: tells a callback when progress is reported."""
+@contextmanager
+def _connections_named(activity_id: int) -> Iterator[None]:
+    """Name the run's PostgreSQL connections (``application_name``) while it runs —
+    Django's, and any opened meanwhile, the write-behind thread's included — so they
+    can be told apart in ``pg_stat_activity``."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    name = run_lock.application_name(activity_id)
 
-    def __init__(self, activity: Activity, on_progress: ProgressCallback | None) -> None:
+    def name_new(sender: Any, connection: Any, **kwargs: Any) -> None:
+        _set_application_name(connection, name)
+
+    connection_created.connect(name_new, weak=False)
+    try:
+        if connection.connection is not None:
+            _set_application_name(connection, name)
+        yield
+    finally:
+        connection_created.disconnect(name_new)
+        if connection.connection is not None and not connection.needs_rollback:
+            with suppress(DatabaseError):  # the connection may be the lost one
+                _set_application_name(connection, None)
+
+
+def _set_application_name(db: Any, name: str | None) -> None:
+    with db.cursor() as cursor:
+        if name is None:
+            cursor.execute("RESET application_name")
+        else:
+            cursor.execute("SELECT set_config('application_name', %s, false)", [name])
+
+
+class _RunRecorder(ActivityRecorder):
+    """The activity recorder of a run: tells a callback when progress is reported, and
+    checks at its progress points that the run still holds its lock."""
+
+    def __init__(
+        self, activity: Activity, lock: run_lock.RunLock, on_progress: ProgressCallback | None
+    ) -> None:
         super().__init__(activity)
+        self._lock = lock
         self._on_progress = on_progress
+        self._lock_checked = time.monotonic()
 
     def progress(self, **kwargs: Any) -> None:
         try:
@@ -238,6 +392,49 @@ class _RunRecorder(ActivityRecorder):
         finally:
             if self._on_progress is not None:
                 self._on_progress(self)
+        now = time.monotonic()
+        if now - self._lock_checked >= LOCK_CHECK_INTERVAL:
+            self._lock_checked = now
+            self._lock.check()
+
+
+def _run(activity: Activity, lock: run_lock.RunLock, on_progress: ProgressCallback | None) -> None:
+    recorder = _RunRecorder(activity, lock, on_progress)
+    status, message = ActivityStatus.COMPLETE, ""
+    try:
+        with fewer_garbage_collections():
+            _processor(activity.profile_type)(activity, recorder)
+    except KeyboardInterrupt:
+        _finish(activity, recorder, ActivityStatus.CANCELLED, "Interrupted.")
+        raise
+    except Exception as exc:
+        status, message = _failure(activity, recorder, exc)
+    _finish(activity, recorder, status, message)
+
+
+def _failure(activity: Activity, recorder: ActivityRecorder, exc: Exception) -> tuple[str, str]:
+    """The status and message of a run stopped by ``exc``."""
+    if isinstance(exc, run_lock.LockLost):
+        return ActivityStatus.FAILED, (
+            f"The run lost the database connection that holds its lock ({exc}); it "
+            "stopped, as another run may take its system now."
+        )
+    lost = lost_connection(exc)
+    if lost is not None:
+        return ActivityStatus.FAILED, f"The run lost the database connection: {lost}"
+    if isinstance(exc, RunCancelled):
+        return ActivityStatus.CANCELLED, "Cancelled on request."
+    if isinstance(exc, RunFailed):
+        if exc.error_type:
+            recorder.error(exc.error_type, str(exc))
+        return ActivityStatus.FAILED, str(exc)
+    if isinstance(exc, ConnectorError):
+        recorder.error(RpeiErrorType.CONNECTOR_ERROR, str(exc))
+        return ActivityStatus.FAILED, str(exc)
+    logger.exception("Activity %s (%s) failed", activity.pk, activity.profile_name)
+    message = _one_line(exc)
+    recorder.error(RpeiErrorType.UNHANDLED_ERROR, message)
+    return ActivityStatus.FAILED, message
 
 
 def _processor(profile_type: str) -> Callable[[Activity, ActivityRecorder], None]:
@@ -262,16 +459,41 @@ def _processor(profile_type: str) -> Callable[[Activity, ActivityRecorder], None
 
 
 def _finish(activity: Activity, recorder: ActivityRecorder, status: str, message: str) -> None:
-    """Write the last RPEIs and counters, then the outcome, whatever state we are in."""
-    try:
-        recorder.flush()
-    except DatabaseError:
-        # RPEIs may point at rows a failed transaction rolled back; keep the outcome.
-        logger.exception("Activity %s: could not write its last RPEIs", activity.pk)
-        recorder.discard_buffered()
-        recorder.flush()
+    """Write the last RPEIs and counters, then the outcome, whatever state we are in —
+    on a new connection when the run's was lost (:data:`RECONNECT_SECONDS`)."""
     if status == ActivityStatus.COMPLETE and recorder.error_count:
         status = ActivityStatus.COMPLETE_WITH_ERRORS
+    deadline = time.monotonic() + RECONNECT_SECONDS
+    while True:
+        if _connection_broken():
+            _reconnect()
+        try:
+            _write_outcome(activity, recorder, status, message)
+            return
+        except DatabaseError as exc:
+            lost = lost_connection(exc)
+            if lost is None:
+                raise
+            if time.monotonic() >= deadline or connection.in_atomic_block:
+                _keep_in_memory(activity, recorder, status, message)
+                raise OutcomeNotRecorded(
+                    f"{message}; the outcome could not be recorded either ({lost}): the "
+                    f"next run of {activity.connected_system.name} records it as failed",
+                    activity,
+                ) from None
+        time.sleep(RECONNECT_PAUSE)
+
+
+def _write_outcome(activity: Activity, recorder: ActivityRecorder, status: str, message: str):
+    try:
+        recorder.flush()
+    except DatabaseError as exc:
+        if lost_connection(exc) is not None:
+            raise
+        # RPEIs may point at rows a failed transaction rolled back; keep the outcome.
+        logger.warning("Activity %s: could not write its last RPEIs: %s", activity.pk, exc)
+        recorder.discard_buffered()
+        recorder.flush()
     fields: dict[str, Any] = {
         "status": status,
         "phase": ActivityPhase.DONE,
@@ -280,7 +502,33 @@ def _finish(activity: Activity, recorder: ActivityRecorder, status: str, message
     }
     if message:
         fields["message"] = message
-    Activity.objects.filter(pk=activity.pk).update(**fields)
+    # Only while it is ours: a run that lost its lock may have been recorded as dead.
+    Activity.objects.filter(pk=activity.pk, status=ActivityStatus.IN_PROGRESS).update(**fields)
+
+
+def _connection_broken() -> bool:
+    raw = connection.connection
+    return raw is not None and bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
+
+
+def _reconnect() -> None:
+    """Drop Django's connection (outside a transaction): the next query opens a new one."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _keep_in_memory(
+    activity: Activity, recorder: ActivityRecorder, status: str, message: str
+) -> None:
+    activity.status, activity.phase, activity.message = status, ActivityPhase.DONE, message
+    activity.finished_at = timezone.now()
+    activity.objects_processed, activity.objects_total = recorder.processed, recorder.total
+    activity.counts, activity.error_count = recorder.count_summary(), recorder.error_count
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _one_line(exc: BaseException) -> str:
@@ -293,20 +541,24 @@ def _one_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- summary
 
 
-def activity_summary(activity: Activity) -> dict[str, Any]:
+def activity_summary(
+    activity: Activity, *, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The activity as the JSON of ``jim run --json`` / ``jim activity --json``.
 
     ``counts`` has every key of the spec (0 where nothing happened); ``errors`` lists
     the first :data:`SUMMARY_ERROR_LIMIT` error RPEIs (``errors_truncated`` says
-    when there were more; ``counts.errors`` is the total).
+    when there were more; ``counts.errors`` is the total) — read from the database
+    unless given (``[]`` for an outcome the database could not record).
     """
     counts = {key: int(activity.counts.get(key, 0)) for key in COUNTED_CHANGE_TYPES}
     counts["errors"] = activity.error_count
-    errors = list(
-        activity.items.exclude(error_type="")
-        .order_by("pk")
-        .values("external_id", "error_type", "message")[: SUMMARY_ERROR_LIMIT + 1]
-    )
+    if errors is None:
+        errors = list(
+            activity.items.exclude(error_type="")
+            .order_by("pk")
+            .values("external_id", "error_type", "message")[: SUMMARY_ERROR_LIMIT + 1]
+        )
     return {
         "activity": activity.pk,
         "system": activity.connected_system.name,

@@ -1,13 +1,13 @@
 """django-q2 entry points: queued runs, schedules, and recovery after a worker died.
 
-A queued run executes the same code as ``jim run`` (:func:`connectors.runner.execute`).
-Where ``jim run`` refuses when the connected system is busy ("already running"), a
-queued run waits its turn.
+A queued run executes the same code as ``jim run`` (:func:`connectors.runner.execute`),
+run lock included: an activity left in progress by a dead process is recorded as
+failed by the first run it is in the way of. Where ``jim run`` refuses when the
+connected system is busy ("already running"), a queued run waits its turn.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from typing import Any
@@ -18,14 +18,17 @@ from django_q.signals import post_spawn
 from django_q.tasks import async_task
 
 from connectors.choices import ActivityStatus
-from connectors.models import Activity, ConnectedSystem, RunProfile, Schedule
-from connectors.runner import AlreadyRunning, execute, start_activity
-from exports.export_processor import release_stale_executing
+from connectors.models import Activity, RunProfile, Schedule
+from connectors.runner import (
+    AlreadyRunning,
+    OutcomeNotRecorded,
+    execute,
+    fail_dead,
+    start_activity,
+)
 
 logger = logging.getLogger(__name__)
 
-#: A running activity whose heartbeat is older than this is taken for dead.
-STALE_AFTER = dt.timedelta(minutes=10)
 #: How often a queued run looks whether its turn has come.
 WAIT_POLL_SECONDS = 2.0
 
@@ -54,7 +57,7 @@ def queue_run(
 
 def execute_activity(activity_id: int) -> str:
     """Run a queued activity, waiting while its system (or another sync) is busy."""
-    recover_stale_activities()
+    recover_stale_activities("a queued run started")
     activity = Activity.objects.select_related("connected_system", "run_profile").get(
         pk=activity_id
     )
@@ -77,11 +80,14 @@ def _execute_when_free(activity: Activity) -> Activity:
             return execute(activity)
         except AlreadyRunning:
             time.sleep(WAIT_POLL_SECONDS)
+        except OutcomeNotRecorded as exc:
+            logger.error("Activity %s: %s", activity.pk, exc)
+            return exc.activity
 
 
 def run_schedule(schedule_id: int) -> str:
     """Run a schedule's steps in order; stop at a failed step when the schedule says so."""
-    recover_stale_activities()
+    recover_stale_activities(f"schedule #{schedule_id} started")
     schedule = Schedule.objects.get(pk=schedule_id)
     outcomes = []
     for step in schedule.steps.select_related("run_profile__connected_system"):
@@ -100,27 +106,20 @@ def run_schedule(schedule_id: int) -> str:
     return "; ".join(outcomes)
 
 
-def recover_stale_activities(now: dt.datetime | None = None) -> list[int]:
-    """Mark activities whose worker died as failed and make their exports retryable.
+def recover_stale_activities(found_by: str = "a worker started") -> list[int]:
+    """Record as failed the in-progress activities whose process is gone (nothing holds
+    their run lock) and make their executing exports retryable; their ids.
 
-    A running activity writes a heartbeat as it goes; one whose heartbeat (or start)
-    is older than :data:`STALE_AFTER` has no worker any more.
+    A run does this itself for the activities in its way when it starts
+    (:func:`connectors.runner.fail_dead`); this clears the rest of the installation,
+    when a worker, a queued run or a schedule starts. An activity whose process is
+    alive is left alone however long it has been quiet.
     """
-    limit = (now or timezone.now()) - STALE_AFTER
-    stale = list(
-        Activity.objects.filter(status=ActivityStatus.IN_PROGRESS)
-        .filter(heartbeat_at__lt=limit)
-        .values_list("pk", "connected_system_id")
-    )
-    for pk, system_id in stale:
-        Activity.objects.filter(pk=pk, status=ActivityStatus.IN_PROGRESS).update(
-            status=ActivityStatus.FAILED,
-            finished_at=timezone.now(),
-            message="The worker running this activity stopped responding; marked failed.",
-        )
-        release_stale_executing(ConnectedSystem(pk=system_id))
-        logger.warning("Activity %s had no heartbeat since %s: marked failed", pk, limit)
-    return [pk for pk, _ in stale]
+    running = Activity.objects.filter(status=ActivityStatus.IN_PROGRESS)
+    return [
+        activity.pk
+        for activity in fail_dead(running.select_related("connected_system"), found_by=found_by)
+    ]
 
 
 @receiver(post_spawn)

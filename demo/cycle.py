@@ -16,12 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
 from connectors.choices import ActivityStatus
 from connectors.models import ConnectedSystem, ConnectorSpaceObject, RunProfile
 from connectors.runner import ProgressCallback, activity_summary, execute, start_activity
-from connectors.tasks import STALE_AFTER, recover_stale_activities
+from connectors.tasks import recover_stale_activities
 from demo.directory import Target
 from jim_project.configuration import Report, apply_file
 
@@ -65,13 +64,10 @@ def apply_configuration(target: Target, environ: dict[str, str]) -> Report:
 
 
 def recover_interrupted_runs() -> list[int]:
-    """Mark failed the activities a demo stopped in its tracks left "in progress".
-
-    Nothing else runs the demo's activities while it starts, so every one of them is
-    stale (:func:`connectors.tasks.recover_stale_activities`, which also makes their
-    exports retryable); otherwise each system would stay "already running".
-    """
-    return recover_stale_activities(now=timezone.now() + STALE_AFTER)
+    """Mark failed the activities a demo stopped in its tracks left "in progress" (their
+    process is gone: :func:`connectors.tasks.recover_stale_activities`, which also makes
+    their exports retryable)."""
+    return recover_stale_activities("the demo started")
 
 
 def ensure_admin(password: str | None = None) -> tuple[str, str]:

@@ -2,8 +2,10 @@
 
 ``jim run SYSTEM PROFILE`` runs one run profile to its end in this process, with a
 progress bar on stderr when stderr is a terminal. Exit status: 0 complete, 1 complete
-with object-level errors, 2 failed, cancelled or refused (unknown system or profile,
-already running). ``--json`` prints exactly one JSON object on stdout
+with object-level errors, 2 failed (a lost database connection included: one line on
+stderr, no traceback), cancelled or refused (unknown system or profile, already
+running; an activity in the way whose process died is recorded as failed and does not
+refuse the run). ``--json`` prints exactly one JSON object on stdout
 (:func:`connectors.runner.activity_summary`); messages go to stderr.
 
 ``jim activity ID`` shows an activity: its progress while it runs, the same summary
@@ -24,6 +26,7 @@ from connectors.models import Activity, ConnectedSystem, RunProfile
 from connectors.runner import (
     AlreadyRunning,
     NotQueued,
+    OutcomeNotRecorded,
     activity_summary,
     execute,
     refuse,
@@ -137,11 +140,15 @@ class RunCommand:
         )
         bar = ProgressBar(stderr) if _isatty(stderr) else None
         problem = ""
+        unrecorded = False
         try:
             activity = execute(activity, on_progress=bar)
         except (AlreadyRunning, NotQueued) as exc:
             activity = refuse(activity, str(exc))
             problem = str(exc)
+        except OutcomeNotRecorded as exc:
+            activity, unrecorded = exc.activity, True
+            problem = f"{activity.profile_name} of {profile.connected_system.name} failed: {exc}"
         except KeyboardInterrupt:
             activity.refresh_from_db()
             problem = "interrupted; the activity is recorded as cancelled"
@@ -151,7 +158,7 @@ class RunCommand:
         if not problem and activity.status == ActivityStatus.FAILED:
             problem = f"{activity.profile_name} of {profile.connected_system.name} failed: "
             problem += activity.message or "see the activity's errors"
-        summary = activity_summary(activity)
+        summary = activity_summary(activity, errors=[] if unrecorded else None)
         if options.get("json"):
             _write_json(summary, stdout)
         else:

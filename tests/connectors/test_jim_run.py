@@ -18,6 +18,7 @@ from connectors import runner
 from connectors.choices import COUNTED_CHANGE_TYPES, ActivityStatus
 from connectors.models import Activity, ConnectorSpaceObject, RunProfile
 from tests.builders import make_csv_system, people, person, run, write_csv
+from tests.support.runs import held
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +142,8 @@ def test_a_run_is_refused_while_the_system_is_running(tmp_path):
         status=ActivityStatus.IN_PROGRESS,
     )
 
-    status, out, err = jim("run", "HR", "Full Import", "--json")
+    with held(running):
+        status, out, err = jim("run", "HR", "Full Import", "--json")
 
     assert status == 2
     assert f"HR is already running activity #{running.pk} (Full Import" in err
@@ -163,9 +165,12 @@ def test_a_sync_is_refused_while_another_sync_runs(tmp_path):
     )
     activity = runner.start_activity(system, RunProfile.objects.get(connected_system=system))
 
-    with pytest.raises(
-        runner.AlreadyRunning,
-        match=f"a sync is already running: activity #{running.pk} \\(Other — Full Sync",
+    with (
+        held(running),
+        pytest.raises(
+            runner.AlreadyRunning,
+            match=f"a sync is already running: activity #{running.pk} \\(Other — Full Sync",
+        ),
     ):
         runner.execute(activity)
 

@@ -21,8 +21,8 @@ from connectors import tasks
 from connectors.choices import RunProfileType
 from connectors.models import Activity, RunProfile, Schedule, ScheduleStep
 from connectors.runner import AlreadyRunning, execute, start_activity
-from exports.models import PendingExport
 from tests.builders import make_csv_system, people
+from tests.support.runs import held
 
 pytestmark = pytest.mark.django_db
 
@@ -55,10 +55,6 @@ def test_second_run_of_a_busy_system_is_refused_but_a_queued_one_waits(tmp_path,
     running = start_activity(system, _profile(system))
     Activity.objects.filter(pk=running.pk).update(status="in_progress", heartbeat_at=timezone.now())
     waiting = start_activity(system, _profile(system))
-
-    with pytest.raises(AlreadyRunning, match="already running activity"):
-        execute(waiting)
-
     polls = []
 
     def finish_running(seconds):
@@ -66,7 +62,10 @@ def test_second_run_of_a_busy_system_is_refused_but_a_queued_one_waits(tmp_path,
         Activity.objects.filter(pk=running.pk).update(status="complete")
 
     monkeypatch.setattr(tasks.time, "sleep", finish_running)
-    assert tasks.execute_activity(waiting.pk) == "complete"
+    with held(running):
+        with pytest.raises(AlreadyRunning, match="already running activity"):
+            execute(waiting)
+        assert tasks.execute_activity(waiting.pk) == "complete"
     assert len(polls) == 1
 
 
@@ -131,24 +130,27 @@ def test_schedule_is_mirrored_into_django_q(tmp_path):
     assert not QSchedule.objects.filter(name=f"jim:{schedule.pk}").exists()
 
 
-def test_stale_activity_is_failed_and_its_exports_released(tmp_path):
-    system = make_csv_system(tmp_path, people(1))
-    activity = start_activity(system, _profile(system))
-    long_ago = timezone.now() - dt.timedelta(hours=1)
-    Activity.objects.filter(pk=activity.pk).update(status="in_progress", heartbeat_at=long_ago)
-    fresh = start_activity(
-        make_csv_system(tmp_path, people(1), name="Other", file_name="o.csv"),
-        RunProfile.objects.get(connected_system__name="Other"),
+def test_recovery_fails_the_activities_whose_process_is_gone_and_no_other(tmp_path):
+    dead = start_activity(system := make_csv_system(tmp_path, people(1)), _profile(system))
+    quiet = start_activity(
+        other := make_csv_system(tmp_path, people(1), name="Other", file_name="o.csv"),
+        _profile(other),
     )
-    Activity.objects.filter(pk=fresh.pk).update(status="in_progress", heartbeat_at=timezone.now())
+    long_ago = timezone.now() - dt.timedelta(hours=1)
+    Activity.objects.filter(pk__in=[dead.pk, quiet.pk]).update(
+        status="in_progress", heartbeat_at=long_ago
+    )
 
-    assert tasks.recover_stale_activities() == [activity.pk]
+    with held(quiet):  # alive, however long it has been quiet
+        assert tasks.recover_stale_activities() == [dead.pk]
 
-    activity.refresh_from_db()
-    assert activity.status == "failed"
-    assert "stopped responding" in activity.message
-    assert Activity.objects.get(pk=fresh.pk).status == "in_progress"
-    assert not PendingExport.objects.filter(status="executing").exists()
+    dead.refresh_from_db()
+    assert dead.status == "failed"
+    assert dead.message == (
+        "The process running it stopped (killed or crashed) before it finished; "
+        "recorded when a worker started."
+    )
+    assert Activity.objects.get(pk=quiet.pk).status == "in_progress"
 
 
 def _database_url() -> str:
