@@ -20,6 +20,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from bench.generate import write_people_csv
+from connectors import run_lock
 from connectors.models import Activity, ConnectedSystem, ConnectorSpaceObject
 from exports.models import PendingExport, PendingExportAttributeChange
 from metaverse.models import MetaverseObject
@@ -117,25 +119,26 @@ class Estate:
     folder: Path
     active: set[str]
     manager_of: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
 
-    def start_full_sync(self, app_name: str) -> subprocess.Popen[bytes]:
-        """``jim run HR "Full Sync"`` in its own process; its database connections carry
-        ``app_name`` (libpq's PGAPPNAME), so that they can be found."""
-        env = {**os.environ, "DATABASE_URL": subprocess_database_url(), "PGAPPNAME": app_name}
-        return subprocess.Popen(
+    def start_full_sync(self) -> subprocess.Popen[bytes]:
+        """``jim run HR "Full Sync"`` in a process of its own."""
+        env = {**os.environ, "DATABASE_URL": subprocess_database_url()}
+        self.process = subprocess.Popen(
             [sys.executable, "manage.py", "jim", "run", "HR", "Full Sync"],
             cwd=REPO,
             env=env,
             stdout=(self.folder / "stdout").open("wb"),
             stderr=(self.folder / "stderr").open("wb"),
         )
+        return self.process
 
     def stderr(self) -> str:
         return (self.folder / "stderr").read_text()
 
 
 @pytest.fixture
-def estate(tmp_path) -> Estate:
+def estate(tmp_path) -> Iterator[Estate]:
     write_people_csv(tmp_path / "hr.csv", PEOPLE)
     with (tmp_path / "hr.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -143,11 +146,15 @@ def estate(tmp_path) -> Estate:
     call_command("jim", "apply", str(tmp_path / "jim.yaml"))
     imported = run(ConnectedSystem.objects.get(name="HR"), "Full Import")
     assert imported.status == "complete", imported.message
-    return Estate(
+    estate = Estate(
         tmp_path,
         active={row["employeeId"] for row in rows if row["status"] == "Active"},
         manager_of={row["employeeId"]: row["managerId"] for row in rows if row["managerId"]},
     )
+    yield estate
+    if estate.process is not None and estate.process.poll() is None:
+        estate.process.kill()  # a failed test: not into the database being emptied
+        estate.process.wait()
 
 
 def _wait_for_batches(process: subprocess.Popen[bytes]) -> Activity:
@@ -207,7 +214,7 @@ def _assert_one_create_per_active_person(estate: Estate) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_full_sync_killed_mid_run_is_finished_by_the_next_delta_sync(estate):
-    process = estate.start_full_sync("jim-crash-kill")
+    process = estate.start_full_sync()
     stopped = _wait_for_batches(process)
 
     process.send_signal(signal.SIGKILL)
@@ -218,15 +225,15 @@ def test_a_full_sync_killed_mid_run_is_finished_by_the_next_delta_sync(estate):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_full_sync_whose_connections_are_terminated_fails_cleanly_and_loses_nothing(estate):
-    process = estate.start_full_sync("jim-crash-terminate")
+    process = estate.start_full_sync()
     stopped = _wait_for_batches(process)
 
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # every backend of the run, its lock's included
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            ["jim-crash-terminate"],
+            [run_lock.application_name(stopped.pk)],
         )
-        assert cursor.rowcount >= 1
+        assert cursor.rowcount >= 2
     returncode = process.wait(timeout=DEADLINE_SECONDS)
 
     assert returncode != 0
