@@ -66,7 +66,7 @@ def test_joiners_movers_and_leavers_across_batches(writes):
 
     # A mover in the first batch, a leaver (the HR record gone) in the second: its
     # MVO is deleted and its create, never sent, cancelled while the first batch's
-    # update may still be being written.
+    # RPEIs may still be being written (the second batch waits for them first).
     scenario.update_hr("1", lastName="Jones")
     scenario.obsolete_hr("3")
 
