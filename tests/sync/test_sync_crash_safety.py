@@ -267,3 +267,33 @@ def test_a_provisioned_object_without_a_pending_export_gets_a_create(delta):
         ("mail", "update"): ["john.doe@example.org"],
     }
     assert ConnectorSpaceObject.objects.filter(connected_system=scenario.directory).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_provisioned_object_an_export_wrote_is_not_created_again():
+    """The other side: a ``pending_provisioning`` CSO an export has written (it holds
+    the values sent) whose pending export is gone is an existing object: a change
+    is staged as an update of that attribute only."""
+    scenario = build_scenario()
+    scenario.hr_row("1", accountName="jdoe", lastName="Doe")
+    scenario.sync()
+    cso = scenario.dir_cso_of("1")
+    cso.attributes = {
+        "uid": ["jdoe"],
+        "cn": ["John Doe"],
+        "sn": ["Doe"],
+        "mail": ["john.doe@example.org"],
+    }
+    cso.save()  # as the export of the create records what it sent
+    PendingExport.objects.filter(cs_object=cso).delete()
+    scenario.update_hr("1", lastName="Dough")
+
+    scenario.sync(delta=True)
+
+    pe = scenario.export_of("1")
+    assert (pe.change_type, pe.status, pe.dn) == ("update", "pending", "")
+    assert changes(pe) == {
+        ("cn", "update"): ["John Dough"],
+        ("sn", "update"): ["Dough"],
+        ("mail", "update"): ["john.dough@example.org"],
+    }
