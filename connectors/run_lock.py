@@ -101,6 +101,10 @@ class _AdvisoryLock:
         params = connection.get_connection_params()
         params["application_name"] = application_name(activity_id)
         self._session: psycopg.Connection | None = psycopg.connect(**params, autocommit=True)
+        if self._session.info.server_version >= 140000:
+            # The session is idle between checks; an installation's idle_session_timeout
+            # must not end it (and free the lock) under a live run.
+            self._session.execute("SET idle_session_timeout = 0")
         row = self._session.execute(
             "SELECT pg_try_advisory_lock(%s, %s)", _keys(activity_id)
         ).fetchone()

@@ -470,7 +470,7 @@ def _finish(activity: Activity, recorder: ActivityRecorder, status: str, message
         try:
             _write_outcome(activity, recorder, status, message)
             return
-        except DatabaseError as exc:
+        except (DatabaseError, psycopg.Error) as exc:  # psycopg's own from COPY
             lost = lost_connection(exc)
             if lost is None:
                 raise
@@ -484,14 +484,18 @@ def _finish(activity: Activity, recorder: ActivityRecorder, status: str, message
         time.sleep(RECONNECT_PAUSE)
 
 
-def _write_outcome(activity: Activity, recorder: ActivityRecorder, status: str, message: str):
+def _write_outcome(
+    activity: Activity, recorder: ActivityRecorder, status: str, message: str
+) -> None:
     try:
         recorder.flush()
-    except DatabaseError as exc:
+    except (DatabaseError, psycopg.Error) as exc:
         if lost_connection(exc) is not None:
             raise
         # RPEIs may point at rows a failed transaction rolled back; keep the outcome.
-        logger.warning("Activity %s: could not write its last RPEIs: %s", activity.pk, exc)
+        logger.warning(
+            "Activity %s: could not write its last RPEIs: %s", activity.pk, _first_line(exc)
+        )
         recorder.discard_buffered()
         recorder.flush()
     fields: dict[str, Any] = {

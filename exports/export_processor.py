@@ -70,7 +70,8 @@ def release_stale_executing(system: ConnectedSystem | None = None) -> int:
     """Return exports left ``executing`` by a crashed run to retryable.
 
     Called at the start of every export run (one run per system at a time, so any
-    ``executing`` export of the system is stale) and when a worker starts.
+    ``executing`` export of the system is stale) and when a run of the system is found
+    dead (:func:`connectors.runner.fail_dead`: a run starting, a worker starting).
     """
     stale = PendingExport.objects.filter(status=PendingExportStatus.EXECUTING)
     if system is not None:
