@@ -52,12 +52,15 @@ from connectors.progress import (
     history_chart,
     is_running,
 )
+from connectors.runner import fail_dead
 from exports.choices import ApprovalState, PendingExportStatus
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
 
 #: RPEIs per page on a finished activity's page.
 ITEMS_PER_PAGE = 100
+#: Failed pending exports listed on the dashboard, the most recent first.
+RECENT_FAILED_EXPORTS = 10
 #: Runs drawn on a run profile's history chart.
 HISTORY_RUNS = 50
 #: Error-type filter values that are not error types themselves.
@@ -175,8 +178,9 @@ class SystemSummary:
             for status in CsoStatus
         ]
 
-    def pending_export_rows(self) -> list[tuple[str, int, str]]:
-        """(status label, count, admin link) for every pending-export status that occurs."""
+    def pending_export_rows(self) -> list[tuple[str, int, str, bool]]:
+        """(status label, count, admin link, needs attention) for every pending-export
+        status that occurs; failed exports need a person."""
         return [
             (
                 status.label,
@@ -186,10 +190,24 @@ class SystemSummary:
                     connected_system__id__exact=self.system.pk,
                     status__exact=status.value,
                 ),
+                status == PendingExportStatus.FAILED,
             )
             for status in PendingExportStatus
             if self.pending_exports_by_status.get(status.value)
         ]
+
+    @property
+    def failed_exports(self) -> int:
+        return self.pending_exports_by_status.get(PendingExportStatus.FAILED, 0)
+
+    @property
+    def failed_exports_url(self) -> str:
+        """The system's failed exports in the admin, where they are retried or discarded."""
+        return admin_changelist_url(
+            PendingExport,
+            connected_system__id__exact=self.system.pk,
+            status__exact=PendingExportStatus.FAILED,
+        )
 
     @property
     def awaiting_approval_url(self) -> str:
@@ -198,6 +216,56 @@ class SystemSummary:
             connected_system__id__exact=self.system.pk,
             approval__exact=ApprovalState.AWAITING_APPROVAL,
         )
+
+
+@dataclass(frozen=True)
+class FailedExport:
+    """A failed pending export on the dashboard, with its admin page (Retry / Discard)."""
+
+    export: PendingExport
+    url: str
+
+
+@dataclass
+class FailedExports:
+    """What the dashboard shows of the failed exports: the count of each system that
+    has any, the most recent ones with their last error, a link to act on them all."""
+
+    by_system: list[SystemSummary]
+    recent: list[FailedExport]
+
+    @property
+    def total(self) -> int:
+        return sum(summary.failed_exports for summary in self.by_system)
+
+    @property
+    def url(self) -> str:
+        return admin_changelist_url(PendingExport, status__exact=PendingExportStatus.FAILED)
+
+
+def failed_exports(summaries: list[SystemSummary]) -> FailedExports:
+    """The failed exports of the systems summarised: one query, none when there are none."""
+    by_system = [summary for summary in summaries if summary.failed_exports]
+    if not by_system:
+        return FailedExports([], [])
+    recent = (
+        PendingExport.objects.filter(status=PendingExportStatus.FAILED)
+        .select_related("connected_system", "cs_object")
+        .only(
+            "change_type",
+            "dn",
+            "error_count",
+            "last_error",
+            "updated_at",
+            "connected_system__name",
+            "cs_object__external_id",
+            "cs_object__secondary_external_id",
+        )
+        .order_by("-updated_at", "-pk")[:RECENT_FAILED_EXPORTS]
+    )
+    return FailedExports(
+        by_system, [FailedExport(pe, admin_change_url(PendingExport, pe.pk)) for pe in recent]
+    )
 
 
 def dashboard_summaries() -> list[SystemSummary]:
@@ -272,7 +340,10 @@ def _add_last_runs(summaries: dict[int, SystemSummary]) -> None:
 @console_view("connectors.view_connectedsystem")
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The sync dashboard: every connected system's objects, last runs and exports."""
-    context = page_context(request, "Sync dashboard", summaries=dashboard_summaries())
+    summaries = dashboard_summaries()
+    context = page_context(
+        request, "Sync dashboard", summaries=summaries, failed=failed_exports(summaries)
+    )
     if request.htmx:
         return render(request, "connectors/partials/dashboard_systems.html", context)
     return render(request, "connectors/dashboard.html", context)
@@ -406,9 +477,17 @@ def activity_page(request: HttpRequest, pk: int) -> HttpResponse:
 def cancel_activity(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask a running activity to stop; the run stops at its next batch boundary.
 
-    Only sets ``cancel_requested``; an activity already finished is left alone.
+    Only sets ``cancel_requested``; an activity already finished is left alone, and one
+    whose process is gone (nothing holds its run lock) is recorded as failed at once.
     """
-    activity = get_object_or_404(Activity.objects.only("pk", "status"), pk=pk)
+    activity = get_object_or_404(Activity.objects.select_related("connected_system"), pk=pk)
+    if fail_dead([activity], found_by="its cancellation was asked"):
+        messages.warning(
+            request,
+            f"Activity #{pk} had stopped: the process running it was gone. "
+            "It is recorded as failed; its system can run again.",
+        )
+        return redirect("console:activity", pk=pk)
     asked = (
         Activity.objects.filter(pk=activity.pk)
         .exclude(status__in=FINISHED_ACTIVITY_STATUSES)

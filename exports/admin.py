@@ -1,12 +1,12 @@
-"""The admin of pending exports, their attribute changes and the approval audit trail.
+"""The admin of pending exports, their attribute changes and the audit trail.
 
 Pending exports are written by sync and the export processor, so their pages are
 read-only: the changelist filters by system, status, change type and approval, and a
 pending export's page shows its attribute changes as before → after. Approving and
-rejecting are admin actions of :class:`PendingExportAdmin` (changelist actions with
-``allowed_permissions``, backed by :func:`exports.approval.decide`), which read-only
-pages allow. Audit entries can never be added, changed or deleted in the admin, not
-even by a superuser.
+rejecting (:mod:`exports.admin_approvals`), retrying and discarding failed exports
+(:mod:`exports.admin_interventions`) are admin actions of :class:`PendingExportAdmin`
+with ``allowed_permissions``, which read-only pages allow. Audit entries can never be
+added, changed or deleted in the admin, not even by a superuser.
 """
 
 from __future__ import annotations
@@ -29,11 +29,14 @@ from connectors.admin import (
     related_defer,
 )
 from exports.admin_approvals import ApprovalAdminMixin
+from exports.admin_interventions import InterventionAdminMixin
 from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
 
 #: Values of one attribute change shown in lists; the change's own page shows them all
 #: (a group's export can add or remove tens of thousands of members at once).
 VALUES_SHOWN = 20
+#: Characters of a pending export's last error shown in the changelist.
+LAST_ERROR_SHOWN = 120
 
 
 def format_values(values: Any, limit: int | None = VALUES_SHOWN) -> str:
@@ -62,9 +65,12 @@ class AttributeChangeInline(ReadOnlyInline):
 
 
 @admin.register(PendingExport)
-class PendingExportAdmin(ApprovalAdminMixin, ReadOnlyAdminMixin, LargeTableAdmin):
+class PendingExportAdmin(
+    ApprovalAdminMixin, InterventionAdminMixin, ReadOnlyAdminMixin, LargeTableAdmin
+):
     """Pending exports: read-only, filterable by system, status, change type, approval."""
 
+    actions = [*ApprovalAdminMixin.actions, *InterventionAdminMixin.actions]
     list_display = (
         "id",
         "connected_system",
@@ -74,6 +80,7 @@ class PendingExportAdmin(ApprovalAdminMixin, ReadOnlyAdminMixin, LargeTableAdmin
         "approval",
         "error_count",
         "next_retry_at",
+        "last_error_line",
         "created_at",
     )
     list_filter = ("connected_system", "status", "change_type", "approval")
@@ -123,13 +130,18 @@ class PendingExportAdmin(ApprovalAdminMixin, ReadOnlyAdminMixin, LargeTableAdmin
     @admin.display(description="target", ordering="dn")
     def target(self, export: PendingExport) -> str:
         """The DN to create or move to, else the CSO's DN or external id."""
-        cso = export.cs_object
-        return export.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}"
+        return export.target
+
+    @admin.display(description="last error")
+    def last_error_line(self, export: PendingExport) -> str:
+        """The first line of the last error, cut short (the export's page shows it all)."""
+        line = export.last_error.partition("\n")[0]
+        return line if len(line) <= LAST_ERROR_SHOWN else line[: LAST_ERROR_SHOWN - 1] + "…"
 
     @admin.display(description="audit trail")
     def audit_link(self, export: PendingExport) -> str:
         return changelist_link(
-            ApprovalAuditEntry, "Decisions on this export", pending_export_ref=export.pk
+            ApprovalAuditEntry, "What people did to this export", pending_export_ref=export.pk
         )
 
 
@@ -184,7 +196,8 @@ class PendingExportAttributeChangeAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
 
 @admin.register(ApprovalAuditEntry)
 class ApprovalAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The approval audit trail: read-only for everyone, superusers included."""
+    """The audit trail (approvals, rejections, retries, discards): read-only for
+    everyone, superusers included."""
 
     list_display = (
         "at",
@@ -196,7 +209,7 @@ class ApprovalAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "pending_export_ref",
     )
     list_filter = ("action", "change_type", "connected_system_name")
-    search_fields = ("target", "username", "reason", "connected_system_name")
+    search_fields = ("target", "username", "reason", "connected_system_name", "last_error")
     date_hierarchy = "at"
     readonly_fields = ("changes_display",)
     fields = (
@@ -210,6 +223,7 @@ class ApprovalAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "target",
         "pending_export",
         "pending_export_ref",
+        "last_error",
         "changes_display",
     )
 

@@ -1,40 +1,52 @@
 """Approving and rejecting pending exports in the admin.
 
 Bulk actions on the pending-export changelist and Approve/Reject buttons on a pending
-export's page both lead to one confirmation page that shows every change as
-before → after and asks for a reason (required to reject). Decisions go through
-:func:`exports.approval.decide`, which records the approver, the time and the reason,
-and writes the audit trail. Only users with ``exports.approve_pendingexport`` (the
-"Approvers" group) see the actions and buttons.
+export's page both lead to one confirmation page (:mod:`exports.admin_confirmation`)
+that shows every change as before → after and asks for a reason (required to reject).
+Decisions go through :func:`exports.approval.decide`, which records the approver, the
+time and the reason, and writes the audit trail. Only users with
+``exports.approve_pendingexport`` (the "Approvers" group) see the actions and buttons.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
-from django.contrib.admin import helpers
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from exports.admin_confirmation import ExportAction, confirm
 from exports.approval import APPROVE_PERMISSION, decide
 from exports.choices import ApprovalState
 from exports.models import PendingExport
 
-TEMPLATE = "admin/exports/pendingexport/decide.html"
-
 
 def _awaiting(queryset: QuerySet) -> QuerySet:
-    return (
-        queryset.filter(approval=ApprovalState.AWAITING_APPROVAL)
-        .select_related("connected_system", "cs_object")
-        .prefetch_related("attribute_changes")
-        .order_by("connected_system__name", "pk")
-    )
+    return queryset.filter(approval=ApprovalState.AWAITING_APPROVAL)
+
+
+APPROVE = ExportAction(
+    label="Approve",
+    done="Approved",
+    intro="Approving sends these changes at the next export run.",
+    eligible=_awaiting,
+    perform=lambda exports, user, reason: decide(exports, user, approve=True, reason=reason),
+    not_eligible="awaiting approval",
+)
+REJECT = ExportAction(
+    label="Reject",
+    done="Rejected",
+    intro="Rejected changes are never sent; they stay visible, rejected, while JIM keeps "
+    "wanting the same change.",
+    eligible=_awaiting,
+    perform=lambda exports, user, reason: decide(exports, user, approve=False, reason=reason),
+    not_eligible="awaiting approval",
+    reason_required="Give a reason for the rejection.",
+)
 
 
 class ApprovalAdminMixin:
@@ -94,31 +106,4 @@ class ApprovalAdminMixin:
     ) -> HttpResponse | None:
         if not self.has_approve_permission(request):
             raise PermissionDenied
-        exports = list(_awaiting(queryset))
-        reason = request.POST.get("reason", "").strip()
-        error = ""
-        if request.method == "POST" and request.POST.get("confirm"):
-            if not approve and not reason:
-                error = "Give a reason for the rejection."
-            else:
-                decided = decide(exports, request.user, approve=approve, reason=reason)
-                verb = "Approved" if approve else "Rejected"
-                skipped = len(queryset) - len(decided)
-                note = f" ({skipped} not awaiting approval, left alone)" if skipped > 0 else ""
-                messages.success(request, f"{verb} {len(decided)} pending export(s){note}.")
-                return None
-        if not exports:
-            messages.warning(request, "None of the selected pending exports awaits approval.")
-            return None
-        context = {
-            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
-            "title": ("Approve" if approve else "Reject") + " pending exports",
-            "opts": PendingExport._meta,
-            "exports": exports,
-            "approve": approve,
-            "reason": reason,
-            "error": error,
-            "via_action": via_action,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, TEMPLATE, context)
+        return confirm(self, request, queryset, APPROVE if approve else REJECT, via_action)

@@ -89,33 +89,9 @@ def decide(
             decided, ["approval", "approved_by", "approved_at", "approval_reason", "updated_at"]
         )
         ApprovalAuditEntry.objects.bulk_create(
-            [_audit_entry(pe, user, action, reason) for pe in decided]
+            [ApprovalAuditEntry.of(pe, user, action, reason) for pe in decided]
         )
     return decided
-
-
-def _audit_entry(pe: PendingExport, user: Any, action: str, reason: str) -> ApprovalAuditEntry:
-    cso = pe.cs_object
-    return ApprovalAuditEntry(
-        pending_export=pe,
-        pending_export_ref=pe.pk,
-        connected_system_name=pe.connected_system.name,
-        change_type=pe.change_type,
-        target=pe.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}",
-        action=action,
-        user=user,
-        username=user.get_username(),
-        reason=reason,
-        changes=[
-            {
-                "attribute": c.attribute,
-                "change_type": c.change_type,
-                "before": c.previous_values,
-                "after": c.values,
-            }
-            for c in pe.attribute_changes.all()
-        ],
-    )
 
 
 #: What the "Approvers" group may do (the data migration 0002 froze the same list).

@@ -43,5 +43,9 @@ class AttributeChangeStatus(models.TextChoices):
 
 
 class ApprovalAction(models.TextChoices):
+    """What a person did to a pending export, as the audit trail records it."""
+
     APPROVED = "approved"
     REJECTED = "rejected"
+    RETRIED = "retried"
+    DISCARDED = "discarded"

@@ -11,12 +11,19 @@ CSOs are compared with the values just imported:
 
 Unconfirmed exports are retried by the next export run after the system's backoff.
 Multi-valued attributes (group members) confirm value by value.
+
+A pending export that is ``pending`` or ``export_not_confirmed`` again — a sync staged a
+new change after the export, or an earlier import did not see it yet — may still hold
+changes sent before: those the import shows are confirmed and removed (the export is
+deleted when nothing else is left), the rest wait for the export's next send. Nothing
+is counted against it here: its next export run and confirming import count.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from django.utils import timezone
 
@@ -32,6 +39,13 @@ from jim_project.bulk import update_instances
 AWAITING = (
     AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION,
     AttributeChangeStatus.EXPORTED_NOT_CONFIRMED,
+)
+#: The statuses of the pending exports a confirming import looks at (not ``executing``:
+#: no export run of the system runs meanwhile; not ``failed``: left to the operator).
+OPEN = (
+    PendingExportStatus.EXPORTED,
+    PendingExportStatus.PENDING,
+    PendingExportStatus.EXPORT_NOT_CONFIRMED,
 )
 
 
@@ -51,21 +65,19 @@ def confirm_exports(
     by_id = {cso.id: cso for cso in csos if cso.id}
     if not by_id:
         return
-    pes = list(
-        PendingExport.objects.filter(cs_object_id__in=by_id, status=PendingExportStatus.EXPORTED)
-    )
+    pes = list(PendingExport.objects.filter(cs_object_id__in=by_id, status__in=OPEN))
     if not pes:
         return
     changes = changes_by_export(pes)
-    deleted: list[int] = []
-    updated: list[PendingExport] = []
-    dropped_rows: list[int] = []
-    changed_rows: list[PendingExportAttributeChange] = []
-    now = timezone.now()
+    writes = _Writes()
     for pe in pes:
         cso = by_id[pe.cs_object_id]
         rows = changes.get(pe.pk, [])
         awaiting = [r for r in rows if r.status in AWAITING]
+        if pe.status != PendingExportStatus.EXPORTED:
+            if awaiting:
+                _confirm_sent_part(pe, rows, awaiting, cso, multivalued, writes)
+            continue
         left, confirmed_any = reconcile_changes(
             awaiting, cso.attributes, multivalued(cso.object_type_id)
         )
@@ -73,24 +85,51 @@ def confirm_exports(
         dn_ok = not renamed or dn_key(pe.dn) == (cso.secondary_external_id_key or "")
         if not left and dn_ok:
             if len(awaiting) == len(rows):
-                deleted.append(pe.pk)
+                writes.deleted.append(pe.pk)
             else:  # changes still waiting to be sent (references)
-                dropped_rows.extend(r.pk for r in awaiting)
+                writes.dropped_rows.extend(r.pk for r in awaiting)
                 pe.status, pe.dn = PendingExportStatus.PENDING, ""
-                updated.append(pe)
+                writes.updated.append(pe)
             continue
         kept = {r.pk for r in left}
-        dropped_rows.extend(r.pk for r in awaiting if r.pk not in kept)
+        writes.dropped_rows.extend(r.pk for r in awaiting if r.pk not in kept)
         for row in left:
             row.status = AttributeChangeStatus.EXPORTED_NOT_CONFIRMED
-            changed_rows.append(row)
+            writes.changed_rows.append(row)
         if confirmed_any and pe.change_type == PendingExportChangeType.CREATE:
             pe.change_type = PendingExportChangeType.UPDATE
         if renamed and dn_ok:
             pe.dn = ""
-        _not_confirmed(pe, system, now, recorder, cso, left)
-        updated.append(pe)
-    _write(deleted, updated, dropped_rows, changed_rows, now)
+        _not_confirmed(pe, system, writes.now, recorder, cso, left)
+        writes.updated.append(pe)
+    writes.save()
+
+
+def _confirm_sent_part(
+    pe: PendingExport,
+    rows: list[PendingExportAttributeChange],
+    awaiting: list[PendingExportAttributeChange],
+    cso: ConnectorSpaceObject,
+    multivalued: Callable[[int], frozenset[str]],
+    writes: _Writes,
+) -> None:
+    """An export not (or no longer) ``exported`` that holds changes sent before:
+    remove those the import confirms; nothing is counted."""
+    left, confirmed_any = reconcile_changes(
+        awaiting, cso.attributes, multivalued(cso.object_type_id)
+    )
+    if not confirmed_any:
+        return
+    kept = {r.pk for r in left}
+    confirmed = [r.pk for r in awaiting if r.pk not in kept]
+    if pe.change_type == PendingExportChangeType.CREATE:  # the object exists
+        pe.change_type, pe.dn = PendingExportChangeType.UPDATE, ""
+    if len(confirmed) == len(rows) and not pe.dn:
+        writes.deleted.append(pe.pk)
+        return
+    writes.dropped_rows.extend(confirmed)
+    writes.changed_rows.extend(left)  # multi-valued changes may have been narrowed
+    writes.updated.append(pe)
 
 
 def _not_confirmed(
@@ -124,35 +163,40 @@ def _not_confirmed(
     pe.last_error = f"not confirmed by import: {names}"
 
 
-def _write(
-    deleted: list[int],
-    updated: list[PendingExport],
-    dropped_rows: list[int],
-    changed_rows: list[PendingExportAttributeChange],
-    now: dt.datetime,
-) -> None:
-    if deleted:
-        PendingExport.objects.filter(pk__in=deleted).delete()
-    if dropped_rows:
-        PendingExportAttributeChange.objects.filter(pk__in=dropped_rows).delete()
-    if changed_rows:
-        update_instances(changed_rows, ["values", "status"])
-    if updated:
-        for pe in updated:
-            pe.updated_at = now
-        update_instances(
-            updated,
-            [
-                "change_type",
-                "status",
-                "dn",
-                "error_count",
-                "next_retry_at",
-                "last_error",
-                "updated_at",
-            ],
-        )
-    if any(pe.status == PendingExportStatus.FAILED for pe in updated):
-        PendingExportAttributeChange.objects.filter(
-            pending_export_id__in=[p.pk for p in updated if p.status == PendingExportStatus.FAILED]
-        ).update(status=AttributeChangeStatus.FAILED)
+@dataclass
+class _Writes:
+    """The confirmation's writes for one page of imported CSOs, made in bulk."""
+
+    deleted: list[int] = field(default_factory=list)
+    updated: list[PendingExport] = field(default_factory=list)
+    dropped_rows: list[int] = field(default_factory=list)
+    changed_rows: list[PendingExportAttributeChange] = field(default_factory=list)
+    now: dt.datetime = field(default_factory=timezone.now)
+
+    def save(self) -> None:
+        if self.deleted:
+            PendingExport.objects.filter(pk__in=self.deleted).delete()
+        if self.dropped_rows:
+            PendingExportAttributeChange.objects.filter(pk__in=self.dropped_rows).delete()
+        if self.changed_rows:
+            update_instances(self.changed_rows, ["values", "status"])
+        if self.updated:
+            for pe in self.updated:
+                pe.updated_at = self.now
+            update_instances(
+                self.updated,
+                [
+                    "change_type",
+                    "status",
+                    "dn",
+                    "error_count",
+                    "next_retry_at",
+                    "last_error",
+                    "updated_at",
+                ],
+            )
+        failed = [p.pk for p in self.updated if p.status == PendingExportStatus.FAILED]
+        if failed:
+            PendingExportAttributeChange.objects.filter(pending_export_id__in=failed).update(
+                status=AttributeChangeStatus.FAILED
+            )

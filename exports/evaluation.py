@@ -168,15 +168,21 @@ class ExportEvaluator:
         mvo: MetaverseObject,
         *,
         only_system: int | None = None,
-        enforce_state_only: bool = False,
+        drift_of: int | None = None,
         final: bool = False,
     ) -> EvaluationResult:
-        """Evaluate the export rules of ``mvo`` (optionally only one target system)."""
+        """Evaluate the export rules of ``mvo`` (optionally only one target system).
+
+        ``drift_of`` is the system being synced, when ``mvo`` is evaluated for one of
+        that system's own (joined or provisioned) CSOs: what differs there now is
+        drift in that system, so its rules are evaluated only when they enforce state
+        (seed 003); the attributes it contributes itself are never sent back to it.
+        """
         result = self.results.setdefault(mvo.pk, EvaluationResult())
         for rule in self.ruleset.export_rules.get(mvo.object_type_id, []):
             if only_system is not None and rule.system_id != only_system:
                 continue
-            if enforce_state_only and not rule.enforce_state:
+            if rule.system_id == drift_of and not rule.enforce_state:
                 continue
             try:
                 self._evaluate_rule(mvo, rule, result, final=final)
@@ -368,10 +374,14 @@ class ExportEvaluator:
         target_dn = (cso.secondary_external_id or "") if creating else new_dn
         if (
             pe is not None
-            and pe.change_type == change_type
             and _contents(merged) == _contents(state.rows)
-            and (old_dn or "") == (target_dn or "")
+            and (
+                (pe.change_type == change_type and (old_dn or "") == (target_dn or ""))
+                or (pe.status == PendingExportStatus.EXPORTED and not target_dn)
+            )
         ):
+            # Nothing new. An exported export stays as it is, awaiting its confirming
+            # import: what it sent is on the CSO already (applied when sent).
             return ""
         if not merged and not target_dn:
             if pe is not None:

@@ -9,6 +9,15 @@ successes optimistically to the CSO so the next sync sees no drift.
 References go second: an attribute change whose referenced object does not exist in
 the target yet waits — within the run until that object's create has been sent, across
 runs when the create failed — while the rest of its export is sent.
+
+What counts as an attempt (docs/pending-exports.md): here, only the target's answer
+about the object itself — a refused add or modify — counts toward the export's
+``max_retries``, with exponential backoff (so does a confirming import that does not
+show what was sent, :mod:`exports.confirmation`). When the target cannot take the
+changes at all — it cannot be reached, refuses the bind, loses the connection (an
+outcome the connector reports as ``transient``: unknown, or the server busy or
+unavailable) — the run fails and every export it did not settle goes back to what it
+was before the run claimed it: no attempt counted, no backoff, never ``failed``.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from jim_project.bulk import update_instances
 
 BATCH_SIZE = 500
 SENDABLE_APPROVALS = (ApprovalState.NOT_REQUIRED, ApprovalState.APPROVED)
+NOT_COUNTED = "no attempt was counted against the exports not sent; the next run sends them"
 
 
 def executable_exports(system: ConnectedSystem, now: dt.datetime | None = None):
@@ -92,6 +102,10 @@ class _Item:
     cso: ConnectorSpaceObject
     sent: list[PendingExportAttributeChange]
     waiting: list[PendingExportAttributeChange]
+    #: the export's status before the run claimed it, restored when it is not sent
+    claimed_from: str = PendingExportStatus.PENDING
+    #: it has changes sent by an earlier run, awaiting a confirming import
+    awaiting: bool = False
 
 
 class ExportRun:
@@ -149,27 +163,42 @@ class ExportRun:
             try:
                 self._send(now)
             except RunFailed:
-                self._record_outcomes(later, [None] * len(later), [])  # back to pending
+                self._release(later)
                 raise
             items = self._resplit(later)
 
     def _send(self, items: list[_Item]) -> None:
-        """Send one round of a batch and record its outcomes."""
+        """Send one round of a batch and record its outcomes.
+
+        Raises :class:`RunFailed` when the target could not take the changes (see the
+        module's docstring): after the outcomes it did give are recorded.
+        """
         changes = [self._change(item) for item in items]
         sendable = [c for c in changes if c is not None]
         try:
             self._open()
             results = self.connector.export(sendable) if sendable else []
         except ConnectorError as exc:
-            # Nothing of the batch is known to have been applied: every export of it
-            # failed this attempt (and stays retryable until its max retries).
-            failed = [ExportResult(c.id, ok=False, error=str(exc)) for c in sendable]
-            self._record_outcomes(items, changes, failed)
+            # The target took none of them: not an attempt of any.
+            unsent = [
+                ExportResult(c.id, ok=False, error=str(exc), transient=True) for c in sendable
+            ]
+            self._record_outcomes(items, changes, unsent)
             self.recorder.flush()
-            raise RunFailed(f"export to {self.system.name} stopped: {exc}") from None
+            raise RunFailed(
+                f"export to {self.system.name} stopped: {exc}; {NOT_COUNTED}",
+                error_type=Err.CONNECTOR_ERROR,
+            ) from None
         self._record_outcomes(items, changes, results)
         self.recorder.flush()
         self.recorder.progress(advance=len(items))
+        unsettled = [r for r in results if not r.ok and r.transient]
+        if unsettled:
+            raise RunFailed(
+                f"export to {self.system.name} stopped: {len(unsettled)} of {len(sendable)} "
+                f"changes got no usable answer ({unsettled[0].error}); {NOT_COUNTED}",
+                error_type=Err.CONNECTOR_ERROR,
+            )
 
     def _resplit(self, items: list[_Item]) -> list[_Item]:
         """Items held for a later round, their references looked up again (the objects
@@ -198,7 +227,9 @@ class ExportRun:
             claimable = claimable.filter(
                 status__in=(PendingExportStatus.PENDING, PendingExportStatus.EXPORT_NOT_CONFIRMED)
             )
-        claimable.update(status=PendingExportStatus.EXECUTING)
+        # One run per system at a time: nothing else changes these rows in between.
+        claimed_from = dict(claimable.values_list("pk", "status"))
+        claimable.filter(pk__in=claimed_from).update(status=PendingExportStatus.EXECUTING)
         # Not select_related / prefetch_related: they cache a pending export on its CSO
         # and on its changes and those on it, reference cycles that stay in memory until
         # the collector's rare full passes (see jim_project.collector).
@@ -217,7 +248,16 @@ class ExportRun:
                 if r.status != AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION
             ]
             sent, waiting = self._split_references(cso, rows, targets)
-            items.append(_Item(pe, cso, sent, waiting))
+            items.append(
+                _Item(
+                    pe,
+                    cso,
+                    sent,
+                    waiting,
+                    claimed_from=claimed_from.get(pe.pk, PendingExportStatus.PENDING),
+                    awaiting=len(rows) < len(all_rows),
+                )
+            )
         self._targets = targets
         return items
 
@@ -314,18 +354,42 @@ class ExportRun:
         by_id = {r.id: r for r in results}
         for item, change in zip(items, changes, strict=True):
             if change is None:
-                item.pe.status = PendingExportStatus.PENDING
-                writes.pes.append(item.pe)
+                self._nothing_to_send(item, writes)
                 continue
             result = by_id.get(change.id) or ExportResult(
                 change.id, ok=False, error="the connector returned no result for it"
             )
             if result.ok:
                 self._succeeded(item, result, writes)
+            elif result.transient:
+                self._not_sent(item, writes)
             else:
                 self._failed(item, result.error, writes)
         with transaction.atomic():
             writes.save()
+
+    def _release(self, items: list[_Item]) -> None:
+        """Claimed exports the run will not send after all: as they were before."""
+        writes = _Writes()
+        for item in items:
+            self._not_sent(item, writes)
+        with transaction.atomic():
+            writes.save()
+
+    @staticmethod
+    def _not_sent(item: _Item, writes: _Writes) -> None:
+        """Not the object's doing (the target could not take it): no attempt counted,
+        executable again as it was before the run claimed it."""
+        item.pe.status = item.claimed_from
+        writes.pes.append(item.pe)
+
+    @staticmethod
+    def _nothing_to_send(item: _Item, writes: _Writes) -> None:
+        """Nothing of the export can go now: what is left waits for references, or
+        was sent already and awaits its confirming import (``exported``)."""
+        done = item.awaiting and not item.waiting
+        item.pe.status = PendingExportStatus.EXPORTED if done else PendingExportStatus.PENDING
+        writes.pes.append(item.pe)
 
     def _succeeded(self, item: _Item, result: ExportResult, writes: _Writes) -> None:
         pe, cso = item.pe, item.cso

@@ -1,6 +1,9 @@
-"""Pending exports, their attribute changes, and the approval audit trail (seed 003)."""
+"""Pending exports, their attribute changes, and the audit trail of what people did to
+them: approvals and rejections, retries and discards (seed 003)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -68,14 +71,30 @@ class PendingExport(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        permissions = [("approve_pendingexport", "Can approve or reject pending exports")]
+        permissions = [
+            ("approve_pendingexport", "Can approve or reject pending exports"),
+            ("intervene_pendingexport", "Can retry or discard failed pending exports"),
+        ]
         indexes = [
             models.Index(fields=["connected_system", "status"], name="pe_status_idx"),
             models.Index(fields=["connected_system", "approval"], name="pe_approval_idx"),
+            # The dashboard's most recent failures: failed exports are few.
+            models.Index(
+                fields=["-updated_at"],
+                condition=models.Q(status=PendingExportStatus.FAILED),
+                name="pe_failed_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.change_type} {self.dn or self.cs_object}"
+
+    @property
+    def target(self) -> str:
+        """The DN to create or move to, else the CSO's DN or external id (what people
+        know the object by)."""
+        cso = self.cs_object
+        return self.dn or cso.secondary_external_id or cso.external_id or f"CSO {cso.pk}"
 
 
 class PendingExportAttributeChange(models.Model):
@@ -112,9 +131,12 @@ class PendingExportAttributeChange(models.Model):
 
 
 class ApprovalAuditEntry(models.Model):
-    """An approval or rejection, kept after the pending export itself is gone.
+    """What a person did to a pending export — approved, rejected, retried or
+    discarded it — kept after the pending export itself is gone.
 
-    Written once by the approval workflow; read-only everywhere else.
+    The entry holds what the export was (system, change type, target, changes, last
+    error), so a discarded export is still described when its row is deleted. Written
+    once by the approval and intervention workflows; read-only everywhere else.
     """
 
     pending_export = models.ForeignKey(
@@ -131,11 +153,43 @@ class ApprovalAuditEntry(models.Model):
     username = models.CharField(max_length=150)
     reason = models.TextField(blank=True)
     changes = models.JSONField(default=list, blank=True, help_text="The changes decided on.")
+    last_error = models.TextField(
+        blank=True, help_text="The export's last error when it was retried or discarded."
+    )
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        verbose_name_plural = "approval audit entries"
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit entries"
         ordering = ["-at"]
 
     def __str__(self) -> str:
         return f"{self.username} {self.action} {self.change_type} {self.target}"
+
+    @classmethod
+    def of(cls, pe: PendingExport, user: Any, action: str, reason: str) -> ApprovalAuditEntry:
+        """An (unsaved) entry recording ``action`` on ``pe``, with what ``pe`` is now.
+
+        ``pe`` comes with its connected system, CSO and attribute changes loaded.
+        """
+        return cls(
+            pending_export=pe,
+            pending_export_ref=pe.pk,
+            connected_system_name=pe.connected_system.name,
+            change_type=pe.change_type,
+            target=pe.target,
+            action=action,
+            user=user,
+            username=user.get_username(),
+            reason=reason,
+            changes=[
+                {
+                    "attribute": c.attribute,
+                    "change_type": c.change_type,
+                    "before": c.previous_values,
+                    "after": c.values,
+                }
+                for c in pe.attribute_changes.all()
+            ],
+            last_error=pe.last_error,
+        )

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "pending-exports": "jim_project.cli.exports:PendingExportsCommand",
     "approve": "jim_project.cli.exports:ApproveCommand",
     "reject": "jim_project.cli.exports:RejectCommand",
+    "retry": "jim_project.cli.exports:RetryCommand",
+    "discard": "jim_project.cli.exports:DiscardCommand",
 }
 
 

@@ -267,32 +267,25 @@ class SyncRun:
         deleted: set[int],
         level_of: dict[int, int],
     ) -> None:
-        """Export rules for the MVOs of the batch's CSOs; for a delta sync's joined
-        target CSOs whose MVO did not change, only their system's enforce_state rules.
-        (A source CSO is re-evaluated even when nothing flowed: it was marked for sync,
-        perhaps by a run that died before its last pass, see :meth:`_mark_done`.)
+        """Export rules for the MVOs of the batch's CSOs, as far as :func:`_export_scope`
+        says.
 
         Level by level: what a level provisions has its id before the next level's
         references to it are evaluated."""
-        by_level: dict[int, list[tuple[MetaverseObject, bool]]] = defaultdict(list)
+        Scope = tuple[MetaverseObject, int | None, int | None]
+        by_level: dict[int, list[Scope]] = defaultdict(list)
         for outcome in outcomes:
             result = outcome.inbound
             if result is None or result.mvo is None or result.mvo.pk in deleted:
                 continue
             if result.mvo.status == MvoStatus.DELETION_SCHEDULED:
                 continue
-            changed = result.mvo_changed or result.change != ObjectChangeType.NONE
-            full = changed or not self.delta or outcome.cso.join_type == JoinType.PROJECTED
-            by_level[level_of[outcome.cso.pk]].append((result.mvo, full))
-        evaluator.prefetch_references([mvo for level in by_level.values() for mvo, _ in level])
+            scope = _export_scope(outcome.cso, result, self.ruleset)
+            by_level[level_of[outcome.cso.pk]].append((result.mvo, *scope))
+        evaluator.prefetch_references([mvo for level in by_level.values() for mvo, *_ in level])
         for level in sorted(by_level):
-            for mvo, full in by_level[level]:
-                if full:
-                    result = evaluator.evaluate(mvo)
-                else:
-                    result = evaluator.evaluate(
-                        mvo, only_system=self.system_id, enforce_state_only=True
-                    )
+            for mvo, only_system, drift_of in by_level[level]:
+                result = evaluator.evaluate(mvo, only_system=only_system, drift_of=drift_of)
                 if result.deferred:
                     self.deferred_exports.add(mvo.pk)
             evaluator.finish_provisioning()
@@ -484,6 +477,35 @@ class SyncRun:
                     details={"metaverse_object_deleted": True, "reason": "grace period ended"},
                 )
             self.recorder.flush()
+
+
+def _export_scope(
+    cso: ConnectorSpaceObject, result: InboundResult, ruleset: RuleSet
+) -> tuple[int | None, int | None]:
+    """Which export rules to evaluate for the MVO of a synced CSO, as ``(only_system,
+    drift_of)`` for :meth:`ExportEvaluator.evaluate` — in full and delta syncs alike
+    (seed 003's ``enforce_state``):
+
+    * a CSO of a source — it projected its MVO, or its system is no target of the
+      MVO's export rules — or a CSO that joined in this run: every rule. A source CSO
+      is re-evaluated even when nothing flowed: it was marked for sync, perhaps by a
+      run that died before its last pass (see :meth:`SyncRun._mark_done`); a full
+      sync of a source is also how a changed export rule reaches its objects.
+    * a CSO of a target system: what differs between it and the metaverse is drift
+      in that system, corrected only by the system's ``enforce_state`` rules; when
+      its MVO changed, the change flows out to the other systems too.
+    """
+    system_id = cso.connected_system_id
+    mvo = result.mvo
+    targets = {rule.system_id for rule in ruleset.export_rules.get(mvo.object_type_id, [])}
+    if (
+        cso.join_type == JoinType.PROJECTED
+        or result.change in (ObjectChangeType.PROJECTED, ObjectChangeType.JOINED)
+        or system_id not in targets
+    ):
+        return None, None
+    changed = result.mvo_changed or result.change != ObjectChangeType.NONE
+    return (None if changed else system_id), system_id
 
 
 def _batches(levels: list[list[int]]) -> Iterator[list[list[int]]]:

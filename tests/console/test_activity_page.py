@@ -22,6 +22,7 @@ from tests.console.builders import (
     make_system,
     require_admin_for,
 )
+from tests.support.runs import held
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,7 @@ def profile():
 
 @pytest.fixture
 def running(profile):
-    return make_activity(
+    activity = make_activity(
         profile,
         status="in_progress",
         phase="importing",
@@ -43,6 +44,8 @@ def running(profile):
         counts={"added": 200, "updated": 50},
         error_count=4,
     )
+    with held(activity):  # as the live process running it would
+        yield activity
 
 
 @pytest.fixture
@@ -190,6 +193,19 @@ def test_cancel_sets_the_flag_and_returns_to_the_page(operator_client, running):
     assert running.status == "in_progress"  # the runner stops it at the next batch
     page = operator_client.get(url(running)).text
     assert "cancellation requested" in page.lower()
+
+
+def test_cancel_of_an_activity_whose_process_died_records_it_failed(operator_client, profile):
+    dead = make_activity(profile, status="in_progress", phase="importing", started_seconds_ago=100)
+
+    response = operator_client.post(reverse("console:activity-cancel", args=[dead.pk]))
+
+    assert response.status_code == 302
+    dead.refresh_from_db()
+    assert dead.status == "failed"
+    assert "stopped (killed or crashed)" in dead.message
+    page = operator_client.get(url(dead)).text
+    assert "the process running it was gone" in page
 
 
 def test_cancel_needs_a_csrf_token(operator, running):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from connectors.models import ConnectorSpaceObject
+from connectors.models import ConnectedSystem, ConnectorSpaceObject
 from exports.models import PendingExport
 from tests.console.builders import (
     HTMX,
@@ -165,6 +168,86 @@ def test_pending_export_counts_link_to_the_filtered_admin_changelist(viewer_clie
     )
 
 
+# -- failed exports ----------------------------------------------------------------------
+
+
+def fail(system, external_id: str, error: str, *, seconds_ago: float = 0) -> PendingExport:
+    """A failed create, as an export run leaves it after its last attempt."""
+    cso = make_cso(system, external_id, status="pending_provisioning")
+    pe = PendingExport.objects.create(
+        connected_system=system,
+        cs_object=cso,
+        change_type="create",
+        dn=f"uid={external_id},ou=people,dc=example,dc=org",
+        status="failed",
+        error_count=5,
+        last_error=error,
+    )
+    PendingExport.objects.filter(pk=pe.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+    return pe
+
+
+def test_failed_exports_are_shown_with_their_last_error_and_a_way_to_act(viewer_client):
+    require_admin_for(PendingExport, ConnectorSpaceObject)
+    hr = populate("HR")["system"]
+    directory = make_system("Directory", connector="ldap")
+    older = fail(directory, "old", "insufficientAccessRights: no write access", seconds_ago=7200)
+    newer = fail(directory, "new", "objectClassViolation: sn is required", seconds_ago=60)
+
+    html = viewer_client.get(DASHBOARD).text
+
+    panel = html[html.index('id="failed-exports"') : html.index('class="module jim-system"')]
+    assert "Failed exports: 2" in panel
+    assert panel.index("objectClassViolation: sn is required") < panel.index(
+        "insufficientAccessRights: no write access"
+    )  # most recent first
+    assert "uid=new,ou=people,dc=example,dc=org" in panel
+    changelist = reverse("admin:exports_pendingexport_changelist")
+    assert f'href="{changelist}?status__exact=failed"' in panel
+    assert (
+        f'href="{changelist}?connected_system__id__exact={directory.pk}&amp;status__exact=failed">'
+        "2 failed</a>"
+    ) in panel
+    for pe in (older, newer):
+        assert f'href="{reverse("admin:exports_pendingexport_change", args=[pe.pk])}"' in panel
+    assert "HR:" not in panel  # no failed exports there
+    section = system_section(html, directory)
+    assert '<tr class="jim-attention"><th scope="row">Failed</th>' in section
+    assert "Failed exports" not in system_section(html, hr)
+
+
+def test_the_most_recent_failed_exports_only_are_listed(viewer_client):
+    directory = make_system("Directory", connector="ldap")
+    for n in range(12):
+        fail(directory, f"p{n}", f"error {n}", seconds_ago=1000 - n)
+
+    failed = viewer_client.get(DASHBOARD).context["failed"]
+
+    assert failed.total == 12
+    assert [item.export.last_error for item in failed.recent] == [
+        f"error {n}" for n in range(11, 1, -1)
+    ]
+    assert "Most recent (10 of 12)" in viewer_client.get(DASHBOARD).text
+
+
+def test_no_failed_exports_no_panel(viewer_client):
+    populate("HR")
+
+    html = viewer_client.get(DASHBOARD).text
+
+    assert 'id="failed-exports"' not in html
+
+
+def test_failed_exports_panel_is_refreshed_with_the_partial(viewer_client):
+    fail(make_system("Directory", connector="ldap"), "p", "refused")
+
+    response = viewer_client.get(DASHBOARD, headers=HTMX)
+
+    assert 'id="failed-exports"' in response.text
+
+
 def test_dashboard_with_no_systems_says_how_to_add_them(viewer_client):
     assert "jim apply" in viewer_client.get(DASHBOARD).text
 
@@ -184,11 +267,16 @@ def test_htmx_request_gets_the_refreshing_partial_only(viewer_client):
 
 def test_dashboard_runs_a_fixed_number_of_queries(viewer_client, django_assert_max_num_queries):
     populate("S0", objects=1)
+    with CaptureQueriesContext(connection) as no_failures:
+        viewer_client.get(DASHBOARD)
+    fail(make_system("F0"), "f0", "refused")
     with CaptureQueriesContext(connection) as small:
         viewer_client.get(DASHBOARD)
+    assert len(small) == len(no_failures) + 1  # the failed exports listed
 
     for n in range(1, 6):
         populate(f"S{n}", objects=n * 4)
+        fail(ConnectedSystem.objects.get(name=f"S{n}"), f"f{n}", "refused")
     with django_assert_max_num_queries(len(small)), CaptureQueriesContext(connection) as large:
         response = viewer_client.get(DASHBOARD)
 

@@ -26,7 +26,11 @@ class MemoryConnector(Connector):
     #: The "directory": dn → {"id": external id, "attributes": {...}}; shared by instances.
     directory: ClassVar[dict[str, dict[str, Any]]] = {}
     down: ClassVar[bool] = False
+    #: the connection breaks after this many changes of a call: the rest have no answer
+    lost_after: ClassVar[int | None] = None
     fail_dns: ClassVar[dict[str, str]] = {}
+    #: dn → a transient answer (busy, unavailable) the "server" gives for it
+    busy_dns: ClassVar[dict[str, str]] = {}
     dropped_attributes: ClassVar[set[str]] = set()
     calls: ClassVar[list[list[ExportChange]]] = []
     _ids = itertools.count(1)
@@ -40,6 +44,7 @@ class MemoryConnector(Connector):
             set(),
             [],
         )
+        cls.lost_after, cls.busy_dns = None, {}
 
     def open(self) -> None:
         if self.down:
@@ -52,10 +57,17 @@ class MemoryConnector(Connector):
         if self.down:
             raise ConnectionFailed("cannot reach memory://: connection refused")
         self.calls.append(changes)
-        return [self._apply(change) for change in changes]
+        answered = changes if self.lost_after is None else changes[: self.lost_after]
+        lost = [
+            ExportResult(c.id, ok=False, error="connection lost: outcome unknown", transient=True)
+            for c in changes[len(answered) :]
+        ]
+        return [*(self._apply(change) for change in answered), *lost]
 
     def _apply(self, change: ExportChange) -> ExportResult:
         dn = change.dn or ""
+        if dn in self.busy_dns:
+            return ExportResult(change.id, ok=False, error=self.busy_dns[dn], transient=True)
         if dn in self.fail_dns:
             return ExportResult(change.id, ok=False, error=self.fail_dns[dn])
         if change.change_type == "delete":

@@ -143,7 +143,7 @@ def test_one_failing_object_does_not_block_the_others(scenario):
     assert PendingExport.objects.get(cs_object=scenario.dir_cso_of("2")).status == "exported"
 
 
-def test_unreachable_target_fails_the_run_and_keeps_exports_retryable(scenario):
+def test_unreachable_target_fails_the_run_and_counts_no_attempt(scenario):
     scenario.hr_row("1001", accountName="jsmith")
     scenario.sync()
     MemoryConnector.down = True
@@ -151,11 +151,10 @@ def test_unreachable_target_fails_the_run_and_keeps_exports_retryable(scenario):
     activity = export(scenario)
 
     assert activity.status == "failed"
-    assert "connection refused" in activity.message
+    assert "connection refused" in activity.message and "Directory" in activity.message
     pe = PendingExport.objects.get()
-    assert (pe.status, pe.error_count) == ("export_not_confirmed", 1)
+    assert (pe.status, pe.error_count, pe.next_retry_at) == ("pending", 0, None)
     MemoryConnector.down = False
-    PendingExport.objects.update(next_retry_at=timezone.now())
     export(scenario)
     assert PendingExport.objects.get().status == "exported"
 

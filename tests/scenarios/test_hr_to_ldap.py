@@ -121,41 +121,6 @@ def test_target_that_drops_an_attribute_gets_partial_confirmation(estate):
     assert estate.entry(dn)["departmentNumber"] == ["Engineering"]
 
 
-def test_export_to_a_stopped_directory_retries_then_succeeds(estate, slapd):
-    estate.write_people([person("1001", "Ada", "Lovelace", "alovelace")])
-    estate.run("HR", "Full Import")
-    estate.run("HR", "Full Sync")
-    slapd.stop()
-    try:
-        failed = estate.run("Directory", "Export")
-    finally:
-        slapd.start()
-    assert failed.status == "failed"
-    pe = PendingExport.objects.get()
-    assert (pe.status, pe.error_count) == ("export_not_confirmed", 1)
-    assert pe.next_retry_at > timezone.now()
-
-    assert estate.run("Directory", "Export").counts == {}  # backoff: not yet
-    PendingExport.objects.update(next_retry_at=timezone.now())
-    assert estate.run("Directory", "Export").counts == {"provisioned": 1}
-
-
-def test_export_fails_for_good_at_max_retries(estate, slapd):
-    estate.write_people([person("1001", "Ada", "Lovelace", "alovelace")])
-    estate.run("HR", "Full Import")
-    estate.run("HR", "Full Sync")
-    slapd.stop()
-    try:
-        for _ in range(3):
-            PendingExport.objects.update(next_retry_at=timezone.now())
-            estate.run("Directory", "Export")
-    finally:
-        slapd.start()
-    pe = PendingExport.objects.get()
-    assert (pe.status, pe.error_count) == ("failed", 3)
-    assert estate.run("Directory", "Export").counts == {}
-
-
 def _set_members(name: str, *employee_ids: str) -> None:
     """Membership as a membership source would have flowed it into the metaverse."""
     group = MetaverseObject.objects.get(display_name=name)

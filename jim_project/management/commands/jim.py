@@ -20,7 +20,7 @@ def _plain(stream: OutputWrapper) -> TextIO:
 
 
 class Command(BaseCommand):
-    help = "JIM: apply and dump the configuration, run profiles, review pending exports."
+    help = "JIM: apply and dump the configuration, run profiles, act on pending exports."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
