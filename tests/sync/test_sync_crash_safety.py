@@ -220,6 +220,8 @@ def test_a_full_sync_killed_mid_run_is_finished_by_the_next_delta_sync(estate):
     process.send_signal(signal.SIGKILL)
     process.wait()
 
+    assert "Traceback" not in estate.stderr(), estate.stderr()
+
     _finish_with_a_delta_sync(estate, stopped)
 
 
