@@ -361,7 +361,7 @@ class ExportEvaluator:
             and self._dn_key(rule.system_id, dn) != cso.secondary_external_id_key
         ):
             new_dn = dn
-        creating = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(pe)
+        creating = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(cso, pe)
         if creating and new_dn:
             # Not created yet: the new DN is simply the DN to create with.
             cso.secondary_external_id = dn
@@ -454,7 +454,7 @@ class ExportEvaluator:
         pe = state.pe
         if pe is not None and pe.status == PendingExportStatus.EXECUTING:
             return None
-        never_created = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(pe)
+        never_created = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(cso, pe)
         if never_created:
             self.batch.disconnect(cso)
             self.batch.deleted_csos.add(cso.pk)
@@ -602,21 +602,23 @@ class ExportEvaluator:
         return None
 
 
-def _create_not_sent(pe: PendingExport | None) -> bool:
-    """True when the object's create has not reached the target system yet.
+def _create_not_sent(cso: ConnectorSpaceObject, pe: PendingExport | None) -> bool:
+    """True when a ``pending_provisioning`` CSO's create has not reached the target
+    system yet: its create export is still to be sent (or retried), or there is none
+    and no export ever wrote the object (an export that creates it records the values
+    it sent on the CSO; a provisioned CSO starts with none).
 
-    A provisioned CSO whose create export is gone (or was exported) exists in the
-    target even before a confirming import has seen it.
+    A CSO without a pending export whose create was never written — a run that died
+    before it was committed could leave one — must not be taken for an existing object:
+    an update of an entry that does not exist fails for ever. (Should the object exist
+    after all, the create finds it there.)
     """
-    return (
-        pe is not None
-        and pe.change_type == PendingExportChangeType.CREATE
-        and pe.status
-        in (
-            PendingExportStatus.PENDING,
-            PendingExportStatus.EXPORT_NOT_CONFIRMED,
-            PendingExportStatus.FAILED,
-        )
+    if pe is None:
+        return not cso.attributes
+    return pe.change_type == PendingExportChangeType.CREATE and pe.status in (
+        PendingExportStatus.PENDING,
+        PendingExportStatus.EXPORT_NOT_CONFIRMED,
+        PendingExportStatus.FAILED,
     )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -94,23 +94,12 @@ def insert_instances(objs: Sequence[Model]) -> None:
 
     Instances that already hold a primary key (from :func:`assign_ids`) keep it.
     """
-    insert_later(objs)()
-
-
-def insert_later(objs: Sequence[Model]) -> Callable[[], None]:
-    """Prepare the insert of unsaved instances: keys and rows are taken now, the rows
-    are sent when the returned step runs (possibly in another thread, see
-    :mod:`jim_project.writer`). Elsewhere than PostgreSQL the step inserts the instances.
-    """
     if not objs:
-        return _nothing
+        return
     model = type(objs[0])
     if connection.vendor != "postgresql":
-
-        def create() -> None:
-            model.objects.bulk_create(objs, batch_size=BATCH_SIZE)
-
-        return create
+        model.objects.bulk_create(objs, batch_size=BATCH_SIZE)
+        return
     meta = model._meta
     missing = [obj for obj in objs if obj.pk is None]
     for obj, pk in zip(missing, allocate_ids(model, len(missing)), strict=True):
@@ -126,15 +115,7 @@ def insert_later(objs: Sequence[Model]) -> Callable[[], None]:
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
-
-    def insert() -> None:
-        insert_rows(model, rows, returning=False)
-
-    return insert
-
-
-def _nothing() -> None:
-    return None
+    insert_rows(model, rows, returning=False)
 
 
 def new_instance(model: type[ModelT], **values: Any) -> ModelT:
@@ -252,15 +233,8 @@ def update_rows(
 def update_instances(objs: Sequence[Model], fields: Sequence[str]) -> None:
     """Write ``fields`` (names) of each saved instance, like ``QuerySet.bulk_update``;
     ``auto_now`` fields among them are set to the current time."""
-    update_later(objs, fields)()
-
-
-def update_later(objs: Sequence[Model], fields: Sequence[str]) -> Callable[[], None]:
-    """Prepare :func:`update_instances`: the values are taken now, written when the
-    returned step runs (possibly in another thread). Elsewhere than PostgreSQL the
-    step writes the instances."""
     if not objs:
-        return _nothing
+        return
     model = type(objs[0])
     meta = model._meta
     concrete = [meta.get_field(name) for name in fields]
@@ -270,15 +244,11 @@ def update_later(objs: Sequence[Model], fields: Sequence[str]) -> Callable[[], N
             for obj in objs:
                 setattr(obj, field.attname, now)
     if connection.vendor != "postgresql":
-
-        def bulk_update() -> None:
-            model.objects.bulk_update(objs, list(fields), batch_size=500)
-
-        return bulk_update
+        model.objects.bulk_update(objs, list(fields), batch_size=500)
+        return
     names = [(f.column, f.attname) for f in [meta.pk, *concrete]]
     rows = [{column: getattr(obj, attname) for column, attname in names} for obj in objs]
-    columns = [f.column for f in concrete]
-    return lambda: update_rows(model, rows, columns)
+    update_rows(model, rows, [f.column for f in concrete])
 
 
 def _update_rows_portably(

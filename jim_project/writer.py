@@ -16,7 +16,8 @@ never written.
 Reading one page ahead means the reader may not see the previous page's writes yet:
 each user says what it does about that (the import: an external id twice in a row
 is caught in memory, a reference to an object of the previous page resolves after
-the last page; the sync: :meth:`PageWriter.finish` before reading what is in flight).
+the last page; the sync writes only its RPEIs behind, nothing it reads, and calls
+:meth:`PageWriter.finish` before deleting objects they may name).
 The write step runs in another thread, so it must only use data that the calling
 thread no longer changes (rows taken beforehand, not live model instances).
 """
@@ -104,11 +105,13 @@ class PageWriter:
             self.close()
             return
         # The run is failing already: still record the page whose writes committed,
-        # but let the original error be the one raised.
+        # but let the original error be the one raised (and reported). The page's own
+        # failure is most often the same cause (the database connection lost): one
+        # line, no traceback.
         try:
             self.finish()
-        except Exception:
-            logger.exception("Writing the page in flight failed as the run stopped")
+        except Exception as page_error:
+            logger.warning("Writing the page in flight failed as the run stopped: %s", page_error)
         finally:
             self._stop()
 

@@ -10,7 +10,7 @@ operations inside the batch's transaction.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +22,9 @@ from exports.models import PendingExport, PendingExportAttributeChange
 from jim_project.bulk import (
     assign_ids,
     insert_instances,
-    insert_later,
     insert_rows,
     one_of,
     update_instances,
-    update_later,
 )
 from metaverse.models import MetaverseObject, MetaverseObjectKey
 from metaverse.sync.keys import JoinIndex, key_rows, normalise_key
@@ -75,33 +73,6 @@ class ExportState:
     deleted: bool = False
 
 
-class ExportsInFlight:
-    """The pending-export writes of the previous batch, which may still be running in
-    the background (:mod:`jim_project.writer`).
-
-    A batch that reads the pending exports of a CSO the previous batch wrote, or that
-    deletes objects (whose pending exports the previous batch may be writing), waits
-    for those writes first. Anything else a batch reads was committed before.
-    """
-
-    def __init__(self, wait: Callable[[], None] = lambda: None) -> None:
-        self._wait = wait
-        self.cso_ids: set[int] = set()
-
-    def started(self, cso_ids: Iterable[int]) -> None:
-        self.cso_ids = set(cso_ids)
-
-    def wait(self) -> None:
-        if self.cso_ids:
-            self._wait()
-            self.cso_ids = set()
-
-    def settle(self, cso_ids: Iterable[int]) -> None:
-        """Wait if any of these CSOs' pending exports are being written."""
-        if self.cso_ids and not self.cso_ids.isdisjoint(cso_ids):
-            self.wait()
-
-
 class SyncBatch:
     """The loaded state and pending writes of one batch of a sync run."""
 
@@ -110,10 +81,8 @@ class SyncBatch:
         ruleset: RuleSet,
         join_index: JoinIndex,
         activity_id: int,
-        in_flight: ExportsInFlight | None = None,
     ) -> None:
         self.ruleset = ruleset
-        self.in_flight = in_flight or ExportsInFlight()
         self.join_index = join_index
         self.activity_id = activity_id
         self.now = timezone.now()
@@ -133,10 +102,6 @@ class SyncBatch:
         self.mvo_join_values_before: dict[int, dict[str, list[Any]]] = {}
         #: rows inserted by :meth:`commit`, by model (for the planner's statistics)
         self.inserted: Counter[type[Model]] = Counter()
-        #: CSOs whose pending exports the step :meth:`commit` returned writes
-        self.exports_written: list[int] = []
-        #: the ids of the CSOs the batch provisioned (inserted by :meth:`commit`)
-        self.provisioned: list[int] = []
 
     # -- loading ----------------------------------------------------------------
 
@@ -167,7 +132,6 @@ class SyncBatch:
         wanted = [i for i in cso_ids if i not in self.exports]
         if not wanted:
             return
-        self.in_flight.settle(wanted)
         pes = {
             pe.cs_object_id: pe
             for pe in PendingExport.objects.filter(one_of("cs_object_id", wanted))
@@ -260,16 +224,14 @@ class SyncBatch:
             self.mvo_csos[mvo.pk][cso.connected_system_id] = cso
         self.new_mvos, self.projections, self.projected_keys = [], [], {}
 
-    def commit(self) -> Callable[[], None]:
-        """Write the batch's objects (call inside the batch's transaction); returns the
-        step that writes its pending exports, to run once the objects are committed —
-        in place, or behind the next batch (it only uses rows taken now)."""
-        if self.deleted_csos or self.deleted_mvos:
-            self.in_flight.wait()
+    def commit(self) -> None:
+        """Write the batch's objects and pending exports (call inside the batch's
+        transaction: a CSO's pending export is committed with the CSO, the MVO and the
+        sync mark it was decided from, or not at all)."""
         self.write_new_csos()
         self._write_mvos()
         self._write_csos()
-        write_exports = self._prepare_exports()
+        self._write_exports()
         if self.deleted_csos:
             ConnectorSpaceObject.objects.filter(pk__in=self.deleted_csos).delete()
         if self.deleted_mvos:
@@ -277,7 +239,6 @@ class SyncBatch:
                 metaverse_object=None, join_type="not_joined", joined_at=None
             )
             MetaverseObject.objects.filter(pk__in=self.deleted_mvos).delete()
-        return write_exports
 
     def assign_new_cso_ids(self) -> list[ConnectorSpaceObject]:
         """Give the CSOs provisioned so far their ids, so that references to them can
@@ -299,7 +260,6 @@ class SyncBatch:
         pending = [cso for cso in self.new_csos if cso._state.adding]
         insert_instances(pending)
         self.inserted[ConnectorSpaceObject] += len(pending)
-        self.provisioned.extend(cso.pk for cso in self.new_csos)
         self.new_csos = []
 
     def _write_mvos(self) -> None:
@@ -344,16 +304,16 @@ class SyncBatch:
                 cso.join_type = "not_joined"
         update_instances(live, CSO_JOIN_FIELDS)
 
-    def _prepare_exports(self) -> Callable[[], None]:
-        """The pending-export writes of the batch, their rows and keys taken now."""
+    def _write_exports(self) -> None:
+        """Insert, update or delete the pending exports the batch changed, and replace
+        their attribute changes."""
         new_pes: list[tuple[PendingExport, ExportState]] = []
         changed: list[tuple[PendingExport, ExportState]] = []
         deleted: list[int] = []
-        written: list[int] = []
         for cso_id, state in self.exports.items():
             if cso_id in self.deleted_csos or not state.dirty:
                 continue
-            written.append(cso_id)
+            state.dirty = False
             if state.deleted:
                 if state.pe is not None and state.pe.pk:
                     deleted.append(state.pe.pk)
@@ -364,42 +324,25 @@ class SyncBatch:
             if pe.metaverse_object_id in self.deleted_mvos:
                 pe.metaverse_object = None
             (changed if pe.pk else new_pes).append((pe, state))
-        insert_pes = insert_later([pe for pe, _ in new_pes])
-        update_pes = update_later([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"])
+        if deleted:
+            PendingExport.objects.filter(pk__in=deleted).delete()
+        insert_instances([pe for pe, _ in new_pes])
+        update_instances([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"])
         replaced = [pe.pk for pe, _ in changed]
-        # The pending export's id is read when the rows are written: on PostgreSQL it
-        # was drawn above, elsewhere the insert gives it.
+        if replaced:
+            PendingExportAttributeChange.objects.filter(pending_export_id__in=replaced).delete()
         rows = [
-            (
-                pe,
-                {
-                    "attribute": row.attribute,
-                    "change_type": row.change_type,
-                    "values": list(row.values),
-                    "previous_values": list(row.previous_values),
-                    "status": row.status,
-                },
-            )
+            {
+                "pending_export_id": pe.pk,
+                "attribute": row.attribute,
+                "change_type": row.change_type,
+                "values": list(row.values),
+                "previous_values": list(row.previous_values),
+                "status": row.status,
+            }
             for pe, state in (*new_pes, *changed)
             for row in state.rows
         ]
+        insert_rows(PendingExportAttributeChange, rows, returning=False)
         self.inserted[PendingExport] += len(new_pes)
         self.inserted[PendingExportAttributeChange] += len(rows)
-        self.exports_written = written
-        for state in self.exports.values():
-            state.dirty = False
-
-        def write() -> None:
-            if deleted:
-                PendingExport.objects.filter(pk__in=deleted).delete()
-            insert_pes()
-            update_pes()
-            if replaced:
-                PendingExportAttributeChange.objects.filter(pending_export_id__in=replaced).delete()
-            insert_rows(
-                PendingExportAttributeChange,
-                [{"pending_export_id": pe.pk, **row} for pe, row in rows],
-                returning=False,
-            )
-
-        return write

@@ -14,9 +14,8 @@ finished in a last pass.
 from __future__ import annotations
 
 import copy
-import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,14 +27,13 @@ from connectors.choices import ActivityPhase, CsoStatus, JoinType, ObjectChangeT
 from connectors.models import Activity, ConnectorSpaceObject
 from exports.choices import PendingExportChangeType, PendingExportStatus
 from exports.evaluation import EvaluationResult, ExportEvaluator, TargetIndex
-from exports.models import PendingExport, PendingExportAttributeChange
 from exports.reconciliation import reconcile_changes
 from jim_project.bulk import PlannerStatistics, batch_transaction, one_of
 from jim_project.collector import collector_paused
 from jim_project.writer import PageWriter
 from metaverse.choices import MvoStatus
-from metaverse.models import MetaverseObject, MetaverseObjectKey
-from metaverse.sync.batch import ExportsInFlight, SyncBatch
+from metaverse.models import MetaverseObject
+from metaverse.sync.batch import SyncBatch
 from metaverse.sync.deletion import deletion_due, schedule_or_delete
 from metaverse.sync.inbound import (
     InboundResult,
@@ -49,8 +47,6 @@ from metaverse.sync.order import sync_order
 from metaverse.sync.rules import CompiledFlow, CompiledRule, RuleSet
 
 BATCH_SIZE = 1000
-
-logger = logging.getLogger(__name__)
 
 PendingReferences = list[tuple[CompiledRule, CompiledFlow, list[int]]]
 
@@ -91,7 +87,8 @@ class SyncRun:
         self.deferred_references: dict[int, PendingReferences] = {}
         self.deferred_exports: set[int] = set()
         self.statistics: dict[type[Model], PlannerStatistics] = {}
-        self.in_flight = ExportsInFlight()
+        #: the CSOs left marked for sync until the last pass, by MVO id
+        self.marked_until_last_pass: dict[int, int] = {}
 
     def run(self) -> None:
         self.recorder.set_phase(ActivityPhase.SYNCHRONISING)
@@ -99,61 +96,24 @@ class SyncRun:
         levels = self._cso_levels()
         total = sum(map(len, levels))
         self.recorder.progress(total=total, processed=0, force=True)
-        # The batches whose pending exports may not be written yet: (CSOs, provisioned).
-        unwritten: list[tuple[list[int], list[int]]] = []
-        try:
-            with PageWriter(atomic=batch_transaction) as writer:
-                self.in_flight = ExportsInFlight(writer.finish)
-                for chunk in _batches(levels):
-                    with batch_transaction():
-                        batch, write_exports = self._process_batch(chunk)
-                    unwritten = [*unwritten[-1:], (list(batch.csos), batch.provisioned)]
-                    self._write_behind(writer, batch, write_exports)
-                    unwritten = unwritten[-1:]
-                    self.recorder.flush()
-                    self.recorder.progress(advance=sum(map(len, chunk)))
-        except BaseException:
-            self._sync_again(unwritten)
-            raise
-        self.in_flight = ExportsInFlight()
+        with PageWriter(atomic=batch_transaction) as writer:
+            for chunk in _batches(levels):
+                with batch_transaction():
+                    batch = self._process_batch(chunk, writer)
+                self._write_rpeis_behind(writer, batch)
+                self.recorder.flush()
+                self.recorder.progress(advance=sum(map(len, chunk)))
         self.recorder.set_phase(ActivityPhase.EVALUATING_EXPORTS)
         self._finish_deferred()
         self.recorder.flush()
 
-    def _write_behind(
-        self, writer: PageWriter, batch: SyncBatch, write_exports: Callable[[], None]
-    ) -> None:
-        """The batch's objects are committed: its pending exports and RPEIs are written
-        next, behind the next batch when the writer can (see :class:`ExportsInFlight`)."""
+    def _write_rpeis_behind(self, writer: PageWriter, batch: SyncBatch) -> None:
+        """The batch is committed, its pending exports with it: its RPEIs (a record of
+        what it did, not state a later run reads) are written next, behind the next
+        batch when the writer can."""
+        self._grew(batch.inserted)
         rpeis = self.recorder.take_buffered()
-        inserted = dict(batch.inserted)
-        self._grew(inserted, (ConnectorSpaceObject, MetaverseObject, MetaverseObjectKey))
-
-        def write() -> None:
-            write_exports()
-            write_rpeis(rpeis)
-            self._grew(inserted, (PendingExport, PendingExportAttributeChange))
-
-        writer.submit(write, lambda: self.recorder.written(rpeis))
-        self.in_flight.started(batch.exports_written)
-
-    def _sync_again(self, batches: list[tuple[list[int], list[int]]]) -> None:
-        """The run stops with batches whose objects were committed but whose pending
-        exports may not have been written: the target objects they provisioned that
-        have no pending export are removed, and their CSOs are marked for the next
-        sync, which evaluates them again (nothing is left half exported)."""
-        csos = [pk for ids, _ in batches for pk in ids]
-        provisioned = [pk for _, ids in batches for pk in ids]
-        try:
-            with batch_transaction():
-                ConnectorSpaceObject.objects.filter(
-                    pk__in=provisioned,
-                    status=CsoStatus.PENDING_PROVISIONING,
-                    pending_export__isnull=True,
-                ).delete()
-                ConnectorSpaceObject.objects.filter(one_of("id", csos)).update(sync_pending=True)
-        except Exception:
-            logger.exception("Could not mark %s CSOs for the next sync", len(csos))
+        writer.submit(lambda: write_rpeis(rpeis), lambda: self.recorder.written(rpeis))
 
     def _cso_levels(self) -> list[list[int]]:
         csos = ConnectorSpaceObject.objects.filter(connected_system_id=self.system_id)
@@ -169,21 +129,20 @@ class SyncRun:
 
     # -- one batch ------------------------------------------------------------------
 
-    def _grew(self, inserted: dict[type[Model], int], models: tuple[type[Model], ...]) -> None:
-        """Keep the planner's statistics current while a first sync fills the tables
-        (called in the thread that wrote the rows)."""
-        for model in models:
-            if inserted.get(model):
+    def _grew(self, inserted: dict[type[Model], int]) -> None:
+        """Keep the planner's statistics current while a first sync fills the tables."""
+        for model in inserted:
+            if inserted[model]:
                 if model not in self.statistics:
                     self.statistics[model] = PlannerStatistics.of_table(model)
                 self.statistics[model].grew(inserted[model])
 
-    def _process_batch(self, levels: list[list[int]]) -> tuple[SyncBatch, Callable[[], None]]:
+    def _process_batch(self, levels: list[list[int]], writer: PageWriter) -> SyncBatch:
         """One batch: CSOs of one or more levels of references (see :mod:`.order`)."""
         level_of = {pk: n for n, level in enumerate(levels) for pk in level}
         self.join_index.forget()  # earlier batches' keys are committed: read them back
         csos = list(ConnectorSpaceObject.objects.filter(one_of("id", level_of)).order_by("pk"))
-        batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk, self.in_flight)
+        batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
         batch.load(csos)
         batch.load_exports(cso.pk for cso in csos)
         self._prefetch_join_keys(csos)
@@ -194,13 +153,29 @@ class SyncRun:
         deleted = self._apply_deletion_rules(batch, evaluator, outcomes)
         self._confirm_exports(batch, outcomes)
         self._evaluate_exports(batch, evaluator, outcomes, deleted, level_of)
-        for outcome in outcomes:
-            if outcome.error is None and outcome.cso.sync_pending:
-                outcome.cso.sync_pending = False
-                batch.cso_changed(outcome.cso)
-        write_exports = batch.commit()
+        self._mark_done(batch, outcomes)
+        if batch.deleted_csos or batch.deleted_mvos:
+            writer.finish()  # the RPEIs in flight may name the objects it deletes
+        batch.commit()
         self._record(batch, outcomes, evaluator)
-        return batch, write_exports
+        return batch
+
+    def _mark_done(self, batch: SyncBatch, outcomes: list[_Outcome]) -> None:
+        """Clear the sync mark of the CSOs whose work this batch commits. A CSO whose
+        MVO waits for the last pass (a reference to an object of a later batch) is
+        marked until that pass commits: if the run dies first, the next sync, a delta
+        sync included, does that work."""
+        for outcome in outcomes:
+            cso = outcome.cso
+            if outcome.error is not None:
+                continue  # left as it was: tried again by the next sync that takes it
+            mvo_id = cso.metaverse_object_id
+            waits = mvo_id in self.deferred_references or mvo_id in self.deferred_exports
+            if waits:
+                self.marked_until_last_pass[mvo_id] = cso.pk
+            if cso.sync_pending != waits:
+                cso.sync_pending = waits
+                batch.cso_changed(cso)
 
     def _prefetch_join_keys(self, csos: list[ConnectorSpaceObject]) -> None:
         wanted = []
@@ -423,11 +398,17 @@ class SyncRun:
     def _finish_deferred(self) -> None:
         """References to objects of later batches, resolved now that every batch is done:
         BATCH_SIZE MVOs at a time, each batch in its own transaction (a few percent of
-        the MVOs of a first sync wait here; loaded at once they were its peak memory)."""
+        the MVOs of a first sync wait here; loaded at once they were its peak memory).
+        Each batch clears the sync marks its work completes (see :meth:`_mark_done`)."""
         mvo_ids = sorted(set(self.deferred_references) | self.deferred_exports)
+        marked = self.marked_until_last_pass
+        finished_earlier = [marked.pop(i) for i in list(marked) if i not in set(mvo_ids)]
+        _unmark(finished_earlier)  # a later batch of the run resolved what they waited for
         for start in range(0, len(mvo_ids), BATCH_SIZE):
+            chunk = mvo_ids[start : start + BATCH_SIZE]
             with batch_transaction():
-                self._finish_deferred_batch(mvo_ids[start : start + BATCH_SIZE])
+                self._finish_deferred_batch(chunk)
+                _unmark([marked.pop(i) for i in chunk if i in marked])
             self.recorder.flush()
         self.deferred_references, self.deferred_exports = {}, set()
 
@@ -453,7 +434,7 @@ class SyncRun:
         for mvo in to_evaluate:
             evaluator.evaluate(mvo, final=True)
         evaluator.finish_provisioning()
-        batch.commit()()
+        batch.commit()
         for mvo in to_evaluate:
             evaluation = evaluator.results.get(mvo.pk)
             attributes = changed_mvos.get(mvo.pk)
@@ -488,7 +469,7 @@ class SyncRun:
                 for mvo in batch.mvos.values():
                     batch.deleted_mvos.add(mvo.pk)
                     evaluator.deprovision_all(mvo)
-                batch.commit()()
+                batch.commit()
             for mvo in batch.mvos.values():
                 self.recorder.item(
                     ObjectChangeType.DELETED,
@@ -508,7 +489,7 @@ def _export_scope(
     * a CSO of a source — it projected its MVO, or its system is no target of the
       MVO's export rules — or a CSO that joined in this run: every rule. A source CSO
       is re-evaluated even when nothing flowed: it was marked for sync, perhaps by a
-      run whose pending exports were lost (see :meth:`SyncRun._sync_again`); a full
+      run that died before its last pass (see :meth:`SyncRun._mark_done`); a full
       sync of a source is also how a changed export rule reaches its objects.
     * a CSO of a target system: what differs between it and the metaverse is drift
       in that system, corrected only by the system's ``enforce_state`` rules; when
@@ -543,6 +524,11 @@ def _batches(levels: list[list[int]]) -> Iterator[list[list[int]]]:
                 batch, room = [], BATCH_SIZE
     if batch:
         yield batch
+
+
+def _unmark(cso_ids: list[int]) -> None:
+    if cso_ids:
+        ConnectorSpaceObject.objects.filter(one_of("id", cso_ids)).update(sync_pending=False)
 
 
 def _live(batch: SyncBatch, mvo_id: int | None) -> int | None:

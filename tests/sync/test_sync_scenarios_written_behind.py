@@ -1,6 +1,6 @@
 """Every sync scenario again, outside a transaction and one CSO per batch, so each
-batch's pending exports and RPEIs are written by the background writer while the
-next batch is synced (see :mod:`tests.sync.test_sync_write_behind`)."""
+batch's RPEIs are written by the background writer while the next batch is synced
+(see :mod:`tests.sync.test_sync_write_behind`)."""
 
 from __future__ import annotations
 

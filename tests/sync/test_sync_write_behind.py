@@ -1,9 +1,10 @@
-"""Pending exports and RPEIs written behind the next batch (jim_project.writer).
+"""RPEIs written behind the next batch (jim_project.writer); pending exports not.
 
-Outside a transaction, as in ``jim run`` and the workers, a batch's pending exports
-and RPEIs are written by a background thread while the next batch is synced. These
-tests run outside a transaction too, so that the background thread is really used,
-and check that the result is the one the in-place writes give.
+Outside a transaction, as in ``jim run`` and the workers, a batch's RPEIs are written
+by a background thread while the next batch is synced; its pending exports are
+committed with its objects. These tests run outside a transaction too, so that the
+background thread is really used, and check that the result is the one the in-place
+writes give, and what a run that stops leaves for the next sync.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from exports.models import PendingExport
 from jim_project.writer import PageWriter
 from metaverse.models import MetaverseObject
 from metaverse.sync import processor
-from metaverse.sync.batch import ExportsInFlight, SyncBatch
-from metaverse.sync.keys import JoinIndex
-from metaverse.sync.rules import RuleSet
 from tests.sync.scenario import build_scenario, changes, rpeis
+
+processor_write_rpeis = processor.write_rpeis
 
 PEOPLE = ("1", "2", "3", "4", "5")
 
@@ -66,7 +66,7 @@ def test_joiners_movers_and_leavers_across_batches(writes):
 
     # A mover in the first batch, a leaver (the HR record gone) in the second: its
     # MVO is deleted and its create, never sent, cancelled while the first batch's
-    # update may still be being written.
+    # RPEIs may still be being written (the second batch waits for them first).
     scenario.update_hr("1", lastName="Jones")
     scenario.obsolete_hr("3")
 
@@ -83,26 +83,8 @@ def test_joiners_movers_and_leavers_across_batches(writes):
     assert PendingExport.objects.count() == 4
 
 
-@pytest.mark.django_db
-def test_a_batch_waits_for_the_exports_in_flight_it_reads_or_deletes():
-    waited: list[str] = []
-    in_flight = ExportsInFlight(lambda: waited.append("waited"))
-    in_flight.started([11, 12])
-    batch = SyncBatch(RuleSet.load(), JoinIndex(), activity_id=0, in_flight=in_flight)
-
-    batch.load_exports([13])
-    assert waited == []
-    batch.load_exports([12, 14])
-    assert waited == ["waited"]
-
-    in_flight.started([15])
-    batch.deleted_csos.add(99)
-    batch.commit()
-    assert waited == ["waited", "waited"]
-
-
 @pytest.mark.django_db(transaction=True)
-def test_when_a_batch_written_behind_fails_its_objects_are_synced_again(monkeypatch):
+def test_when_the_rpeis_of_a_batch_fail_only_rpeis_are_lost(monkeypatch):
     monkeypatch.setattr(processor, "BATCH_SIZE", 2)
     scenario = build_scenario()
     for employee_id in PEOPLE:
@@ -113,25 +95,50 @@ def test_when_a_batch_written_behind_fails_its_objects_are_synced_again(monkeypa
         written.append(rows)
         if len(written) == 2:
             raise RuntimeError("the database went away")
+        processor_write_rpeis(rows)
 
     monkeypatch.setattr(processor, "write_rpeis", fail_the_second_batch)
 
     with pytest.raises(RuntimeError, match="the database went away"):
         scenario.sync()  # the runner records it as the activity's failure
 
-    # The objects of the batch whose exports were lost, and of the one after it, wait
-    # for the next sync; nothing of a batch is half written.
-    pending = set(
-        ConnectorSpaceObject.objects.filter(
-            connected_system=scenario.hr, sync_pending=True
-        ).values_list("external_id", flat=True)
-    )
-    assert {"3", "4"} <= pending
+    # Every batch the run committed has its pending exports, and no mark left: the
+    # batches are whole whatever became of their record.
+    assert PendingExport.objects.filter(change_type="create").count() == 5
+    assert not ConnectorSpaceObject.objects.filter(sync_pending=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("marked", [True, False], ids=["imported", "not marked"])
+def test_a_run_that_dies_before_its_last_pass_leaves_that_work_marked(monkeypatch, marked):
+    """A manager cycle: one reference waits for the last pass. The run dies before it;
+    the CSO whose work waited is marked (whether an import had marked it or not), and
+    a delta sync finishes it."""
+    monkeypatch.setattr(processor, "BATCH_SIZE", 1)
+    scenario = build_scenario()
+    one = scenario.hr_row("1", accountName="one")
+    two = scenario.hr_row("2", accountName="two", managerId=[one.pk])
+    scenario.update_hr("1", managerId=[two.pk])
+    if not marked:  # a full sync for another reason than an import (a rule changed)
+        ConnectorSpaceObject.objects.update(sync_pending=False)
+
+    def die(self, mvo_ids):
+        raise RuntimeError("killed before the last pass")
+
+    monkeypatch.setattr(processor.SyncRun, "_finish_deferred_batch", die)
+    with pytest.raises(RuntimeError, match="killed before the last pass"):
+        scenario.sync()
+    marked = ConnectorSpaceObject.objects.filter(sync_pending=True)
+    assert marked.count() == 1  # the other one's work is done and committed
     monkeypatch.undo()
-    monkeypatch.setattr(processor, "BATCH_SIZE", 2)
     Activity.objects.filter(status="in_progress").update(status="failed")
 
-    scenario.sync(delta=True)
+    finished = scenario.sync(delta=True)
 
-    assert PendingExport.objects.filter(change_type="create").count() == 5
+    assert finished.objects_processed == 1
+    for employee_id, manager in (("1", "2"), ("2", "1")):
+        pe = scenario.export_of(employee_id)
+        assert pe.change_type == "create"
+        assert changes(pe)[("manager", "update")] == [scenario.dir_cso_of(manager).pk]
+    assert PendingExport.objects.count() == 2
     assert not ConnectorSpaceObject.objects.filter(sync_pending=True).exists()
