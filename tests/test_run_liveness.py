@@ -115,6 +115,15 @@ def _waiting_on_a_lock(activity_id: int) -> bool:
         return cursor.fetchone()[0] > 0
 
 
+def _count_sessions(activity_id: int) -> int:
+    """How many sessions carry the run's name (read afresh: inside a transaction,
+    pg_stat_activity otherwise answers from the snapshot its first read took)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(f"SELECT count(*) {RUN_SESSIONS}", [run_lock.application_name(activity_id)])
+        return cursor.fetchone()[0]
+
+
 def _terminate_sessions(activity_id: int, *, but_this_one: bool = False) -> int:
     """``pg_terminate_backend`` of the run's sessions; how many."""
     with connection.cursor() as cursor:
@@ -210,6 +219,9 @@ def test_the_run_lock_lives_as_long_as_its_session():
         with pytest.raises(run_lock.AlreadyHeld, match="activity #123456 is being run"):
             run_lock.hold(123_456)
         lock.check()
+        # The refused attempt closed its session; the server ends that backend a moment
+        # after the client hangs up, and until then pg_stat_activity still lists it.
+        _wait_for(lambda: _count_sessions(123_456) == 1, "the refused session to end")
         assert _terminate_sessions(123_456) == 1
         _wait_for(lambda: not run_lock.is_held(123_456), "the lock to be released")
         with pytest.raises(run_lock.LockLost, match="terminating connection"):

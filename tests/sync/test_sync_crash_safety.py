@@ -232,7 +232,8 @@ def test_a_full_sync_whose_connections_are_terminated_fails_cleanly_and_loses_no
 
     with connection.cursor() as cursor:  # every backend of the run, its lock's included
         cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = %s",
             [run_lock.application_name(stopped.pk)],
         )
         assert cursor.rowcount >= 2
