@@ -351,6 +351,7 @@ class ExportEvaluator:
         state = self.batch.export_state(cso)
         pe = state.pe
         if pe is not None and pe.status == PendingExportStatus.EXECUTING:
+            self.batch.busy_mvos.add(mvo.pk)  # being sent: the next sync stages this
             return ""
         cs_type = self.ruleset.cs_types[cso.object_type_id]
         rows = diff_rows(cso.attributes, desired, cs_type.multivalued)
@@ -424,6 +425,9 @@ class ExportEvaluator:
         pe.approved_by_id = None
         pe.approved_at = None
         pe.approval_reason = ""
+        for row in rows:  # re-staged: sent again, like the export it belongs to
+            if row.status == AttributeChangeStatus.FAILED:
+                row.status = AttributeChangeStatus.PENDING
         state.rows = rows
         state.deleted = False
         state.dirty = True
@@ -453,6 +457,7 @@ class ExportEvaluator:
         state = self.batch.export_state(cso)
         pe = state.pe
         if pe is not None and pe.status == PendingExportStatus.EXECUTING:
+            self.batch.busy_mvos.add(mvo.pk)  # being sent: the next sync deprovisions
             return None
         never_created = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(cso, pe)
         if never_created:

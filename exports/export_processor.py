@@ -227,9 +227,16 @@ class ExportRun:
             claimable = claimable.filter(
                 status__in=(PendingExportStatus.PENDING, PendingExportStatus.EXPORT_NOT_CONFIRMED)
             )
-        # One run per system at a time: nothing else changes these rows in between.
-        claimed_from = dict(claimable.values_list("pk", "status"))
-        claimable.filter(pk__in=claimed_from).update(status=PendingExportStatus.EXECUTING)
+        # A sync batch that changes one of them holds it locked until it commits
+        # (SyncBatch.hold_exports): wait for it, then claim what it wrote. Locked in
+        # the order the sync locks in, so neither waits for the other for ever.
+        with transaction.atomic():
+            claimed_from = dict(
+                claimable.select_for_update().order_by("pk").values_list("pk", "status")
+            )
+            PendingExport.objects.filter(pk__in=claimed_from).update(
+                status=PendingExportStatus.EXECUTING
+            )
         # Not select_related / prefetch_related: they cache a pending export on its CSO
         # and on its changes and those on it, reference cycles that stay in memory until
         # the collector's rare full passes (see jim_project.collector).
@@ -383,12 +390,15 @@ class ExportRun:
         item.pe.status = item.claimed_from
         writes.pes.append(item.pe)
 
-    @staticmethod
-    def _nothing_to_send(item: _Item, writes: _Writes) -> None:
-        """Nothing of the export can go now: what is left waits for references, or
-        was sent already and awaits its confirming import (``exported``)."""
+    def _nothing_to_send(self, item: _Item, writes: _Writes) -> None:
+        """Nothing of the export can go now: what is left waits for references — it
+        joins the run's last pass, like a create whose references wait, for the
+        objects it refers to may be created by this run — or was sent already and
+        awaits its confirming import (``exported``)."""
         done = item.awaiting and not item.waiting
         item.pe.status = PendingExportStatus.EXPORTED if done else PendingExportStatus.PENDING
+        if item.waiting:
+            self.waiting.append(item.pe.pk)
         writes.pes.append(item.pe)
 
     def _succeeded(self, item: _Item, result: ExportResult, writes: _Writes) -> None:

@@ -9,6 +9,7 @@ operations inside the batch's transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from connectors.models import ConnectorSpaceObject
+from exports.choices import PendingExportStatus
 from exports.models import PendingExport, PendingExportAttributeChange
 from jim_project.bulk import (
     assign_ids,
@@ -71,6 +73,8 @@ class ExportState:
     rows: list[ChangeRow]
     dirty: bool = False
     deleted: bool = False
+    #: the stored export's status and last update when the batch loaded it
+    loaded: tuple[str, dt.datetime] | None = None
 
 
 class SyncBatch:
@@ -99,6 +103,9 @@ class SyncBatch:
         self.dirty_mvos: set[int] = set()
         self.deleted_mvos: set[int] = set()
         self.deleted_csos: set[int] = set()
+        #: MVOs whose pending exports another run holds: their changes are left for
+        #: the next sync (see :meth:`hold_exports`)
+        self.busy_mvos: set[int] = set()
         self.mvo_join_values_before: dict[int, dict[str, list[Any]]] = {}
         #: rows inserted by :meth:`commit`, by model (for the planner's statistics)
         self.inserted: Counter[type[Model]] = Counter()
@@ -148,7 +155,11 @@ class SyncBatch:
             )
         for cso_id in wanted:
             pe = pes.get(cso_id)
-            self.exports[cso_id] = ExportState(pe, rows.get(pe.pk, []) if pe else [])
+            self.exports[cso_id] = (
+                ExportState(pe, rows.get(pe.pk, []), loaded=(pe.status, pe.updated_at))
+                if pe
+                else ExportState(None, [])
+            )
 
     def _remember_join_values(self, mvo: MetaverseObject) -> None:
         attributes = self.ruleset.join_attributes.get(mvo.object_type_id, frozenset())
@@ -206,6 +217,53 @@ class SyncBatch:
         self.cso_changed(cso)
 
     # -- writing ------------------------------------------------------------------
+
+    def hold_exports(self) -> None:
+        """Lock the stored pending exports the batch is about to change, and give up
+        its changes to those another run changed since the batch loaded them.
+
+        An export run of the target may claim a pending export (``executing``), send
+        it and record the outcome while a sync of another system works on it: the
+        batch must neither overwrite that outcome with what it loaded before nor edit
+        an export being sent (docs/pending-exports.md). Locked here until the batch
+        commits, the exports it writes cannot be claimed meanwhile (the export run's
+        claim waits, then sends what the batch wrote); one it may not write is left
+        as it is, and the MVOs concerned are :attr:`busy_mvos`: their CSOs keep their
+        sync mark, so the next sync — a delta sync included — stages the change.
+        One query, and only when the batch changes stored exports.
+        """
+        edited = {
+            state.pe.pk: cso_id
+            for cso_id, state in self.exports.items()
+            if state.loaded is not None
+            and state.pe is not None
+            and (state.dirty or cso_id in self.deleted_csos)
+        }
+        if not edited:
+            return
+        current = {
+            pk: (status, updated_at)
+            for pk, status, updated_at in PendingExport.objects.select_for_update()
+            .filter(one_of("id", edited))
+            .exclude(status=PendingExportStatus.EXECUTING)  # not locked: its run writes it
+            .order_by("pk")  # the export run claims in this order too: no deadlock
+            .values_list("pk", "status", "updated_at")
+        }
+        for pk, cso_id in edited.items():
+            state = self.exports[cso_id]
+            if current.get(pk) == state.loaded:
+                continue
+            state.dirty = False
+            self.deleted_csos.discard(cso_id)
+            self.dirty_csos.pop(cso_id, None)
+            self.busy_mvos.add(self._mvo_of(cso_id, state.pe))
+
+    def _mvo_of(self, cso_id: int, pe: PendingExport) -> int | None:
+        for mvo_id, by_system in self.mvo_csos.items():
+            if any(cso.pk == cso_id for cso in by_system.values()):
+                return mvo_id
+        cso = self.csos.get(cso_id)
+        return (cso.metaverse_object_id if cso else None) or pe.metaverse_object_id
 
     def create_new_mvos(self) -> None:
         """Give the MVOs projected so far their ids (they are inserted at commit, with

@@ -153,6 +153,7 @@ class SyncRun:
         deleted = self._apply_deletion_rules(batch, evaluator, outcomes)
         self._confirm_exports(batch, outcomes)
         self._evaluate_exports(batch, evaluator, outcomes, deleted, level_of)
+        batch.hold_exports()
         self._mark_done(batch, outcomes)
         if batch.deleted_csos or batch.deleted_mvos:
             writer.finish()  # the RPEIs in flight may name the objects it deletes
@@ -164,7 +165,8 @@ class SyncRun:
         """Clear the sync mark of the CSOs whose work this batch commits. A CSO whose
         MVO waits for the last pass (a reference to an object of a later batch) is
         marked until that pass commits: if the run dies first, the next sync, a delta
-        sync included, does that work."""
+        sync included, does that work. A CSO whose MVO's pending export an export run
+        is sending (:meth:`SyncBatch.hold_exports`) stays marked for the next sync."""
         for outcome in outcomes:
             cso = outcome.cso
             if outcome.error is not None:
@@ -173,8 +175,9 @@ class SyncRun:
             waits = mvo_id in self.deferred_references or mvo_id in self.deferred_exports
             if waits:
                 self.marked_until_last_pass[mvo_id] = cso.pk
-            if cso.sync_pending != waits:
-                cso.sync_pending = waits
+            keep = waits or mvo_id in batch.busy_mvos
+            if cso.sync_pending != keep:
+                cso.sync_pending = keep
                 batch.cso_changed(cso)
 
     def _prefetch_join_keys(self, csos: list[ConnectorSpaceObject]) -> None:
@@ -407,12 +410,14 @@ class SyncRun:
         for start in range(0, len(mvo_ids), BATCH_SIZE):
             chunk = mvo_ids[start : start + BATCH_SIZE]
             with batch_transaction():
-                self._finish_deferred_batch(chunk)
-                _unmark([marked.pop(i) for i in chunk if i in marked])
+                busy = self._finish_deferred_batch(chunk)
+                _unmark([marked.pop(i) for i in chunk if i in marked and i not in busy])
             self.recorder.flush()
         self.deferred_references, self.deferred_exports = {}, set()
 
-    def _finish_deferred_batch(self, mvo_ids: list[int]) -> None:
+    def _finish_deferred_batch(self, mvo_ids: list[int]) -> set[int]:
+        """Finish these MVOs; returns those whose exports another run holds (their CSOs
+        stay marked for the next sync)."""
         batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
         batch.load_mvos(mvo_ids)
         pending_of = {
@@ -434,6 +439,7 @@ class SyncRun:
         for mvo in to_evaluate:
             evaluator.evaluate(mvo, final=True)
         evaluator.finish_provisioning()
+        batch.hold_exports()
         batch.commit()
         for mvo in to_evaluate:
             evaluation = evaluator.results.get(mvo.pk)
@@ -453,6 +459,7 @@ class SyncRun:
                     details=details,
                 )
             self._record_export_errors(evaluation, mvo.display_name, mvo.pk)
+        return batch.busy_mvos
 
     def _delete_due_mvos(self) -> None:
         """Housekeeping: MVOs whose deletion grace period has passed are deleted now."""
