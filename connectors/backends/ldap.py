@@ -1622,13 +1622,17 @@ class LdapConnector(Connector):
         except ValueError as exc:  # DNError included
             return (yield from _failed(change, f"cannot create {dn!r}: {exc}"))
         id_attribute = change.object_type.external_id_attribute or "entryUUID"
-        if id_attribute.lower() == "dn":
-            response = yield _Request("add", dn, attributes=attributes)
-            return _result_of(change, response, f"add {dn!r}", external_id=dn, dn=dn)
+        by_dn = id_attribute.lower() == "dn"
         # The new entry's external id comes back with the add (post-read control), or
         # from a read right after it.
-        controls = [self._post_read_control(id_attribute)] if self._post_read else None
+        post_read = self._post_read and not by_dn
+        controls = [self._post_read_control(id_attribute)] if post_read else None
         response = yield _Request("add", dn, attributes=attributes, controls=controls)
+        if response.code == ENTRY_ALREADY_EXISTS:
+            # Perhaps an earlier attempt whose answer a broken connection lost: look.
+            return (yield from self._created_already(change, dn, attributes, response))
+        if by_dn:
+            return _result_of(change, response, f"add {dn!r}", external_id=dn, dn=dn)
         if not response.ok:
             return _result_of(change, response, f"add {dn!r}")
         values = next(
@@ -1642,6 +1646,48 @@ class LdapConnector(Connector):
         if external_id and id_attribute.lower() == "entryuuid":
             external_id = external_id.lower()
         return ExportResult(change.id, ok=True, external_id=external_id, dn=dn)
+
+    def _created_already(
+        self, change: ExportChange, dn: str, attributes: dict[str, list[Any]], refused: _Response
+    ) -> Generator[_Request, _Response, ExportResult]:
+        """The result of a create refused with ``entryAlreadyExists``: a success when the
+        entry at ``dn`` holds exactly the values the add sends (an earlier attempt got
+        through), else a permanent error naming the attributes that differ."""
+        id_attribute = change.object_type.external_id_attribute or "entryUUID"
+        by_dn = id_attribute.lower() == "dn"
+        there = yield _Request("read", dn, read=[*attributes, *([] if by_dn else [id_attribute])])
+        if not there.ok or not there.entries:
+            return _result_of(change, refused, f"add {dn!r}")
+        entry = there.entries[0]
+        differences = [
+            f"{name} is {_shown(_raw(entry, name))}, the create sends {_shown(values)}"
+            for name, values in attributes.items()
+            if self._value_keys(name, _raw(entry, name)) != self._value_keys(name, values)
+        ]
+        if differences:
+            return ExportResult(
+                change.id,
+                ok=False,
+                error=f"add {dn!r} failed: {refused.describe()}; the entry there is not the "
+                f"one to create: {'; '.join(differences)}",
+            )
+        values = [dn] if by_dn else _raw(entry, id_attribute)
+        external_id = _text_value(values[0]) if values else None
+        if external_id and id_attribute.lower() == "entryuuid":
+            external_id = external_id.lower()
+        return ExportResult(change.id, ok=True, external_id=external_id, dn=dn)
+
+    def _value_keys(self, name: str, values: Iterable[str | bytes]) -> set[str | bytes]:
+        """The values as the directory compares them; object classes with their
+        superclasses (an entry of class ``inetOrgPerson`` is a ``person`` too)."""
+        if name.lower() == "objectclass":
+            schema = self.directory_schema()
+            return {
+                class_name.lower()
+                for value in values
+                for class_name in schema.class_chain(_text_value(value)) or [_text_value(value)]
+            }
+        return {self._value_key(name, value) for value in values}
 
     def _post_read_control(self, attribute: str) -> tuple[str, bool, bytes]:
         """The post-read control asking for ``attribute`` (built once, it never changes)."""
@@ -2080,6 +2126,24 @@ def _raw(entry: dict[str, Any], attribute: str) -> list[bytes]:
         lowered = attribute.lower()
         values = next((v for k, v in raw.items() if k.lower() == lowered), None)
     return values or []
+
+
+def _shown(values: list[Any], most: int = 3) -> str:
+    """A few values, for a message: text cut at 40 characters, binary by its size."""
+    if not values:
+        return "absent"
+    shown = [
+        f"<{len(v)} bytes>" if isinstance(v, bytes) and not _is_text(v) else _text_value(v)[:40]
+        for v in values[:most]
+    ]
+    return repr(shown) if len(values) <= most else f"{shown!r} and {len(values) - most} more"
+
+
+def _is_text(value: bytes) -> bool:
+    try:
+        return value.decode("utf-8").isprintable()
+    except UnicodeDecodeError:
+        return False
 
 
 def _text_value(value: Any) -> str:
