@@ -69,8 +69,12 @@ Export
     plus any ``objectClass`` values given; the RDN's value is added when missing)
     that bring back the new entry's external id (``entryUUID``) with the post-read
     control, or read it right after where the server lacks that control (unreadable,
-    it is left to the confirming import, which finds the entry by DN); an add of an
-    existing entry fails. Updates are a modify DN (rename and/or move, old RDN
+    it is left to the confirming import, which finds the entry by DN). An add refused
+    with ``entryAlreadyExists`` reads the entry back: when it holds the values the add
+    sends (compared as the directory compares them; attributes the add does not send
+    are not compared), the create succeeds with that entry's external id (an earlier
+    attempt got through but its answer was lost); otherwise it fails, naming each
+    attribute that differs. Updates are a modify DN (rename and/or move, old RDN
     deleted) when ``new_dn`` differs, then one modify with a REPLACE per ``update``,
     an ADD per ``add``, a DELETE per ``remove`` and a REPLACE with no values per
     ``remove_all`` (which, unlike DELETE, also succeeds when the attribute is absent).
@@ -86,9 +90,11 @@ Export
     the same entry, or to a container and what is in it, still reach the server in
     the order given. Each change gets its own result: failures carry the server's
     result name and message and are transient for busy/unavailable/time-limit
-    results and a broken connection (answers that arrived before the break still
-    count), permanent otherwise; one failure never stops the other changes. A
-    connection that breaks before the server answered anything is
+    results and a broken connection, permanent otherwise; one failure never stops
+    the other changes. When the connection breaks, the answers that arrived before
+    still count; a request sent but not answered is ``serverDown`` ("whether it was
+    applied is unknown"), one not sent is ``serverDown`` ("it was not sent"), both
+    transient. A connection that breaks before the server answered anything is
     :class:`ConnectionFailed`.
 """
 
