@@ -106,6 +106,7 @@ import contextlib
 import datetime as dt
 import re
 import selectors
+import socket
 import ssl
 import time
 from collections import deque
@@ -509,6 +510,9 @@ class _Transport:
         self._socket = ldap_internals.socket_of(connection)
         self._tls = isinstance(self._socket, ssl.SSLSocket)
         self._socket.setblocking(False)
+        # Requests go out as soon as they are written: Nagle's algorithm would hold a
+        # request back until the answer to an earlier one arrives.
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._socket, selectors.EVENT_READ)
         self._inbox = bytearray()
@@ -522,9 +526,11 @@ class _Transport:
 
     # -- requests ----------------------------------------------------------------------
 
-    def send(self, build: Callable[[int], bytes], what: str) -> int:
-        """Queue the request ``build(message_id)`` and write what the socket takes now;
-        its message id. :class:`ConnectionFailed` once the connection is lost."""
+    def send(self, build: Callable[[int], bytes], what: str, *, flush: bool = True) -> int:
+        """Queue the request ``build(message_id)``; its message id. With ``flush``, write
+        what the socket takes now; else the queue is written at the next :meth:`wait`
+        (a window of requests then goes out in a few segments rather than one each).
+        :class:`ConnectionFailed` once the connection is lost."""
         self._check(what)
         message_id = ldap_internals.next_message_id(self.connection)
         try:
@@ -532,8 +538,9 @@ class _Transport:
         except (LDAPException, ValueError, TypeError) as exc:
             raise _Unsendable(f"cannot send {what}: {_exception_text(exc)}") from None
         self._outbox += message
-        self._write()
-        self._check(what)
+        if flush:
+            self._write()
+            self._check(what)
         return message_id
 
     def wait(self, message_id: int, what: str) -> _Response:
@@ -543,6 +550,7 @@ class _Transport:
         answer in time breaks the connection (what comes later cannot be trusted).
         """
         deadline = time.monotonic() + self.timeout
+        self._write()  # what was queued goes out now, whether or not the answer is here
         while message_id not in self._answers:
             self._check(what)
             remaining = deadline - time.monotonic()
@@ -1975,7 +1983,9 @@ class _Pipeline:
         job.what = f"{request.kind} {request.dn!r}"
         self.in_flight.append(job)
         try:
-            job.message_id = self.connector._send(partial(_request_bytes, request), job.what)
+            job.message_id = self.connector._session().send(
+                partial(_request_bytes, request), job.what, flush=False
+            )
         except ConnectionFailed as exc:
             raise _ConnectionLost(exc) from None
         except _Unsendable as exc:  # this change's own fault: it ends here
