@@ -14,8 +14,9 @@ Connection
     ``tls_verify: false`` turns the check off: the traffic is then encrypted but the
     server is not authenticated, so anyone between JIM and the directory can read
     the bind password — never use it outside a test. ``timeout`` bounds connecting,
-    every wait for an answer and the server-side time of every search.
-    An unreachable server or a failed TLS handshake is :class:`ConnectionFailed`
+    every wait for an answer and the server-side time of every search; no answer in
+    time closes the connection (:class:`ConnectionFailed`, transient). An
+    unreachable server or a failed TLS handshake is :class:`ConnectionFailed`
     (``cannot reach ldap://…: <reason>``); refused credentials are
     :class:`ConnectionFailed` naming the bind DN, not transient; a base DN or
     container that does not exist is :class:`ConnectorConfigurationError` naming it;
@@ -556,9 +557,9 @@ class _Transport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._break(f"no answer within {self.timeout} s")
-                raise ConnectorError(
-                    f"{self.url} did not answer within {self.timeout} s while {what}",
-                    transient=True,
+                raise ConnectionFailed(
+                    f"{self.url} did not answer within {self.timeout} s while {what}; "
+                    "the connection was closed"
                 )
             self._pump(remaining)
         return _Response.of(*self._answers.pop(message_id))

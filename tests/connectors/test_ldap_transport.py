@@ -6,6 +6,8 @@ rule that no thread but the caller's touches the socket."""
 from __future__ import annotations
 
 import base64
+import os
+import signal
 import threading
 from functools import partial
 
@@ -14,6 +16,7 @@ import pytest
 
 from connectors.backends import ldap_internals, ldap_wire
 from connectors.backends.ldap import LdapConnector
+from connectors.base import ConnectionFailed
 from tests.connectors.test_ldap_export_ops import new_person
 from tests.connectors.test_ldap_import import add_entries, ldap_settings, people_spec, person
 
@@ -163,3 +166,20 @@ def test_tls_and_plain_connections_opened_and_closed_in_turn(slapd, ldap_ou, tls
             connector.directory_schema()
         with LdapConnector(plain) as connector:
             connector.directory_schema()
+
+
+def test_a_server_that_stops_answering_is_a_lost_connection(slapd, ldap_ou):
+    """slapd frozen (SIGSTOP): no answer within ``timeout`` closes the connection and
+    fails the export with ConnectionFailed (transient); nothing waits for ever."""
+    people = f"ou=people,{ldap_ou}"
+    with LdapConnector(ldap_settings(slapd, timeout=2)) as connector:
+        connector.directory_schema()
+        os.kill(slapd.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(ConnectionFailed, match="did not answer within 2 s") as failure:
+                connector.export([new_person(1, f"uid=frozen,{people}")])
+        finally:
+            os.kill(slapd.pid, signal.SIGCONT)
+        assert failure.value.transient
+        with pytest.raises(ConnectionFailed, match="no answer within 2 s"):
+            connector.export([new_person(2, f"uid=after,{people}")])
