@@ -9,7 +9,9 @@ import base64
 import os
 import signal
 import threading
+import time
 from functools import partial
+from pathlib import Path
 
 import ldap3
 import pytest
@@ -168,13 +170,31 @@ def test_tls_and_plain_connections_opened_and_closed_in_turn(slapd, ldap_ou, tls
             connector.directory_schema()
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP ``pid`` and return once every one of its threads is stopped (a signal
+    takes effect asynchronously: a running thread could still answer a request)."""
+    os.kill(pid, signal.SIGSTOP)
+    tasks = Path(f"/proc/{pid}/task")
+    deadline = time.monotonic() + 10
+    while not all(_stopped(task) for task in tasks.iterdir()):
+        assert time.monotonic() < deadline, f"slapd {pid} did not stop"
+        time.sleep(0.001)
+
+
+def _stopped(task: Path) -> bool:
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except FileNotFoundError:  # the thread has exited
+        return True
+
+
 def test_a_server_that_stops_answering_is_a_lost_connection(slapd, ldap_ou):
     """slapd frozen (SIGSTOP): no answer within ``timeout`` closes the connection and
     fails the export with ConnectionFailed (transient); nothing waits for ever."""
     people = f"ou=people,{ldap_ou}"
     with LdapConnector(ldap_settings(slapd, timeout=2)) as connector:
         connector.directory_schema()
-        os.kill(slapd.pid, signal.SIGSTOP)
+        freeze(slapd.pid)
         try:
             with pytest.raises(ConnectionFailed, match="did not answer within 2 s") as failure:
                 connector.export([new_person(1, f"uid=frozen,{people}")])
