@@ -2,16 +2,21 @@
 import, and export operations (add, modify, modify DN, delete).
 
 Connection
-    One connection per run (ldap3's ASYNC strategy, so requests can be pipelined),
-    bound once with ``bind_dn``/``bind_password`` (anonymous when ``bind_dn`` is
-    blank). ``ldaps://`` speaks TLS from the first byte; ``start_tls: true`` upgrades
-    ``ldap://``. The server's certificate is checked (``ssl.CERT_REQUIRED``, host
-    name included) against the system's CAs or the PEM file in ``ca_file``.
+    One connection per run, bound once with ``bind_dn``/``bind_password`` (anonymous
+    when ``bind_dn`` is blank). ldap3 (SYNC strategy) connects, secures and binds it,
+    in the calling thread; from then on the connector's :class:`_Transport` owns the
+    socket, still in the calling thread: it writes requests and reads answers without
+    blocking, so many requests can be in flight at once (docs/architecture.md, "The
+    LDAP transport", says why no receiving thread is used). ``ldaps://`` speaks TLS
+    from the first byte; ``start_tls: true`` upgrades ``ldap://``. The server's
+    certificate is checked (``ssl.CERT_REQUIRED``, host name included) against the
+    system's CAs or the PEM file in ``ca_file``.
     ``tls_verify: false`` turns the check off: the traffic is then encrypted but the
     server is not authenticated, so anyone between JIM and the directory can read
     the bind password — never use it outside a test. ``timeout`` bounds connecting,
-    every wait for an answer and the server-side time of every search.
-    An unreachable server or a failed TLS handshake is :class:`ConnectionFailed`
+    every wait for an answer and the server-side time of every search; no answer in
+    time closes the connection (:class:`ConnectionFailed`, transient). An
+    unreachable server or a failed TLS handshake is :class:`ConnectionFailed`
     (``cannot reach ldap://…: <reason>``); refused credentials are
     :class:`ConnectionFailed` naming the bind DN, not transient; a base DN or
     container that does not exist is :class:`ConnectorConfigurationError` naming it;
@@ -67,8 +72,12 @@ Export
     plus any ``objectClass`` values given; the RDN's value is added when missing)
     that bring back the new entry's external id (``entryUUID``) with the post-read
     control, or read it right after where the server lacks that control (unreadable,
-    it is left to the confirming import, which finds the entry by DN); an add of an
-    existing entry fails. Updates are a modify DN (rename and/or move, old RDN
+    it is left to the confirming import, which finds the entry by DN). An add refused
+    with ``entryAlreadyExists`` reads the entry back: when it holds the values the add
+    sends (compared as the directory compares them; attributes the add does not send
+    are not compared), the create succeeds with that entry's external id (an earlier
+    attempt got through but its answer was lost); otherwise it fails, naming each
+    attribute that differs. Updates are a modify DN (rename and/or move, old RDN
     deleted) when ``new_dn`` differs, then one modify with a REPLACE per ``update``,
     an ADD per ``add``, a DELETE per ``remove`` and a REPLACE with no values per
     ``remove_all`` (which, unlike DELETE, also succeeds when the attribute is absent).
@@ -84,9 +93,11 @@ Export
     the same entry, or to a container and what is in it, still reach the server in
     the order given. Each change gets its own result: failures carry the server's
     result name and message and are transient for busy/unavailable/time-limit
-    results and a broken connection (answers that arrived before the break still
-    count), permanent otherwise; one failure never stops the other changes. A
-    connection that breaks before the server answered anything is
+    results and a broken connection, permanent otherwise; one failure never stops
+    the other changes. When the connection breaks, the answers that arrived before
+    still count; a request sent but not answered is ``serverDown`` ("whether it was
+    applied is unknown"), one not sent is ``serverDown`` ("it was not sent"), both
+    transient. A connection that breaks before the server answered anything is
     :class:`ConnectionFailed`.
 """
 
@@ -97,24 +108,24 @@ import binascii
 import contextlib
 import datetime as dt
 import re
+import selectors
+import socket
 import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import ldap3
-from ldap3.core.exceptions import LDAPException, LDAPResponseTimeoutError, LDAPSchemaError
+from ldap3.core.exceptions import LDAPException, LDAPSchemaError
 from ldap3.core.results import RESULT_CODES
-from ldap3.protocol.rfc4512 import AttributeTypeInfo, ObjectClassInfo
-from ldap3.protocol.rfc4527 import post_read_control
-from ldap3.strategy.base import RESPONSE_COMPLETE
 from ldap3.utils.conv import escape_filter_chars
 
-from connectors.backends import ldap_wire
+from connectors.backends import ldap_internals, ldap_wire
 from connectors.backends.ldap_dn import (
     DNError,
     Rdn,
@@ -123,6 +134,11 @@ from connectors.backends.ldap_dn import (
     normalise_dn,
     parse_dn,
     split_dn,
+)
+from connectors.backends.ldap_internals import (
+    AttributeTypeInfo,
+    ObjectClassInfo,
+    post_read_control,
 )
 from connectors.backends.ldap_newest import MICROSECOND, SECOND, Probe, find_newest
 from connectors.base import (
@@ -169,6 +185,7 @@ SERVER_DOWN = 81
 #: Result codes worth retrying: the server is busy, unavailable, slow or gone.
 TRANSIENT_RESULTS = frozenset({3, 11, 51, 52, 80, SERVER_DOWN})
 NO_SUCH_OBJECT = 32
+ENTRY_ALREADY_EXISTS = 68
 NO_SUCH_ATTRIBUTE = 16
 VALUE_EXISTS = 20
 SIZE_LIMIT_EXCEEDED = 4
@@ -182,8 +199,9 @@ REREAD_BATCH = 200
 #: below directories' size limits (OpenLDAP's default is 500), and enough that a
 #: bisection meets a window it can read whole early.
 NEWEST_PROBE_LIMIT = 200
-#: How often a wait checks that the connection is still alive (seconds).
-WAIT_SLICE = 0.25
+#: Bytes read from, and written to, the socket at a time.
+RECEIVE_SIZE = 256 * 1024
+SEND_SIZE = 64 * 1024
 
 _GENERALIZED_TIME_RE = re.compile(
     r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?(Z|[+-]\d{2}(?:\d{2})?)?$"
@@ -464,27 +482,211 @@ class _Schema:
         return sorted(specs, key=lambda spec: spec.name.lower())
 
 
-# --------------------------------------------------------------------------- TLS
+# --------------------------------------------------------------------------- transport
 
 
-class _Tls(ldap3.Tls):
-    """ldap3's Tls, keeping a failed StartTLS handshake instead of raising it.
+class _Unsendable(ConnectorError):
+    """A request that cannot be encoded (the change's own fault; nothing was sent)."""
 
-    With the ASYNC strategy ldap3 runs the StartTLS handshake in its receiving thread,
-    where an exception (an untrusted certificate) kills the thread with a traceback
-    and leaves the caller waiting for an answer that never comes. Here the failure
-    is kept in :attr:`failure`, ``tls_started`` stays false, the answer is delivered,
-    and :meth:`LdapConnector.open` reports it.
+
+class _Transport:
+    """The socket of one bound connection, owned by the thread that uses it.
+
+    Nothing runs in the background: requests are written and answers read by the
+    caller, in :meth:`wait`. The socket is non-blocking; :meth:`_pump` waits (with
+    ``selectors``) until the socket can take what is queued or has something to
+    read, writes and reads what it can, and files every complete message under its
+    message id as it arrives. So a window of requests can be in flight while the
+    answers are read as they come, in one thread, and the socket is never used by
+    two threads at once (OpenSSL forbids that) nor read after it is closed.
+
+    Messages are framed by their BER length and decoded by ldap3's fast decoder
+    (:mod:`~connectors.backends.ldap_internals`). When the connection breaks, every
+    answer that arrived before is filed already: :meth:`arrived` tells which
+    requests of a broken batch were answered; the others are in doubt.
     """
 
-    failure: str = ""
+    def __init__(self, connection: ldap3.Connection, url: str, timeout: int) -> None:
+        self.connection = connection
+        self.url = url
+        self.timeout = timeout
+        self.lost = ""  # why the connection broke; "" while it works
+        self._socket = ldap_internals.socket_of(connection)
+        self._tls = isinstance(self._socket, ssl.SSLSocket)
+        self._socket.setblocking(False)
+        # Requests go out as soon as they are written: Nagle's algorithm would hold a
+        # request back until the answer to an earlier one arrives.
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._socket, selectors.EVENT_READ)
+        self._inbox = bytearray()
+        self._outbox = bytearray()
+        #: The bytes being written: after a TLS "want", the same bytes are retried.
+        self._chunk = b""
+        self._write_wants_read = False
+        self._read_wants_write = False
+        self._parts: dict[int, list[dict[str, Any]]] = {}
+        self._answers: dict[int, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
 
-    def _start_tls(self, connection: ldap3.Connection) -> bool:
+    # -- requests ----------------------------------------------------------------------
+
+    def send(self, build: Callable[[int], bytes], what: str, *, flush: bool = True) -> int:
+        """Queue the request ``build(message_id)``; its message id. With ``flush``, write
+        what the socket takes now; else the queue is written at the next :meth:`wait`
+        (a window of requests then goes out in a few segments rather than one each).
+        :class:`ConnectionFailed` once the connection is lost."""
+        self._check(what)
+        message_id = ldap_internals.next_message_id(self.connection)
         try:
-            return super()._start_tls(connection)
-        except LDAPException as exc:
-            self.failure = _exception_text(exc)
-            return False
+            message = build(message_id)
+        except (LDAPException, ValueError, TypeError) as exc:
+            raise _Unsendable(f"cannot send {what}: {_exception_text(exc)}") from None
+        self._outbox += message
+        if flush:
+            self._write()
+            self._check(what)
+        return message_id
+
+    def wait(self, message_id: int, what: str) -> _Response:
+        """The answer to ``message_id``, waiting at most ``timeout`` seconds for it.
+
+        An answer that arrived before the connection broke is still returned. No
+        answer in time breaks the connection (what comes later cannot be trusted).
+        """
+        deadline = time.monotonic() + self.timeout
+        self._write()  # what was queued goes out now, whether or not the answer is here
+        while message_id not in self._answers:
+            self._check(what)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._break(f"no answer within {self.timeout} s")
+                raise ConnectionFailed(
+                    f"{self.url} did not answer within {self.timeout} s while {what}; "
+                    "the connection was closed"
+                )
+            self._pump(remaining)
+        return _Response.of(*self._answers.pop(message_id))
+
+    def arrived(self, message_id: int) -> _Response | None:
+        """The answer to ``message_id`` if it has arrived (None otherwise)."""
+        answer = self._answers.pop(message_id, None)
+        return _Response.of(*answer) if answer else None
+
+    def close(self) -> None:
+        """Unbind (when nothing is half written) and close the socket."""
+        if not self.lost and not (self._outbox or self._chunk):
+            message_id = ldap_internals.next_message_id(self.connection)
+            with contextlib.suppress(OSError):  # a courtesy: closing is what counts
+                self._socket.send(ldap_wire.unbind_request(message_id))
+        self._break("the connection was closed")
+
+    def _check(self, what: str) -> None:
+        if self.lost:
+            raise ConnectionFailed(f"lost the connection to {self.url} while {what}: {self.lost}")
+
+    def _break(self, reason: str) -> None:
+        """The connection is lost (or closed): keep why, and close the socket."""
+        if self.lost:
+            return
+        self.lost = reason
+        self._drain()
+        self._selector.close()
+        with contextlib.suppress(LDAPException, OSError):
+            ldap_internals.close_socket(self.connection)
+
+    def _drain(self) -> None:
+        """Read, without waiting, what the server sent before the break (a failed write
+        leaves the answers that arrived unread): those answers still count."""
+        while True:
+            try:
+                data = self._socket.recv(RECEIVE_SIZE)
+            except OSError:  # would block, reset, TLS wants more: nothing more to read
+                return
+            if not data:
+                return
+            self._inbox += data
+            self._file_messages()
+
+    # -- the socket ----------------------------------------------------------------------
+
+    def _pump(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the socket, then write and read what it can."""
+        if self._tls and self._socket.pending():  # decrypted bytes no select can see
+            self._read()
+            return
+        events = selectors.EVENT_READ
+        writing = (self._outbox or self._chunk) and not self._write_wants_read
+        if writing or self._read_wants_write:
+            events |= selectors.EVENT_WRITE
+        self._selector.modify(self._socket, events)
+        for _key, ready in self._selector.select(timeout):
+            if ready & selectors.EVENT_WRITE:
+                if self._read_wants_write:
+                    self._read_wants_write = False
+                    self._read()
+                self._write()
+            if ready & selectors.EVENT_READ and not self.lost:
+                self._write_wants_read = False
+                self._read()
+                self._write()
+
+    def _write(self) -> None:
+        """Write queued bytes until the socket would block."""
+        while (self._chunk or self._outbox) and not self.lost:
+            if not self._chunk:
+                self._chunk = bytes(self._outbox[:SEND_SIZE])
+                del self._outbox[:SEND_SIZE]
+            try:
+                sent = self._socket.send(self._chunk)
+            except (ssl.SSLWantWriteError, BlockingIOError):
+                return
+            except ssl.SSLWantReadError:
+                self._write_wants_read = True
+                return
+            except OSError as exc:
+                self._break(_exception_text(exc))
+                return
+            self._chunk = self._chunk[sent:]
+
+    def _read(self) -> None:
+        """Read until the socket would block, filing each complete message."""
+        while not self.lost:
+            try:
+                data = self._socket.recv(RECEIVE_SIZE)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                return
+            except ssl.SSLWantWriteError:
+                self._read_wants_write = True
+                return
+            except OSError as exc:
+                self._break(_exception_text(exc))
+                return
+            if not data:
+                self._break("the server closed the connection")
+                return
+            self._inbox += data
+            self._file_messages()
+
+    def _file_messages(self) -> None:
+        while True:
+            size = ldap_internals.message_size(self._inbox)
+            if size < 0 or len(self._inbox) < size:
+                return
+            data = bytes(self._inbox[:size])
+            del self._inbox[:size]
+            try:
+                message_id, response = ldap_internals.decode_message(self.connection, data)
+            except Exception as exc:  # any decoding failure: a garbled stream
+                self._break(f"an answer could not be read ({type(exc).__name__}: {exc})")
+                return
+            if message_id == 0:  # an unsolicited notification: the server ends the session
+                notice = response.get("message") or response.get("description") or ""
+                self._break(f"the server ended the session ({notice})")
+                return
+            if ldap_internals.is_partial(response):
+                self._parts.setdefault(message_id, []).append(response)
+            else:
+                self._answers[message_id] = (self._parts.pop(message_id, []), response)
 
 
 # --------------------------------------------------------------------------- responses
@@ -679,7 +881,7 @@ class LdapConnector(Connector):
 
     def __init__(self, settings: dict[str, Any], *, base_dir: Path | None = None) -> None:
         super().__init__(settings, base_dir=base_dir)
-        self._connection: ldap3.Connection | None = None
+        self._transport: _Transport | None = None
         self._schema: _Schema | None = None
         self._root: dict[str, list[str]] | None = None
         self._post_read = False
@@ -785,7 +987,7 @@ class LdapConnector(Connector):
         except LDAPException as exc:
             raise ConnectorConfigurationError(f"url {url!r}: {_exception_text(exc)}") from None
 
-    def _tls(self) -> _Tls:
+    def _tls(self) -> ldap3.Tls:
         """Certificate checking on (unless ``tls_verify`` is false), against ``ca_file``
         (relative to the configuration's folder) or the system's CAs."""
         ca_file = self._text("ca_file")
@@ -795,7 +997,7 @@ class LdapConnector(Connector):
             if not path.is_file():
                 raise ConnectorConfigurationError(f"ca_file {str(path)!r}: no such file.")
             ca_file = str(path)
-        return _Tls(
+        return ldap3.Tls(
             validate=ssl.CERT_REQUIRED if self._flag("tls_verify") else ssl.CERT_NONE,
             ca_certs_file=ca_file or None,
         )
@@ -803,8 +1005,12 @@ class LdapConnector(Connector):
     # -- session --------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Connect (TLS as configured), bind once, and check that ``base_dn`` exists."""
-        if self._connection is not None:
+        """Connect (TLS as configured), bind once, and check that ``base_dn`` exists.
+
+        ldap3's SYNC strategy does the connecting, TLS and bind in this thread; then
+        :class:`_Transport` takes the socket over for every request.
+        """
+        if self._transport is not None:
             return
         server = self._server()
         self._check_settings()
@@ -812,21 +1018,17 @@ class LdapConnector(Connector):
             server,
             user=self.bind_dn or None,
             password=self.settings.get("bind_password") or None,
-            client_strategy=ldap3.ASYNC,
+            client_strategy=ldap3.SYNC,
             raise_exceptions=False,
             auto_referrals=False,
             return_empty_attributes=False,
             check_names=False,
+            receive_timeout=self.timeout,
         )
-        _decode_entries_lean(connection)
         try:
             connection.open(read_server_info=False)
-            if self._flag("start_tls"):
-                connection.start_tls(read_server_info=False)
-                if not connection.tls_started:
-                    raise self._unreachable(
-                        Exception(f"StartTLS failed: {server.tls.failure or connection.last_error}")
-                    )
+            if self._flag("start_tls") and not connection.start_tls(read_server_info=False):
+                raise self._unreachable(Exception(f"StartTLS failed: {connection.last_error}"))
             bound = connection.bind(read_server_info=False)
         except LDAPException as exc:
             _quietly_close(connection)
@@ -840,7 +1042,7 @@ class LdapConnector(Connector):
             raise ConnectionFailed(
                 f"{self.url} refused the credentials of {self._who()}: {reason}", transient=False
             )
-        self._connection = connection
+        self._transport = _Transport(connection, self.url, self.timeout)
         try:
             self._require_entry(self.base_dn, "base_dn")
         except BaseException:
@@ -858,63 +1060,36 @@ class LdapConnector(Connector):
         return ConnectionFailed(f"cannot reach {self.url}: {reason}")
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
+        transport, self._transport = self._transport, None
         self._schema = self._root = None
-        if connection is not None:
-            _quietly_close(connection)
+        if transport is not None:
+            transport.close()
 
     @property
     def connection(self) -> ldap3.Connection:
         """The open ldap3 connection; :class:`ConnectionFailed` once it broke."""
-        if self._connection is None:
+        transport = self._session()
+        if transport.lost:
+            raise ConnectionFailed(f"the connection to {self.url} was lost: {transport.lost}")
+        return transport.connection
+
+    def _session(self) -> _Transport:
+        if self._transport is None:
             raise ConnectorError("The ldap connector is not open; use it as a context manager.")
-        if self._connection.closed:
-            raise ConnectionFailed(f"the connection to {self.url} was closed")
-        return self._connection
+        return self._transport
 
     # -- requests -----------------------------------------------------------------------
 
-    def _send(self, send: Callable[[ldap3.Connection], int], what: str) -> int:
-        connection = self.connection
-        try:
-            return send(connection)
-        except LDAPException as exc:
-            raise ConnectionFailed(
-                f"lost the connection to {self.url} while {what}: {_exception_text(exc)}"
-            ) from None
+    def _send(self, build: Callable[[int], bytes], what: str) -> int:
+        """Send the request ``build(message_id)``; its message id."""
+        return self._session().send(build, what)
 
     def _wait(self, message_id: int, what: str) -> _Response:
         """The response to a request, waiting at most ``timeout`` seconds.
 
         An answer that arrived before the connection broke is still returned.
         """
-        if self._connection is None:
-            raise ConnectorError("The ldap connector is not open; use it as a context manager.")
-        connection = self._connection
-        lost = ConnectionFailed(f"lost the connection to {self.url} while {what}")
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                entries, result = connection.get_response(message_id, timeout=WAIT_SLICE)
-            except LDAPResponseTimeoutError:
-                if connection.closed:
-                    entries, result = _arrived(connection, message_id) or (None, None)
-                    if result is None:
-                        raise lost from None
-                elif time.monotonic() >= deadline:
-                    raise ConnectorError(
-                        f"{self.url} did not answer within {self.timeout} s while {what}",
-                        transient=True,
-                    ) from None
-                else:
-                    continue
-            except LDAPException as exc:
-                raise ConnectionFailed(f"{lost}: {_exception_text(exc)}") from None
-            if result is None:  # ldap3 closed the connection
-                entries, result = _arrived(connection, message_id) or (None, None)
-                if result is None:
-                    raise lost
-            return _Response.of(entries, result)
+        return self._session().wait(message_id, what)
 
     def _send_search(
         self,
@@ -928,19 +1103,22 @@ class LdapConnector(Connector):
         size_limit: int = 0,
         what: str,
     ) -> int:
-        def send(connection: ldap3.Connection) -> int:
-            return connection.search(
+        attributes = list(attributes)
+
+        def build(message_id: int) -> bytes:
+            return ldap_internals.search_message(
+                message_id,
                 base,
                 search_filter,
                 scope,
-                attributes=list(attributes),
+                attributes,
                 size_limit=size_limit,
                 time_limit=self.timeout,
                 paged_size=page_size,
                 paged_cookie=cookie,
             )
 
-        return self._send(send, what)
+        return self._send(build, what)
 
     def _search(
         self,
@@ -1484,13 +1662,17 @@ class LdapConnector(Connector):
         except ValueError as exc:  # DNError included
             return (yield from _failed(change, f"cannot create {dn!r}: {exc}"))
         id_attribute = change.object_type.external_id_attribute or "entryUUID"
-        if id_attribute.lower() == "dn":
-            response = yield _Request("add", dn, attributes=attributes)
-            return _result_of(change, response, f"add {dn!r}", external_id=dn, dn=dn)
+        by_dn = id_attribute.lower() == "dn"
         # The new entry's external id comes back with the add (post-read control), or
         # from a read right after it.
-        controls = [self._post_read_control(id_attribute)] if self._post_read else None
+        post_read = self._post_read and not by_dn
+        controls = [self._post_read_control(id_attribute)] if post_read else None
         response = yield _Request("add", dn, attributes=attributes, controls=controls)
+        if response.code == ENTRY_ALREADY_EXISTS:
+            # Perhaps an earlier attempt whose answer a broken connection lost: look.
+            return (yield from self._created_already(change, dn, attributes, response))
+        if by_dn:
+            return _result_of(change, response, f"add {dn!r}", external_id=dn, dn=dn)
         if not response.ok:
             return _result_of(change, response, f"add {dn!r}")
         values = next(
@@ -1504,6 +1686,48 @@ class LdapConnector(Connector):
         if external_id and id_attribute.lower() == "entryuuid":
             external_id = external_id.lower()
         return ExportResult(change.id, ok=True, external_id=external_id, dn=dn)
+
+    def _created_already(
+        self, change: ExportChange, dn: str, attributes: dict[str, list[Any]], refused: _Response
+    ) -> Generator[_Request, _Response, ExportResult]:
+        """The result of a create refused with ``entryAlreadyExists``: a success when the
+        entry at ``dn`` holds exactly the values the add sends (an earlier attempt got
+        through), else a permanent error naming the attributes that differ."""
+        id_attribute = change.object_type.external_id_attribute or "entryUUID"
+        by_dn = id_attribute.lower() == "dn"
+        there = yield _Request("read", dn, read=[*attributes, *([] if by_dn else [id_attribute])])
+        if not there.ok or not there.entries:
+            return _result_of(change, refused, f"add {dn!r}")
+        entry = there.entries[0]
+        differences = [
+            f"{name} is {_shown(_raw(entry, name))}, the create sends {_shown(values)}"
+            for name, values in attributes.items()
+            if self._value_keys(name, _raw(entry, name)) != self._value_keys(name, values)
+        ]
+        if differences:
+            return ExportResult(
+                change.id,
+                ok=False,
+                error=f"add {dn!r} failed: {refused.describe()}; the entry there is not the "
+                f"one to create: {'; '.join(differences)}",
+            )
+        values = [dn] if by_dn else _raw(entry, id_attribute)
+        external_id = _text_value(values[0]) if values else None
+        if external_id and id_attribute.lower() == "entryuuid":
+            external_id = external_id.lower()
+        return ExportResult(change.id, ok=True, external_id=external_id, dn=dn)
+
+    def _value_keys(self, name: str, values: Iterable[str | bytes]) -> set[str | bytes]:
+        """The values as the directory compares them; object classes with their
+        superclasses (an entry of class ``inetOrgPerson`` is a ``person`` too)."""
+        if name.lower() == "objectclass":
+            schema = self.directory_schema()
+            return {
+                class_name.lower()
+                for value in values
+                for class_name in schema.class_chain(_text_value(value)) or [_text_value(value)]
+            }
+        return {self._value_key(name, value) for value in values}
 
     def _post_read_control(self, attribute: str) -> tuple[str, bool, bytes]:
         """The post-read control asking for ``attribute`` (built once, it never changes)."""
@@ -1752,7 +1976,7 @@ class _Pipeline:
                 self._advance(job, response)
         except _ConnectionLost as lost:
             failure = lost.args[0]
-            self._conclude_all(waiting, _Response(SERVER_DOWN, str(failure)))
+            self._conclude_all(waiting, failure)
             if not self.answered:
                 raise failure from None
         return self.results
@@ -1784,32 +2008,34 @@ class _Pipeline:
         job.message_id = -1
         job.what = f"{request.kind} {request.dn!r}"
         self.in_flight.append(job)
-        job.message_id = self._send(request, job.what)
-
-    def _send(self, request: _Request, what: str) -> int:
         try:
-            return self.connector._send(lambda connection: _send_request(connection, request), what)
+            job.message_id = self.connector._session().send(
+                partial(_request_bytes, request), job.what, flush=False
+            )
         except ConnectionFailed as exc:
             raise _ConnectionLost(exc) from None
+        except _Unsendable as exc:  # this change's own fault: it ends here
+            self.in_flight.remove(job)
+            job.flow.close()
+            self.results[job.change.id] = ExportResult(job.change.id, ok=False, error=str(exc))
 
-    def _conclude_all(self, waiting: deque[_Job], down: _Response) -> None:
-        """After a break: run every unfinished flow to its end, answers that arrived
-        first, ``down`` for every other request."""
-        connection = self.connector._connection
+    def _conclude_all(self, waiting: deque[_Job], failure: ConnectorError) -> None:
+        """After a break: run every unfinished flow to its end, with the answers that
+        arrived first, and ``serverDown`` for every other request: in doubt when it
+        was sent (it may have been applied), not made when it was not."""
+        transport = self.connector._session()
+        sent = _Response(SERVER_DOWN, f"{failure}; whether it was applied is unknown")
+        unsent = _Response(SERVER_DOWN, f"{failure}; it was not sent")
         for job in [*self.in_flight, *waiting]:
-            arrived = (
-                _arrived(connection, job.message_id)
-                if connection is not None and job.message_id >= 0
-                else None
-            )
-            reply = _Response.of(*arrived) if arrived else down
+            arrived = transport.arrived(job.message_id) if job.message_id >= 0 else None
+            reply = arrived or (sent if job.message_id >= 0 else unsent)
             self.answered = self.answered or arrived is not None
             try:
                 if not job.started:
                     next(job.flow)  # its first request, never sent
                 while True:
                     job.flow.send(reply)
-                    reply = down
+                    reply = unsent
             except StopIteration as stop:
                 self.results[job.change.id] = stop.value
         self.in_flight.clear()
@@ -1909,38 +2135,29 @@ def _deleted_external_id(spec: ObjectTypeSpec, entry: _LoggedEntry, dn: str) -> 
     return next((value for kind, value in rdn if kind.lower() == id_attribute), None)
 
 
-def _send_request(connection: ldap3.Connection, request: _Request) -> int:
+def _request_bytes(request: _Request, message_id: int) -> bytes:
+    """The LDAPMessage of an export flow's request."""
     # Adds and modifies are the bulk of an export: encoded without pyasn1 (ldap_wire).
     if request.kind == "add":
-        return ldap_wire.send_add(connection, request.dn, request.attributes, request.controls)
+        return ldap_wire.add_message(message_id, request.dn, request.attributes, request.controls)
     if request.kind == "modify":
-        return ldap_wire.send_modify(connection, request.dn, request.changes)
+        return ldap_wire.encode_modify_request(message_id, request.dn, request.changes)
     if request.kind == "modify_dn":
-        return connection.modify_dn(
-            request.dn, request.new_rdn, delete_old_dn=True, new_superior=request.new_superior
+        return ldap_internals.modify_dn_message(
+            message_id, request.dn, request.new_rdn, request.new_superior
         )
     if request.kind == "delete":
-        return connection.delete(request.dn)
+        return ldap_internals.delete_message(message_id, request.dn)
     scope = ldap3.SUBTREE if request.kind == "find" else ldap3.BASE
-    return connection.search(request.dn, request.search_filter, scope, attributes=request.read)
+    return ldap_internals.search_message(
+        message_id, request.dn, request.search_filter, scope, request.read
+    )
 
 
 def _values_of(response: _Response, attribute: str) -> list[bytes]:
     if not response.ok or not response.entries:
         return []
     return _raw(response.entries[0], attribute)
-
-
-def _arrived(connection: ldap3.Connection, message_id: int) -> tuple[list, dict] | None:
-    """The answer to ``message_id`` if ldap3 received it before the connection closed.
-
-    Once closed, ldap3 stops handing out the answers it holds; reading them still
-    tells which changes of a broken batch were made.
-    """
-    stored = (getattr(connection.strategy, "_responses", None) or {}).get(message_id)
-    if not stored or stored[-1] != RESPONSE_COMPLETE:
-        return None
-    return stored[:-2], stored[-2]
 
 
 def _raw(entry: dict[str, Any], attribute: str) -> list[bytes]:
@@ -1953,35 +2170,22 @@ def _raw(entry: dict[str, Any], attribute: str) -> list[bytes]:
     return values or []
 
 
-def _decode_entries_lean(connection: ldap3.Connection) -> None:
-    """Make the connection decode search entries into ``dn`` and ``raw_attributes`` only.
+def _shown(values: list[Any], most: int = 3) -> str:
+    """A few values, for a message: text cut at 40 characters, binary by its size."""
+    if not values:
+        return "absent"
+    shown = [
+        f"<{len(v)} bytes>" if isinstance(v, bytes) and not _is_text(v) else _text_value(v)[:40]
+        for v in values[:most]
+    ]
+    return repr(shown) if len(values) <= most else f"{shown!r} and {len(values) - most} more"
 
-    ldap3 also builds a second, text-decoded copy of every attribute (``attributes``)
-    in case-insensitive dicts; the connector reads raw values only, and skipping that
-    copy reads entries about 1.5 times faster. Anything unusual (a ranged attribute,
-    a structure not as expected) is left to ldap3's own decoder.
-    """
-    decode = connection.strategy.decode_response_fast
 
-    def decode_response(message: dict[str, Any]) -> dict[str, Any]:
-        if message["protocolOp"] == 4:  # searchResEntry
-            try:
-                payload = message["payload"]
-                attributes = {
-                    bytes(item[3][0][3]).decode("utf-8"): [bytes(v[3]) for v in item[3][1][3]]
-                    for item in payload[1][3]
-                }
-                if not any(";range=" in name for name in attributes):
-                    return {
-                        "type": "searchResEntry",
-                        "dn": bytes(payload[0][3]).decode("utf-8"),
-                        "raw_attributes": attributes,
-                    }
-            except (IndexError, KeyError, TypeError, UnicodeDecodeError):
-                pass
-        return decode(message)
-
-    connection.strategy.decode_response_fast = decode_response
+def _is_text(value: bytes) -> bool:
+    try:
+        return value.decode("utf-8").isprintable()
+    except UnicodeDecodeError:
+        return False
 
 
 def _text_value(value: Any) -> str:

@@ -1,21 +1,19 @@
 """LDAP requests encoded straight to BER, for the export's hot path.
 
 ldap3 builds every request as a tree of pyasn1 objects, turns it back into a dict
-for ``connection.request`` and then has pyasn1's generic BER encoder walk the tree.
-For an add of a dozen attributes that costs more CPU than the directory spends
-storing the entry: profiles of large exports spent over half their time there.
-The export only sends adds and modifies in bulk, and both are simple structures
-(RFC 4511, 4.6 and 4.7), so this module writes their LDAPMessage bytes directly and
-hands them to ldap3's ASYNC connection. ldap3's receiving thread decodes the answers
-and ``connection.get_response(message_id)`` returns them exactly as before.
+and then has pyasn1's generic BER encoder walk the tree. For an add of a dozen
+attributes that costs more CPU than the directory spends storing the entry: profiles
+of large exports spent over half their time there. The export only sends adds and
+modifies in bulk, and both are simple structures (RFC 4511, 4.6 and 4.7), so this
+module writes their LDAPMessage bytes directly; the connector's transport sends them
+(``connectors.backends.ldap._Transport``). Other requests are rare and go through
+ldap3's encoder (``connectors.backends.ldap_internals``).
 
 The bytes are the ones ldap3 and pyasn1 produce for the same request (definite
 lengths in their shortest form, SET OF values in the order given, a control's
-criticality left out when false); the tests compare them byte for byte.
-
-:func:`send_add` and :func:`send_modify` take this path only when ldap3 itself would
-send the request unchanged (see :func:`fast_path_possible`), and fall back to
-``connection.add``/``connection.modify`` otherwise.
+criticality left out when false); the tests compare them byte for byte. This module
+uses ldap3's public constants and exceptions; the rest comes through
+``connectors.backends.ldap_internals``.
 """
 
 from __future__ import annotations
@@ -24,18 +22,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ldap3
-from ldap3.core.exceptions import (
-    LDAPChangeError,
-    LDAPControlError,
-    LDAPObjectClassError,
-    LDAPSASLBindInProgressError,
-    LDAPSocketOpenError,
-    LDAPSocketSendError,
-    communication_exception_factory,
-)
-from ldap3.protocol.rfc4511 import Control as Asn1Control
-from ldap3.strategy.asynchronous import AsyncStrategy
-from ldap3.utils.conv import to_unicode
+from ldap3.core.exceptions import LDAPChangeError, LDAPControlError, LDAPObjectClassError
+
+from connectors.backends.ldap_internals import Control as Asn1Control
+from connectors.backends.ldap_internals import to_unicode
 
 #: A request control as ldap3 takes it: (OID, criticality, encoded value or None),
 #: or the pyasn1 ``Control`` that ldap3's control builders (``post_read_control``) return.
@@ -54,6 +44,8 @@ SET = 0x31
 #: [APPLICATION 6] and [APPLICATION 8], constructed.
 MODIFY_REQUEST = 0x66
 ADD_REQUEST = 0x68
+#: [APPLICATION 2], primitive (NULL).
+UNBIND_REQUEST = 0x42
 #: LDAPMessage's ``controls [0]``, constructed.
 CONTROLS = 0xA0
 
@@ -270,118 +262,27 @@ def encode_modify_request(
     return ldap_message(message_id, modify_request(dn, changes) + encode_controls(controls))
 
 
-# --------------------------------------------------------------------------- sending
-
-
-def fast_path_possible(connection: ldap3.Connection) -> bool:
-    """True when ldap3 would send an add or modify just as this module encodes it.
-
-    That is: the plain ASYNC strategy (not a mock or streaming subclass); no name
-    checking (which rewrites the DN) and no schema loaded (whose validators may
-    rewrite values); not lazy (nothing deferred to run first); not read-only (ldap3
-    refuses the modify); no DIGEST-MD5 signing, which wraps every message.
-    """
-    return (
-        type(connection.strategy) is AsyncStrategy
-        and not connection.check_names
-        and connection.server.schema is None
-        and not connection.lazy
-        and not connection.read_only
-        and not (connection.sasl_mechanism == ldap3.DIGEST_MD5 and connection._digest_md5_kic)
-    )
-
-
-def send_add(
-    connection: ldap3.Connection,
+def add_message(
+    message_id: int,
     dn: str,
     attributes: Mapping[str, Any],
     controls: Sequence[Control] | None = None,
-) -> int:
-    """Send an add request as ``connection.add`` would; its message id."""
-    if not fast_path_possible(connection):
-        return connection.add(dn, attributes=attributes, controls=controls)
-    connection.last_error = None
-    attributes = _unique_object_classes(connection, attributes)
-    body = add_request(dn, attributes) + encode_controls(controls)
-    request = {"entry": dn, "attributes": attributes, "type": "addRequest", "controls": controls}
-    return send_encoded(connection, request, body)
+) -> bytes:
+    """The add request's LDAPMessage as ``connection.add`` sends it: object classes as
+    text and without duplicates (``LDAPObjectClassError`` without any, as ldap3)."""
+    return encode_add_request(message_id, dn, unique_object_classes(attributes), controls)
 
 
-def send_modify(
-    connection: ldap3.Connection,
-    dn: str,
-    changes: Mapping[str, Any],
-    controls: Sequence[Control] | None = None,
-) -> int:
-    """Send a modify request as ``connection.modify`` would; its message id."""
-    if not fast_path_possible(connection):
-        return connection.modify(dn, changes, controls=controls)
-    connection.last_error = None
-    changes = change_list(changes)
-    body = _modify_request(dn, changes) + encode_controls(controls)
-    request = {
-        "entry": dn,
-        "changes": _changes_as_dicts(changes),
-        "type": "modifyRequest",
-        "controls": controls,
-    }
-    return send_encoded(connection, request, body)
+def unbind_request(message_id: int) -> bytes:
+    """``UnbindRequest ::= [APPLICATION 2] NULL``."""
+    return ldap_message(message_id, tlv(UNBIND_REQUEST, b""))
 
 
-def _unique_object_classes(
-    connection: ldap3.Connection, attributes: Mapping[str, Any]
-) -> dict[str, Any]:
+def unique_object_classes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The attributes with the objectClass values as text and without duplicates, as
     ldap3's add makes them (which also refuses an add without object classes)."""
     name = next((name for name in attributes if name.lower() == "objectclass"), "objectClass")
     classes = list(dict.fromkeys(to_unicode(c) for c in _values(attributes.get(name, []))))
     if not classes:
-        connection.last_error = "objectClass attribute is mandatory"
-        raise LDAPObjectClassError(connection.last_error)
+        raise LDAPObjectClassError("objectClass attribute is mandatory")
     return {**attributes, name: classes}
-
-
-def _changes_as_dicts(changes: ChangeList) -> list[dict[str, Any]]:
-    """The changes as ldap3's ``decode_request`` lists them (what a referral resends)."""
-    return [
-        {"operation": _OPERATIONS[operation], "attribute": {"type": name, "value": values}}
-        for name, operations in changes.items()
-        for operation, values in operations
-    ]
-
-
-def send_encoded(connection: ldap3.Connection, request: dict[str, Any], body: bytes) -> int:
-    """Send ``body`` (a protocolOp and its controls) as the next message of
-    ``connection``, an ldap3 ASYNC connection; its message id.
-
-    Does what ldap3's ``BaseStrategy.send``, ``sending`` and the ASYNC strategy's
-    ``post_send_single_response`` do, minus the pyasn1 work: the request (``request``,
-    shaped like ldap3's ``decode_request`` result) is registered as outstanding, so
-    the receiving thread's answer reaches ``get_response``; a socket that is not
-    listening raises ``LDAPSocketOpenError`` and a failed send ``LDAPSocketSendError``,
-    both with ldap3's ``last_error``. ldap3's protocol logging is not done.
-    """
-    with connection.connection_lock:
-        connection.request = None
-        if not connection.listening:
-            connection.last_error = "unable to send message, socket is not open"
-            raise LDAPSocketOpenError(connection.last_error)
-        if connection.sasl_in_progress:
-            connection.last_error = "cannot send operation requests while SASL bind is in progress"
-            raise LDAPSASLBindInProgressError(connection.last_error)
-        message_id = connection.server.next_message_id()
-        message = ldap_message(message_id, body)
-        strategy = connection.strategy
-        strategy._outstanding[message_id] = request
-        try:
-            connection.socket.sendall(message)
-        except OSError as exc:  # socket.error
-            connection.last_error = "socket sending error" + str(exc)
-            raise communication_exception_factory(LDAPSocketSendError, type(exc)(str(exc)))(
-                connection.last_error
-            ) from exc
-        if connection.usage:
-            connection._usage.update_transmitted_message(request, len(message))
-        strategy.post_send_single_response(message_id)
-        connection._entries = []
-        return message_id

@@ -10,11 +10,13 @@ import base64
 import time
 from collections import deque
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import ldap3
 import pytest
 
+from connectors.backends import ldap_internals, ldap_wire
 from connectors.backends.ldap import LdapConnector
 from connectors.base import (
     AttributeSpec,
@@ -54,7 +56,7 @@ def group(ou: str, cn: str, members: list[str]) -> Entry:
 
 
 def add_entries(slapd, entries: Iterable[Entry], window: int = 64) -> None:
-    """Add entries with up to ``window`` requests in flight (ldap3 ASYNC)."""
+    """Add entries with up to ``window`` requests in flight (the connector's transport)."""
     _pipelined(slapd, ((dn, attributes) for dn, attributes in entries), window)
 
 
@@ -65,33 +67,30 @@ def delete_entries(slapd, dns: Iterable[str], window: int = 64) -> None:
 
 def _pipelined(slapd, requests: Iterable[tuple[str, dict | None]], window: int) -> None:
     """Adds (attributes given) or deletes (None), pipelined; every one must succeed."""
-    connection = ldap3.Connection(
-        slapd.server(),
-        slapd.admin_dn,
-        slapd.admin_password,
-        client_strategy=ldap3.ASYNC,
-        auto_bind=True,
-        check_names=False,
-    )
     in_flight: deque[tuple[int, str]] = deque()
+    with LdapConnector(ldap_settings(slapd)) as connector:
+        transport = connector._session()
 
-    def collect() -> None:
-        message_id, dn = in_flight.popleft()
-        _, result = connection.get_response(message_id, timeout=30)
-        assert result["result"] == 0, (dn, result)
+        def collect() -> None:
+            message_id, dn = in_flight.popleft()
+            response = transport.wait(message_id, dn)
+            assert response.ok, (dn, response)
 
-    try:
         for dn, attributes in requests:
             if attributes is None:
-                in_flight.append((connection.delete(dn), dn))
+                build = partial(ldap_internals.delete_message, dn=dn)
             else:
-                in_flight.append((connection.add(dn, attributes=attributes), dn))
+                build = partial(_add_message, dn=dn, attributes=attributes)
+            in_flight.append((transport.send(build, dn), dn))
             if len(in_flight) >= window:
                 collect()
         while in_flight:
             collect()
-    finally:
-        connection.unbind()
+
+
+def _add_message(message_id: int, dn: str, attributes: dict) -> bytes:
+    single = {name: v if isinstance(v, list) else [v] for name, v in attributes.items()}
+    return ldap_wire.add_message(message_id, dn, single)
 
 
 def people_spec(ou: str, **attributes: str) -> ObjectTypeSpec:
