@@ -38,7 +38,7 @@ import fcntl
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 from django.db import connection
@@ -101,16 +101,28 @@ class _AdvisoryLock:
         params = connection.get_connection_params()
         params["application_name"] = application_name(activity_id)
         self._session: psycopg.Connection | None = psycopg.connect(**params, autocommit=True)
-        if self._session.info.server_version >= 140000:
-            # The session is idle between checks; an installation's idle_session_timeout
-            # must not end it (and free the lock) under a live run.
-            self._session.execute("SET idle_session_timeout = 0")
-        row = self._session.execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", _keys(activity_id)
-        ).fetchone()
+        try:
+            row = self._take(self._session, activity_id)
+        except BaseException:
+            self.release()
+            raise
         if not (row and row[0]):
             self.release()
             raise AlreadyHeld(f"activity #{activity_id} is being run by another process")
+
+    @staticmethod
+    def _take(session: psycopg.Connection, activity_id: int) -> tuple[Any, ...] | None:
+        if session.info.server_version >= 140000:
+            # The session is idle between checks; an installation's idle_session_timeout
+            # must not end it (and free the lock) under a live run.
+            session.execute("SET idle_session_timeout = 0")
+        # A host that vanishes (power loss, reboot, partition) sends no FIN: the server
+        # probes the idle session and frees the lock within about a minute, not the
+        # kernel's default two hours.
+        session.execute("SET tcp_keepalives_idle = 30")
+        session.execute("SET tcp_keepalives_interval = 10")
+        session.execute("SET tcp_keepalives_count = 3")
+        return session.execute("SELECT pg_try_advisory_lock(%s, %s)", _keys(activity_id)).fetchone()
 
     def check(self) -> None:
         if self._session is None:

@@ -28,6 +28,7 @@ from jim_project.bulk import (
     one_of,
     update_instances,
 )
+from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject, MetaverseObjectKey
 from metaverse.sync.keys import JoinIndex, key_rows, normalise_key
 from metaverse.sync.rules import RuleSet
@@ -286,6 +287,7 @@ class SyncBatch:
         """Write the batch's objects and pending exports (call inside the batch's
         transaction: a CSO's pending export is committed with the CSO, the MVO and the
         sync mark it was decided from, or not at all)."""
+        self._postpone_busy_deletions()
         self.write_new_csos()
         self._write_mvos()
         self._write_csos()
@@ -297,6 +299,18 @@ class SyncBatch:
                 metaverse_object=None, join_type="not_joined", joined_at=None
             )
             MetaverseObject.objects.filter(pk__in=self.deleted_mvos).delete()
+
+    def _postpone_busy_deletions(self) -> None:
+        """An MVO to be deleted whose deprovisioning could not be staged — one of its
+        pending exports is being sent (:attr:`busy_mvos`) — is kept, its deletion due
+        now: the next sync's housekeeping deletes it and stages what is left to
+        deprovision. Deleted now, its target objects would be orphaned."""
+        for mvo_id in self.deleted_mvos & self.busy_mvos:
+            self.deleted_mvos.discard(mvo_id)
+            mvo = self.mvos[mvo_id]
+            mvo.status = MvoStatus.DELETION_SCHEDULED
+            mvo.deletion_due_at = self.now
+            self.mvo_changed(mvo)
 
     def assign_new_cso_ids(self) -> list[ConnectorSpaceObject]:
         """Give the CSOs provisioned so far their ids, so that references to them can

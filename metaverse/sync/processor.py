@@ -405,7 +405,8 @@ class SyncRun:
         Each batch clears the sync marks its work completes (see :meth:`_mark_done`)."""
         mvo_ids = sorted(set(self.deferred_references) | self.deferred_exports)
         marked = self.marked_until_last_pass
-        finished_earlier = [marked.pop(i) for i in list(marked) if i not in set(mvo_ids)]
+        waiting = set(mvo_ids)
+        finished_earlier = [marked.pop(i) for i in list(marked) if i not in waiting]
         _unmark(finished_earlier)  # a later batch of the run resolved what they waited for
         for start in range(0, len(mvo_ids), BATCH_SIZE):
             chunk = mvo_ids[start : start + BATCH_SIZE]
@@ -476,8 +477,11 @@ class SyncRun:
                 for mvo in batch.mvos.values():
                     batch.deleted_mvos.add(mvo.pk)
                     evaluator.deprovision_all(mvo)
+                batch.hold_exports()
                 batch.commit()
             for mvo in batch.mvos.values():
+                if mvo.pk in batch.busy_mvos:
+                    continue  # still due: the next sync deletes it
                 self.recorder.item(
                     ObjectChangeType.DELETED,
                     external_id=mvo.display_name,

@@ -9,9 +9,11 @@ batch between loading its pending exports and committing — on the same connect
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from connectors import registry
 from connectors.activity import ActivityRecorder
@@ -20,6 +22,7 @@ from connectors.models import Activity, ConnectedSystem, ConnectorSpaceObject
 from exports.confirmation import confirm_exports
 from exports.export_processor import run_export
 from exports.models import PendingExport, PendingExportAttributeChange
+from metaverse.models import MetaverseObject
 from metaverse.sync.processor import SyncRun
 from tests.exports.memory_connector import MemoryConnector
 from tests.sync.scenario import Scenario, build_scenario, run_processor
@@ -268,3 +271,64 @@ def test_a_failed_export_staged_again_is_pending_change_by_change(failing):
     attributes = MemoryConnector.directory[DN]["attributes"]
     assert (attributes["cn"], attributes["sn"]) == (["Jim Jones"], ["Jones"])
     assert not PendingExport.objects.exists()
+
+
+def _sending(pe: PendingExport) -> None:
+    """An export run claims the pending export (and is sending it)."""
+    PendingExport.objects.filter(pk=pe.pk).update(status="executing")
+
+
+def _sent(pe: PendingExport) -> None:
+    """The export run records its outcome."""
+    PendingExport.objects.filter(pk=pe.pk).update(status="exported")
+
+
+def test_a_leaver_whose_export_is_being_sent_is_deprovisioned_by_the_next_sync(scenario):
+    _provisioned(scenario)
+    scenario.update_hr("1001", lastName="Jones")
+    scenario.sync(delta=True)
+    target = scenario.dir_cso_of("1001")
+    pe = scenario.export_of("1001")
+    _sending(pe)
+    scenario.obsolete_hr("1001")
+
+    scenario.sync(delta=True)  # the MVO is to be deleted; its target's export is being sent
+
+    mvo = MetaverseObject.objects.get()  # kept, not deleted with an orphan in the target
+    assert mvo.status == "deletion_scheduled" and mvo.deletion_due_at <= timezone.now()
+    assert PendingExport.objects.get(pk=pe.pk).status == "executing"  # left to its run
+
+    _sent(pe)
+    scenario.sync(delta=True)
+
+    assert not MetaverseObject.objects.exists()
+    assert PendingExport.objects.get(cs_object=target).change_type == "delete"
+
+
+def test_housekeeping_keeps_an_mvo_whose_export_is_being_sent_until_the_next_sync(scenario):
+    scenario.person.deletion_grace_period_days = 7
+    scenario.person.save()
+    _provisioned(scenario)
+    target = scenario.dir_cso_of("1001")
+    scenario.obsolete_hr("1001")
+    scenario.sync(delta=True)
+    MetaverseObject.objects.update(deletion_due_at=timezone.now() - dt.timedelta(seconds=1))
+    PendingExport.objects.create(  # an export run is sending an update of the person
+        connected_system=scenario.directory,
+        cs_object=target,
+        metaverse_object=MetaverseObject.objects.get(),
+        change_type="update",
+        status="executing",
+    )
+
+    scenario.sync(delta=True)  # housekeeping: the grace period has ended
+
+    assert MetaverseObject.objects.get().status == "deletion_scheduled"
+    pe = PendingExport.objects.get(cs_object=target)
+    assert pe.status == "executing" and pe.change_type == "update"
+
+    _sent(pe)
+    scenario.sync(delta=True)
+
+    assert not MetaverseObject.objects.exists()
+    assert PendingExport.objects.get(cs_object=target).change_type == "delete"
