@@ -238,6 +238,10 @@ def _claim(activity: Activity) -> run_lock.RunLock:
         lock = run_lock.hold(activity.pk)
     except run_lock.AlreadyHeld as exc:
         raise NotQueued(str(exc)) from None
+    except (psycopg.Error, OSError) as exc:  # no connection slot left, an unwritable folder
+        reason = f"could not take the run lock of activity #{activity.pk}: {_first_line(exc)}"
+        refuse(activity, reason)
+        raise NotQueued(reason) from None
     try:
         _claim_system(activity)
     except BaseException:

@@ -21,6 +21,7 @@ from connectors.choices import ActivityStatus
 from connectors.models import Activity, RunProfile, Schedule
 from connectors.runner import (
     AlreadyRunning,
+    NotQueued,
     OutcomeNotRecorded,
     execute,
     fail_dead,
@@ -80,6 +81,10 @@ def _execute_when_free(activity: Activity) -> Activity:
             return execute(activity)
         except AlreadyRunning:
             time.sleep(WAIT_POLL_SECONDS)
+        except NotQueued as exc:
+            logger.error("Activity %s: %s", activity.pk, exc)
+            activity.refresh_from_db()
+            return activity
         except OutcomeNotRecorded as exc:
             logger.error("Activity %s: %s", activity.pk, exc)
             return exc.activity

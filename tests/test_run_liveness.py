@@ -472,3 +472,22 @@ def test_kill_9_on_sqlite_the_next_run_starts_at_once(tmp_path):
         ).fetchone()
     assert dead[0] == "failed" and dead[1].startswith(DEAD)
     assert list(lock_file.parent.iterdir()) == []
+
+
+@pytest.mark.django_db
+def test_a_run_whose_lock_cannot_be_taken_is_refused_with_the_reason(tmp_path, monkeypatch):
+    system = make_csv_system(tmp_path, people(1))
+
+    def no_slot_left(activity_id: int) -> run_lock.RunLock:
+        # What the server answers when every connection slot is taken.
+        raise psycopg.OperationalError("FATAL:  sorry, too many clients already")
+
+    monkeypatch.setattr(run_lock, "hold", no_slot_left)
+
+    with pytest.raises(runner.NotQueued, match="could not take the run lock") as refused:
+        run(system)
+
+    activity = Activity.objects.get(connected_system=system)
+    assert activity.status == "failed"
+    assert activity.message == f"Not run: {refused.value}"
+    assert "too many clients" in activity.message
