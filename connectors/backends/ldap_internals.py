@@ -64,9 +64,8 @@ __all__ = [
     "to_unicode",
 ]
 
-#: protocolOp numbers of the responses that are one part of a longer answer.
+#: The protocolOp number of a searchResEntry.
 SEARCH_RESULT_ENTRY = 4
-PARTIAL_RESPONSES = frozenset({SEARCH_RESULT_ENTRY, 19, 25})  # entry, reference, intermediate
 
 
 # --------------------------------------------------------------------------- the session
