@@ -130,7 +130,7 @@ class _AdvisoryLock:
         try:
             self._session.execute("SELECT 1")
         except psycopg.Error as exc:
-            raise LockLost(_first_line(exc)) from None
+            raise LockLost(first_line(exc)) from None
 
     def release(self) -> None:
         session, self._session = self._session, None
@@ -229,6 +229,7 @@ def _names(path: Path, fd: int) -> bool:
         return False
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception's message on one line (a database error's first line is the cause)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__

@@ -214,7 +214,7 @@ def lost_connection(exc: BaseException) -> str | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if _ends_the_session(current):
-            return _first_line(current)
+            return run_lock.first_line(current)
         current = current.__cause__ or current.__context__
     return None
 
@@ -239,7 +239,8 @@ def _claim(activity: Activity) -> run_lock.RunLock:
     except run_lock.AlreadyHeld as exc:
         raise NotQueued(str(exc)) from None
     except (psycopg.Error, OSError) as exc:  # no connection slot left, an unwritable folder
-        reason = f"could not take the run lock of activity #{activity.pk}: {_first_line(exc)}"
+        cause = run_lock.first_line(exc)
+        reason = f"could not take the run lock of activity #{activity.pk}: {cause}"
         refuse(activity, reason)
         raise NotQueued(reason) from None
     try:
@@ -498,7 +499,7 @@ def _write_outcome(
             raise
         # RPEIs may point at rows a failed transaction rolled back; keep the outcome.
         logger.warning(
-            "Activity %s: could not write its last RPEIs: %s", activity.pk, _first_line(exc)
+            "Activity %s: could not write its last RPEIs: %s", activity.pk, run_lock.first_line(exc)
         )
         recorder.discard_buffered()
         recorder.flush()
@@ -532,11 +533,6 @@ def _keep_in_memory(
     activity.finished_at = timezone.now()
     activity.objects_processed, activity.objects_total = recorder.processed, recorder.total
     activity.counts, activity.error_count = recorder.count_summary(), recorder.error_count
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _one_line(exc: BaseException) -> str:
