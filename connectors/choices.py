@@ -148,5 +148,7 @@ class RpeiErrorType(models.TextChoices):
     EXPORT_FAILED = "export_failed"
     EXPORT_CONFIRMATION_FAILED = "export_confirmation_failed"
     DELETION_THRESHOLD_EXCEEDED = "deletion_threshold_exceeded"
+    CHANGE_THRESHOLD_EXCEEDED = "change_threshold_exceeded"
+    ATTRIBUTE_LOST = "attribute_lost"
     CONNECTOR_ERROR = "connector_error"
     UNHANDLED_ERROR = "unhandled_error"

@@ -32,31 +32,58 @@ from jim_project.crypto import EncryptedJSONField
 #: Default deletion threshold: 500 objects or 10 %, whichever is smaller (spec "Safety").
 DEFAULT_DELETION_THRESHOLD_COUNT = 500
 DEFAULT_DELETION_THRESHOLD_PERCENT = 10
+#: Default change threshold: as the deletion threshold, but never below this many
+#: objects, so that a small system can still change a few of its objects.
+DEFAULT_CHANGE_THRESHOLD_FLOOR = 10
 
 _THRESHOLD_RE = re.compile(r"^\s*(\d+)\s*(%?)\s*$")
 
 
-def validate_deletion_threshold(value: str) -> None:
-    """A threshold is blank (the default), a count (``500``) or a percentage (``20%``)."""
+def _validate_threshold(value: str, what: str) -> None:
     if value and not _THRESHOLD_RE.match(value):
         raise ValidationError(
-            f"{value!r} is not a deletion threshold: use a count (500) or a percentage (20%)."
+            f"{value!r} is not a {what} threshold: use a count (500) or a percentage (20%)."
         )
     match = _THRESHOLD_RE.match(value or "")
     if match and match.group(2) and int(match.group(1)) > 100:
         raise ValidationError(f"{value!r}: a percentage cannot exceed 100%.")
 
 
-def deletion_limit(threshold: str, existing: int) -> int:
-    """How many objects a full import may mark obsolete out of ``existing`` CSOs."""
+def validate_deletion_threshold(value: str) -> None:
+    """A threshold is blank (the default), a count (``500``) or a percentage (``20%``)."""
+    _validate_threshold(value, "deletion")
+
+
+def validate_change_threshold(value: str) -> None:
+    """Same form as the deletion threshold."""
+    _validate_threshold(value, "change")
+
+
+def _explicit_limit(threshold: str, existing: int) -> int | None:
     match = _THRESHOLD_RE.match(threshold or "")
     if not match:
-        return min(
-            DEFAULT_DELETION_THRESHOLD_COUNT,
-            existing * DEFAULT_DELETION_THRESHOLD_PERCENT // 100,
-        )
+        return None
     number = int(match.group(1))
     return existing * number // 100 if match.group(2) else number
+
+
+def deletion_limit(threshold: str, existing: int) -> int:
+    """How many objects a full import may mark obsolete out of ``existing`` CSOs."""
+    limit = _explicit_limit(threshold, existing)
+    if limit is not None:
+        return limit
+    return min(
+        DEFAULT_DELETION_THRESHOLD_COUNT, existing * DEFAULT_DELETION_THRESHOLD_PERCENT // 100
+    )
+
+
+def change_limit(threshold: str, existing: int) -> int:
+    """On how many of ``existing`` objects one run may change one attribute (an import)
+    or update or deprovision objects (an export run)."""
+    limit = _explicit_limit(threshold, existing)
+    if limit is not None:
+        return limit
+    return max(DEFAULT_CHANGE_THRESHOLD_FLOOR, deletion_limit("", existing))
 
 
 class ConnectedSystem(models.Model):
@@ -92,6 +119,14 @@ class ConnectedSystem(models.Model):
         help_text="A count (500) or a percentage (20%). Blank: 500 objects or 10%, "
         "whichever is smaller.",
     )
+    change_threshold = models.CharField(
+        max_length=20,
+        blank=True,
+        validators=[validate_change_threshold],
+        help_text="How many objects (500) or what share (20%) one import may change one "
+        "attribute on, or one export run may update or deprovision. Blank: 500 objects or "
+        "10%, whichever is smaller, but at least 10.",
+    )
     config_base_dir = models.CharField(
         max_length=1000,
         blank=True,
@@ -109,6 +144,9 @@ class ConnectedSystem(models.Model):
 
     def deletion_limit(self, existing: int) -> int:
         return deletion_limit(self.deletion_threshold, existing)
+
+    def change_limit(self, existing: int) -> int:
+        return change_limit(self.change_threshold, existing)
 
     def all_settings(self) -> dict[str, Any]:
         """Settings and secret settings merged, for handing to the connector.
@@ -168,6 +206,11 @@ class ConnectedSystemAttribute(models.Model):
         max_length=200,
         blank=True,
         help_text="For reference attributes: the object type referred to (CSV: 'person').",
+    )
+    optional = models.BooleanField(
+        default=False,
+        help_text="The source may lose this attribute (a CSV column, an LDAP attribute "
+        "no object has any more) without the import being refused.",
     )
 
     class Meta:
@@ -313,6 +356,9 @@ class Activity(models.Model):
     counts = models.JSONField(default=dict, blank=True, help_text="RPEIs by change type.")
     error_count = models.PositiveIntegerField(default=0)
     allow_deletions = models.BooleanField(default=False)
+    allow_changes = models.BooleanField(
+        default=False, help_text="The run may exceed the system's change threshold."
+    )
     cancel_requested = models.BooleanField(default=False)
     initiated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
