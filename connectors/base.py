@@ -133,11 +133,15 @@ class ImportStream:
     sees exactly the changes made since. ``pages`` is a lazy iterator; a
     :class:`ConnectorError` raised while iterating fails the import.
     ``total`` is the number of objects expected, when the connector knows it.
+    ``attribute_names`` says, per object type, which attributes the source has at all
+    (a CSV file's header), when the connector can tell: the import refuses a source
+    that lost one before reading a row.
     """
 
     watermark: dict[str, Any]
     pages: Iterator[ImportPage]
     total: int | None = None
+    attribute_names: dict[str, frozenset[str]] | None = None
 
 
 # --------------------------------------------------------------------------- export

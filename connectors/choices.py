@@ -88,6 +88,7 @@ class ActivityPhase(models.TextChoices):
     WAITING = "waiting"
     CONNECTING = "connecting"
     IMPORTING = "importing"
+    WRITING = "writing"
     DELETION_DETECTION = "deletion_detection"
     RESOLVING_REFERENCES = "resolving_references"
     RECONCILING_EXPORTS = "reconciling_exports"

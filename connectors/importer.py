@@ -1,12 +1,21 @@
 """The import processor: full and delta import of a connected system (seed 002).
 
 One processor for both; the connector does the delta filtering from the watermark.
-The connector's pages are processed one at a time with a fixed number of queries per
-page (existing CSOs of the page, pending-provisioning CSOs by DN, referenced CSOs),
-and written in one transaction per page — new CSOs, changed CSOs and the RPEIs of
-what happened to them — by a :class:`~jim_project.writer.PageWriter`, in the
-background while the next page is read when it can. CSOs are handled as plain rows
-and written with :mod:`jim_project.bulk`. Per object, in the seed's order:
+An import works in two steps, so that bad input never becomes a mass change:
+
+1. **Stage**: the connector's pages are read one at a time and checked with a fixed
+   number of queries per page (existing CSOs of the page, pending-provisioning CSOs
+   by DN, referenced CSOs); what each page would write is spooled to disk
+   (:mod:`connectors.importing.spool`) while a tally counts what would change.
+2. **Screen, then write**: once the whole source is read, an import that lost an
+   attribute or would change one on more objects than the change threshold is
+   refused with nothing written (:mod:`connectors.importing.screening`); otherwise
+   the spooled pages are written, one transaction per page — new CSOs, changed CSOs
+   and the RPEIs of what happened to them — by a
+   :class:`~jim_project.writer.PageWriter`.
+
+CSOs are handled as plain rows and written with :mod:`jim_project.bulk`. Per object,
+in the seed's order:
 
 1. duplicate attribute names → ``duplicate_imported_attributes``;
 2. object type not among the selected ones → ``could_not_match_object_type``;
@@ -21,12 +30,14 @@ and written with :mod:`jim_project.bulk`. Per object, in the seed's order:
    external id, or by DN while it has none yet — becomes ``normal``: it is the object
    JIM provisioned, confirmed, not a new one (seed 000).
 
-After the last page: attributes seen for the first time are added to the schema; a
-full import runs deletion detection (:mod:`connectors.importing.deletion`); unresolved
-references are retried (:mod:`connectors.importing.references`); the watermark is
-saved. A failure before that end (a :class:`~connectors.base.ConnectorError` from the
-page iterator, the deletion threshold) keeps the committed pages and leaves the
-watermark where it was, so the next delta import reads those changes again.
+After the last page is written: attributes seen for the first time are added to the
+schema; a full import runs deletion detection (:mod:`connectors.importing.deletion`);
+unresolved references are retried (:mod:`connectors.importing.references`); the
+watermark is saved. A failure while staging (a
+:class:`~connectors.base.ConnectorError` from the page iterator, a refusal) writes
+nothing; a failure after that (the deletion threshold, a lost database connection)
+keeps the committed pages. Either way the watermark stays where it was, so the next
+delta import reads those changes again.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -52,6 +64,13 @@ from connectors.choices import (
 from connectors.importing.deletion import DeletionScope, detect_deletions
 from connectors.importing.identities import RunIdentities
 from connectors.importing.references import Found, ReferenceResolver, chunks
+from connectors.importing.screening import (
+    ChangeTally,
+    ScreenedType,
+    refuse_missing_columns,
+    screen,
+)
+from connectors.importing.spool import Spool
 from connectors.importing.values import (
     changed_attributes,
     data_type_of,
@@ -115,6 +134,8 @@ class _ImportType:
     id: int
     spec: ObjectTypeSpec
     known_attributes: frozenset[str]
+    #: attributes the source may lose (see :mod:`connectors.importing.screening`)
+    optional: frozenset[str]
     #: attributes seen that the schema lacks → the data type of their first value
     new_attributes: dict[str, str] = field(default_factory=dict)
     multivalued_seen: set[str] = field(default_factory=set)
@@ -184,6 +205,7 @@ class ImportRun:
         self.resolver: ReferenceResolver | None = None
         self.identities = RunIdentities()
         self.statistics: PlannerStatistics | None = None
+        self.tally = ChangeTally()
 
     # -- the run ----------------------------------------------------------------------
 
@@ -208,12 +230,26 @@ class ImportRun:
                 persisted_data=self.system.persisted_connector_data,
                 page_size=self._page_size(),
             )
+            screening = not self.activity.allow_changes
+            if screening and stream.attribute_names is not None:
+                refuse_missing_columns(self.system, self._screened(), stream.attribute_names)
             self.recorder.progress(total=stream.total, processed=0, phase=ActivityPhase.IMPORTING)
             try:
-                with PageWriter() as writer:
+                with Spool[_PageWrites]() as spool:
                     for page in stream.pages:
-                        self._process_page(page, writer)
+                        writes = self._stage_page(page)
+                        if writes is not None:
+                            spool.add(writes)
                         self.recorder.progress(advance=len(page.objects) + len(page.errors))
+                    if screening:
+                        screen(
+                            self.system,
+                            self._screened(),
+                            self.tally,
+                            full=not self.delta,
+                            columns_known=stream.attribute_names is not None,
+                        )
+                    self._write_all(spool)
             except BaseException:
                 self._undo_reservations_quietly()
                 raise
@@ -236,10 +272,12 @@ class ImportRun:
         )
         for object_type in all_types:
             if object_type.selected:
+                attributes = object_type.attributes.all()
                 self.types[object_type.name] = _ImportType(
                     object_type.pk,
                     object_type_spec(object_type),
-                    frozenset(a.name for a in object_type.attributes.all()),
+                    frozenset(a.name for a in attributes),
+                    frozenset(a.name for a in attributes if a.optional),
                 )
         if not self.types:
             raise RunFailed(
@@ -254,14 +292,29 @@ class ImportRun:
         profile = self.activity.run_profile
         return profile.page_size if profile is not None else None
 
+    def _screened(self) -> list[ScreenedType]:
+        return [
+            ScreenedType(
+                t.id, t.spec.name, t.spec.external_id_attribute, t.known_attributes, t.optional
+            )
+            for t in self.types.values()
+        ]
+
+    def _write_all(self, spool: Spool[_PageWrites]) -> None:
+        """Write the staged pages, one transaction each (in the background when it can)."""
+        self.recorder.set_phase(ActivityPhase.WRITING)
+        with PageWriter() as writer:
+            for writes in spool.replay():
+                writer.submit(partial(self._write, writes), partial(self._written, writes))
+
     # -- one page -----------------------------------------------------------------------
 
-    def _process_page(self, page: ImportPage, writer: PageWriter) -> None:
-        """Check and stage one page's objects; hand its writes to the page writer."""
+    def _stage_page(self, page: ImportPage) -> _PageWrites | None:
+        """Check and stage one page's objects: what the page would write."""
         self._record_unreadable(page.errors)
         candidates = self._screen(page.objects)
         if not candidates:
-            return
+            return None
         existing, provisioned = self._load_existing(candidates)
         targets: dict[str, _Cso | None] = {}
         for candidate in candidates:
@@ -281,7 +334,7 @@ class ImportRun:
                 self._stage_create(candidate, new_ids.get(candidate.key), found_for_new, writes)
             else:
                 self._stage_update(candidate, cso, found, writes)
-        writer.submit(lambda: self._write(writes), lambda: self._written(writes))
+        return writes
 
     def _new_ids(self, new: list[_Candidate]) -> dict[str, int]:
         """The ids the page's new CSOs will have (when ids are known before writing)."""
@@ -524,6 +577,8 @@ class ImportRun:
         self, candidate: _Candidate, cso_id: int | None, found: Found, writes: _PageWrites
     ) -> None:
         attributes, unresolved = self._document(candidate, found)
+        self.tally.imported(candidate.type.spec.name, attributes)
+        self.tally.imported(candidate.type.spec.name, unresolved)
         if cso_id is not None and self.identities.awaited:
             for name, key in self.resolver.external_id_references(
                 candidate.type.id, candidate.obj.attributes
@@ -555,6 +610,11 @@ class ImportRun:
         unresolved_changed = changed_attributes(cso.unresolved_references, unresolved)
         if unresolved_changed:
             changed = sorted(set(changed) | set(unresolved_changed))
+        name = candidate.type.spec.name
+        self.tally.imported(name, attributes)
+        self.tally.imported(name, unresolved)
+        if cso.status != CsoStatus.PENDING_PROVISIONING:  # confirming a create: not a change
+            self.tally.existing(name, candidate.key, cso.attributes, attributes, changed)
         details: dict[str, Any] = {}
         if changed:
             details["attributes"] = changed

@@ -176,13 +176,20 @@ def make_csv_system(
 
 
 def run(
-    system: ConnectedSystem, profile: str = "Full Import", *, allow_deletions: bool = False
+    system: ConnectedSystem,
+    profile: str = "Full Import",
+    *,
+    allow_deletions: bool = False,
+    allow_changes: bool = False,
 ) -> Activity:
     """Run a profile of ``system`` to its end, as ``jim run`` does."""
     run_profile = RunProfile.objects.get(connected_system=system, name=profile)
     activity = start_activity(
         system, run_profile, initiated_by_name="tests", allow_deletions=allow_deletions
     )
+    if allow_changes:
+        Activity.objects.filter(pk=activity.pk).update(allow_changes=True)
+        activity.allow_changes = True
     return execute(activity)
 
 

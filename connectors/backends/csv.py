@@ -552,7 +552,12 @@ class CsvConnector(Connector):
             self._release(raw)
             raise
         pages = self._pages(raw, spec, header.names, columns, page_size or DEFAULT_PAGE_SIZE)
-        return ImportStream(watermark={}, pages=pages, total=max(self._count_lines() - 1, 0))
+        return ImportStream(
+            watermark={},
+            pages=pages,
+            total=max(self._count_lines() - 1, 0),
+            attribute_names={spec.name: frozenset(column.name for column in columns)},
+        )
 
     def _count_lines(self) -> int:
         """Physical lines in the file: the expected object count for progress (cheap)."""

@@ -146,7 +146,7 @@ def _missing(
 def _mark_obsolete(pks: list[int], recorder: ActivityRecorder) -> None:
     with transaction.atomic():
         csos = ConnectorSpaceObject.objects.filter(pk__in=pks, status=CsoStatus.NORMAL)
-        rows = list(csos.values_list("pk", "external_id"))
+        rows = list(csos.order_by("pk").values_list("pk", "external_id"))
         csos.update(status=CsoStatus.OBSOLETE, sync_pending=True, updated_at=timezone.now())
     for pk, external_id in rows:
         recorder.item(

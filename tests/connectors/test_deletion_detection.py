@@ -96,7 +96,7 @@ def test_deletion_detection_works_on_csos_written_by_the_bulk_path(tmp_path):
 def test_an_empty_file_marks_nothing_obsolete(tmp_path):
     system = make_csv_system(tmp_path, people(5), deletion_threshold="100%")
     run(system)
-    write_csv(tmp_path / "hr.csv", [], header=["employeeId", "firstName"])
+    write_csv(tmp_path / "hr.csv", [], header=[*people(1)[0]])
 
     activity = run(system)
 
@@ -272,7 +272,7 @@ def test_rows_rejected_as_errors_are_not_taken_for_deletions(tmp_path):
     rows = people(4)
     rows.append(dict(rows[1]))  # 1002 twice: both rejected
     rows[2]["age"] = "old"  # 1003 cannot be read, but its id can
-    write_csv(tmp_path / "hr.csv", rows, header=["employeeId", "firstName", "age"])
+    write_csv(tmp_path / "hr.csv", rows, header=[*people(1)[0], "age"])
 
     activity = run(system)
 
@@ -285,7 +285,9 @@ def test_rows_rejected_as_errors_are_not_taken_for_deletions(tmp_path):
 
 
 def test_an_unreadable_row_without_an_id_skips_deletion_detection(tmp_path):
-    system = make_csv_system(tmp_path, people(3), deletion_threshold="100%")
+    system = make_csv_system(
+        tmp_path, people(3), header=["employeeId", "firstName"], deletion_threshold="100%"
+    )
     run(system)
     (tmp_path / "hr.csv").write_text('employeeId,firstName\n1001,Ann\n"1002,Bob\n')
 
