@@ -29,7 +29,8 @@ Export
     rather than written as something else: a value of only whitespace (a blank cell is
     no value; one that starts with a TAB or CR is escaped, below, and kept), and in a
     multi-valued column a value containing the separator or starting or ending with
-    whitespace (values are split and stripped). An empty value is no value.
+    whitespace (values are split and stripped), and a character the file's encoding
+    lacks. An empty value is no value.
 
 Spreadsheet formula injection
     A value written by JIM that starts with ``=``, ``+``, ``-``, ``@``, a TAB, a
@@ -640,18 +641,21 @@ class CsvConnector(Connector):
         """Apply creates, updates and deletes by external id; rewrite the file atomically.
 
         One result per change, in the order of ``changes``. A change that cannot be
-        applied (no such row, a create whose external id exists, a value containing
-        the multi-value separator) fails alone. When the current file cannot be read
+        applied (no such row, a create whose external id exists, a value that would not
+        read back: see the module doc) fails alone. When the current file cannot be read
         faithfully (bad quoting, bad encoding) no change is applied and every change
         fails with the reason: JIM never rewrites a file it could not read.
         """
         if not changes:
             return []
-        plan = _ExportPlan(changes, self.separator)
+        plan = _ExportPlan(changes, self.separator, self.encoding)
         try:
             self._rewrite(plan)
         except _RewriteRefused as exc:
             return plan.fail_all(str(exc))
+        except UnicodeEncodeError as exc:  # a new column's name (values are checked)
+            text = exc.object[exc.start : exc.end]
+            return plan.fail_all(f"{text!r} cannot be written in {self.path.name}'s {exc.encoding}")
         except OSError as exc:
             raise ConnectorError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
         return plan.results()
@@ -770,8 +774,9 @@ class _ExportPlan:
     is appended at the end of the file).
     """
 
-    def __init__(self, changes: list[ExportChange], separator: str) -> None:
+    def __init__(self, changes: list[ExportChange], separator: str, encoding: str) -> None:
         self.separator = separator
+        self.encoding = encoding
         self.spec = changes[0].object_type
         self.id_attribute = self.spec.external_id_attribute
         self._order = [change.id for change in changes]
@@ -838,7 +843,11 @@ class _ExportPlan:
                 continue
             try:
                 row = _apply_attribute_changes(
-                    dict(row or {}), change.attribute_changes, self.spec, self.separator
+                    dict(row or {}),
+                    change.attribute_changes,
+                    self.spec,
+                    self.separator,
+                    self.encoding,
                 )
             except ValueError as exc:
                 self._fail(change, str(exc))
@@ -870,6 +879,7 @@ def _apply_attribute_changes(
     attribute_changes: list[ExportAttributeChange],
     spec: ObjectTypeSpec,
     separator: str,
+    encoding: str,
 ) -> dict[str, str]:
     """Apply add/update/remove/remove_all to a row's cells; ValueError when impossible."""
     for attribute_change in attribute_changes:
@@ -895,18 +905,27 @@ def _apply_attribute_changes(
             raise ValueError(f"{name} is single-valued but was given {len(current)} values")
         cells = [escape_formula(value) for value in current]
         for value, cell in zip(current, cells, strict=True):
-            _check_writable(name, value, cell, separator if multivalued else None)
+            _check_writable(name, value, cell, separator if multivalued else None, encoding)
         row[name] = separator.join(cells)
     return row
 
 
-def _check_writable(name: str, value: str, cell: str, separator: str | None) -> None:
+def _check_writable(name: str, value: str, cell: str, separator: str | None, encoding: str) -> None:
     """Raise ValueError when ``value`` (as ``cell``) would not read back unchanged.
 
     A blank cell is no value; in a multi-valued column (``separator`` given) values
-    are split on the separator and stripped of surrounding whitespace. Such values are
-    refused rather than written as something else.
+    are split on the separator and stripped of surrounding whitespace; a character
+    the file's encoding lacks cannot be written at all. Such values are refused
+    rather than written as something else.
     """
+    try:
+        cell.encode(encoding)
+    except UnicodeEncodeError as exc:
+        character = exc.object[exc.start]
+        raise ValueError(
+            f"a value of {name} holds {character!r} (U+{ord(character):04X}), which the "
+            f"file's encoding {encoding} cannot hold"
+        ) from None
     if separator is not None and separator in value:
         raise ValueError(f"a value of {name} contains the multi-value separator {separator!r}")
     if cell.isspace():

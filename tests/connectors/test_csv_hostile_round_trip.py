@@ -219,3 +219,32 @@ def test_a_value_the_file_cannot_hold_is_refused_and_the_file_is_left_as_it_was(
         ),
     ]
     assert path.read_bytes() == b"employeeId,note,groups\n1,a,x\n"
+
+
+def test_a_character_the_files_encoding_lacks_is_refused_and_the_rest_written(tmp_path):
+    path = tmp_path / "target.csv"
+    path.write_bytes("employeeId,note\n1,é\n2,b\n".encode("latin-1"))
+    connector = CsvConnector({"path": "target.csv", "encoding": "latin-1"}, base_dir=tmp_path)
+
+    results = connector.export([update(1, "1", note=["Zoë 😀"]), update(2, "2", note=["Zoë"])])
+
+    assert [(r.ok, r.error) for r in results] == [
+        (
+            False,
+            "a value of note holds '😀' (U+1F600), which the file's encoding latin-1 cannot hold",
+        ),
+        (True, ""),
+    ]
+    assert path.read_bytes() == "employeeId,note\n1,é\n2,Zoë\n".encode("latin-1")
+
+
+def test_a_new_column_the_files_encoding_cannot_name_fails_the_batch_unwritten(tmp_path):
+    path = tmp_path / "target.csv"
+    path.write_bytes(b"employeeId,note\n1,a\n")
+    connector = CsvConnector({"path": "target.csv", "encoding": "ascii"}, base_dir=tmp_path)
+
+    [result] = connector.export([update(1, "1", prénom=["Ann"])])
+
+    assert (result.ok, result.error) == (False, "'é' cannot be written in target.csv's ascii")
+    assert path.read_bytes() == b"employeeId,note\n1,a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target.csv"]
