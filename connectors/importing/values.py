@@ -109,10 +109,13 @@ def unstorable(obj: ImportObject) -> str | None:
         if problem:
             return f"{label} holds {problem}"
     for name, values in obj.attributes.items():
-        problem = unstorable_text(name)
-        if problem:
-            return f"the attribute name {name!r} holds {problem}"
+        if not (name.isascii() and "\x00" not in name):
+            problem = unstorable_text(name)
+            if problem:
+                return f"the attribute name {name!r} holds {problem}"
         for number, value in enumerate(values, start=1):
+            if type(value) is str and value.isascii() and "\x00" not in value:
+                continue  # the common case (isascii is constant time), without a call
             problem = _unstorable_value(value)
             if problem:
                 which = f"value {number} of " if len(values) > 1 else ""
