@@ -356,9 +356,10 @@ class ImportRun:
                 continue
             problem = unstorable(obj)
             if problem:
-                # Seen (its CSO is still there), but an id that cannot be stored names
-                # no CSO: the object is unidentified, as if unreadable.
-                self.unidentified += bool(unstorable_text(key))
+                # Seen (its CSO is still there); but an id that cannot be stored names
+                # no CSO: then the object is unidentified, as if unreadable.
+                if unstorable_text(key):
+                    self.unidentified += 1
                 message = f"{problem}; the object is skipped until the source is fixed"
                 self._reject(RpeiErrorType.INVALID_DATA, obj, message, key)
                 continue

@@ -886,7 +886,7 @@ def _apply_attribute_changes(
         name = attribute_change.attribute
         attribute = spec.attributes.get(name)
         multivalued = bool(attribute and attribute.multivalued)
-        new = [format_value(v) for v in attribute_change.values if v is not None and v != ""]
+        new = [text for v in attribute_change.values if v is not None and (text := format_value(v))]
         cell = row.get(name, "")
         if multivalued:
             current = [unescape_formula(p.strip()) for p in cell.split(separator) if p.strip()]

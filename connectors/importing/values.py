@@ -8,9 +8,9 @@ sets: the order of values carries no meaning.
 
 Some values cannot be stored at all: PostgreSQL refuses the NUL character (U+0000) in
 text and in JSON, text must be encodable as UTF-8 (a surrogate code point, U+D800 to
-U+DFFF, is not), and JSON has no NaN or infinity. :func:`unstorable` says
-which part of an imported object is such a value, so that the import rejects that
-object alone instead of failing on the page's write.
+U+DFFF, is not), and JSON has no NaN or infinity. :func:`unstorable` says which part
+of an imported object is such a value, so that the import rejects that object alone
+instead of failing on the page's write.
 """
 
 from __future__ import annotations
