@@ -15,6 +15,7 @@ Import
     its error without an external id, so deletion detection is skipped rather than
     taking its object for deleted. A NUL in a cell is read as it is; the import
     processor rejects the object (``invalid_data``), as PostgreSQL cannot store it.
+    A NUL in the header is a configuration error, as below.
     A missing or unreadable file, a missing external id column or an empty file is a
     :class:`~connectors.base.ConnectorConfigurationError`: the run fails, nothing is
     guessed. UTF-8 files may start with a byte order mark or not.
@@ -515,6 +516,12 @@ class CsvConnector(Connector):
             raise ConnectorConfigurationError(
                 f"{self.path.name} line 1: the header cannot be read: {exc}"
             ) from None
+        for number, name in enumerate(names, start=1):
+            if "\x00" in name:
+                raise ConnectorConfigurationError(
+                    f"{self.path.name} line 1: column {number} ({name!r}) holds a NUL "
+                    "character, which cannot name an attribute; fix the header"
+                )
         newline = "\r\n" if first.endswith(b"\r\n") else "\n"
         return _Header([name.strip() for name in names], bom, newline)
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from connectors.base import ConnectorError
 from connectors.models import ConnectedSystemAttribute
+from connectors.schema import refresh_schema
 from tests.builders import (
     changes,
     csos,
@@ -92,20 +94,18 @@ def test_a_nul_in_the_id_of_a_malformed_row_is_an_unidentified_row(tmp_path):
     assert error_messages(activity) == ["hr.csv line 3: column 3 (age): 'forty' is not an integer"]
 
 
-def test_a_nul_in_a_column_name_rejects_every_row_and_adds_no_attribute(tmp_path):
+def test_a_nul_in_a_column_name_fails_the_run_naming_the_header(tmp_path):
     (tmp_path / "hr.csv").write_bytes(b"employeeId,dep\x00t\n1001,Sales\n1002,IT\n")
     system = make_csv_system(tmp_path, None)
 
     activity = run(system)
 
-    assert activity.status == "complete_with_errors", activity.message
-    assert errors(activity) == [("invalid_data", "1001"), ("invalid_data", "1002")]
-    assert all(
-        "the attribute name 'dep\\x00t' holds a NUL character" in message
-        for message in error_messages(activity)
-    )
+    assert activity.status == "failed"
+    assert "hr.csv line 1: column 2 ('dep\\x00t') holds a NUL character" in activity.message
     assert csos(system) == {}
     assert not ConnectedSystemAttribute.objects.filter(name__contains="dep").exists()
+    with pytest.raises(ConnectorError, match="holds a NUL character"):
+        refresh_schema(system)
 
 
 def test_a_latin1_line_in_a_utf8_file_names_the_line_and_the_rest_imports(tmp_path):
