@@ -76,6 +76,9 @@ from connectors.importing.values import (
     data_type_of,
     external_id_key,
     json_values,
+    storable_text,
+    unstorable,
+    unstorable_text,
 )
 from connectors.models import (
     Activity,
@@ -391,7 +394,8 @@ class ImportRun:
             )
 
     def _screen(self, objects: list[ImportObject]) -> list[_Candidate]:
-        """Checks 1 to 5 of the module doc; returns the objects that passed them."""
+        """Checks 1 to 5 of the module doc, then a value PostgreSQL cannot store
+        (``invalid_data``); returns the objects that passed them."""
         candidates: list[_Candidate] = []
         page_keys: set[str] = set()
         seen, types = self.seen, self.types
@@ -402,6 +406,15 @@ class ImportRun:
                 page_keys.add(key)
             if obj.duplicate_attribute_names or import_type is None or not key or key in seen:
                 self._reject_first_failed_check(obj, import_type, key)
+                continue
+            problem = unstorable(obj)
+            if problem:
+                # Seen (its CSO is still there); but an id that cannot be stored names
+                # no CSO: then the object is unidentified, as if unreadable.
+                if unstorable_text(key):
+                    self.unidentified += 1
+                message = f"{problem}; the object is skipped until the source is fixed"
+                self._reject(RpeiErrorType.INVALID_DATA, obj, message, key)
                 continue
             dn = self._dn(obj, import_type)
             dn_key = self.connector.secondary_id_key(dn) if dn else None
@@ -474,7 +487,9 @@ class ImportRun:
 
     def _reject(self, error_type: str, obj: ImportObject, message: str, key: str) -> None:
         where = f"{obj.location}: " if obj.location else ""
-        self.recorder.error(error_type, where + message, external_id=key)
+        self.recorder.error(
+            error_type, storable_text(where + message), external_id=storable_text(key)
+        )
 
     @staticmethod
     def _external_id(obj: ImportObject, import_type: _ImportType | None) -> str:

@@ -9,8 +9,14 @@ Import
     whole. A malformed row (wrong number of values, bad quoting, a value that does not
     convert to its declared type, bytes that are not valid in the encoding) becomes an
     :class:`~connectors.base.ImportObjectError` naming the file, line and column, and
-    the rest of the file is still read. A missing or unreadable file, a missing
-    external id column or an empty file is a
+    the rest of the file is still read; a file in another encoding than the configured
+    one is reported so, line by line (a header that does not decode fails the run). A
+    row whose external id cannot be read for sure (an undecodable byte, a NUL) gives
+    its error without an external id, so deletion detection is skipped rather than
+    taking its object for deleted. A NUL in a cell is read as it is; the import
+    processor rejects the object (``invalid_data``), as PostgreSQL cannot store it.
+    A NUL in the header is a configuration error, as below.
+    A missing or unreadable file, a missing external id column or an empty file is a
     :class:`~connectors.base.ConnectorConfigurationError`: the run fails, nothing is
     guessed. UTF-8 files may start with a byte order mark or not.
 
@@ -18,17 +24,26 @@ Export
     :meth:`CsvConnector.export` reads the current file, applies the changes by external
     id and writes the whole resulting file atomically (a temporary file in the same
     folder, fsync, ``os.replace``): readers see the old file or the new one, never half
-    a file.
+    a file. A cell is quoted when it holds the delimiter, a double quote, a carriage
+    return or a line feed, whatever the file's line ending. What is written reads back
+    unchanged: a value that would not is refused (that change fails, with the reason)
+    rather than written as something else: a value of only whitespace (a blank cell is
+    no value; one that starts with a TAB or CR is escaped, below, and kept), and in a
+    multi-valued column a value containing the separator or starting or ending with
+    whitespace (values are split and stripped), and a character the file's encoding
+    lacks. An empty value is no value.
 
 Spreadsheet formula injection
-    A value written by JIM that starts with ``=``, ``+``, ``-`` or ``@`` is prefixed with
-    a single quote (``'=SUM(A1)``) so that spreadsheet programs show it instead of
-    running it; a value that starts with a quote followed by one of those characters
-    or by another quote gets one more quote, so the escaping is reversible. Import
-    removes that one quote again (``'=SUM(A1)`` is read as ``=SUM(A1)``, ``'-5`` in an
-    integer column as ``-5``), so a value survives an export/import round trip
-    unchanged. Other values, including a single leading quote before anything else
-    (``'quoted'``), are read and written as they are.
+    A value written by JIM that starts with ``=``, ``+``, ``-``, ``@``, a TAB, a
+    carriage return or the fullwidth forms of the first four (U+FF1D, U+FF0B, U+FF0D,
+    U+FF20) is prefixed with a single quote (``'=SUM(A1)``) so that spreadsheet
+    programs show it instead of running it; a value that starts with a quote followed
+    by one of those characters or by another quote gets one more quote, so the
+    escaping is reversible. Import removes that one quote again (``'=SUM(A1)`` is read
+    as ``=SUM(A1)``, ``'-5`` in an integer column as ``-5``), so a value survives an
+    export/import round trip unchanged. Other values, including a single leading quote
+    before anything else (``'quoted'``), are read and written as they are. In a
+    multi-valued column each value is escaped.
 """
 
 from __future__ import annotations
@@ -64,8 +79,9 @@ from connectors.base import (
 
 DEFAULT_PAGE_SIZE = 1000
 
-#: First characters that make a spreadsheet program evaluate a cell.
-FORMULA_TRIGGERS = frozenset("=+-@")
+#: First characters that make a spreadsheet program evaluate a cell (TAB and CR before
+#: a formula, and the fullwidth forms of = + - @ that some programs also accept).
+FORMULA_TRIGGERS = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 _ESCAPED_AFTER_QUOTE = FORMULA_TRIGGERS | {"'"}
 
 _INTEGER_RE = re.compile(r"^[+-]?\d+$")
@@ -326,12 +342,21 @@ def _object(
                     cell = unescape_formula(cell)
                 attributes[name] = [cell if convert is None else convert(cell)]
         except ValueError as exc:
-            return ImportObjectError(
-                f"column {index + 1} ({name}): {exc}",
-                location=location,
-                external_id=unescape_formula(fields[id_index].strip()),
-            )
+            return _row_error(f"column {index + 1} ({name}): {exc}", location, fields[id_index])
     return ImportObject(object_type=spec.name, attributes=attributes, location=location)
+
+
+def _row_error(message: str, location: str, id_cell: str) -> ImportObjectError:
+    """The error of a row, as it can be recorded: a NUL (which PostgreSQL refuses) in
+    the message is written ``\\x00``, and the external id is given only when the cell
+    names the object for sure — not when it holds a NUL or an undecodable byte (read
+    as U+FFFD): then the object is unidentified, and deletion detection, which could
+    take its CSO for deleted, is skipped.
+    """
+    external_id = unescape_formula(id_cell.strip())
+    if "\x00" in external_id or "\ufffd" in external_id:
+        external_id = ""
+    return ImportObjectError(message.replace("\x00", "\\x00"), location, external_id)
 
 
 def _record_error(
@@ -346,10 +371,8 @@ def _record_error(
     if record.error_column:
         name = names[record.error_column - 1] if record.error_column <= len(names) else ""
         where = f"column {record.error_column}" + (f" ({name})" if name else "") + ": "
-    readable = record.fields[id_index].strip() if id_index < len(record.fields) else ""
-    return ImportObjectError(
-        f"{where}{record.error}", location=location, external_id=unescape_formula(readable)
-    )
+    readable = record.fields[id_index] if id_index < len(record.fields) else ""
+    return _row_error(f"{where}{record.error}", location, readable)
 
 
 def _width_error(
@@ -365,11 +388,9 @@ def _width_error(
             f"column {expected}" if found + 1 == expected else f"columns {found + 1} to {expected}"
         )
         detail = f"{columns} ({missing}) missing"
-    readable = record.fields[id_index].strip() if id_index < found else ""
-    return ImportObjectError(
-        f"{found} values where the header has {expected} columns: {detail}",
-        location=location,
-        external_id=unescape_formula(readable),
+    readable = record.fields[id_index] if id_index < found else ""
+    return _row_error(
+        f"{found} values where the header has {expected} columns: {detail}", location, readable
     )
 
 
@@ -495,6 +516,12 @@ class CsvConnector(Connector):
             raise ConnectorConfigurationError(
                 f"{self.path.name} line 1: the header cannot be read: {exc}"
             ) from None
+        for number, name in enumerate(names, start=1):
+            if "\x00" in name:
+                raise ConnectorConfigurationError(
+                    f"{self.path.name} line 1: column {number} ({name!r}) holds a NUL "
+                    "character, which cannot name an attribute; fix the header"
+                )
         newline = "\r\n" if first.endswith(b"\r\n") else "\n"
         return _Header([name.strip() for name in names], bom, newline)
 
@@ -626,18 +653,21 @@ class CsvConnector(Connector):
         """Apply creates, updates and deletes by external id; rewrite the file atomically.
 
         One result per change, in the order of ``changes``. A change that cannot be
-        applied (no such row, a create whose external id exists, a value containing
-        the multi-value separator) fails alone. When the current file cannot be read
+        applied (no such row, a create whose external id exists, a value that would not
+        read back: see the module doc) fails alone. When the current file cannot be read
         faithfully (bad quoting, bad encoding) no change is applied and every change
         fails with the reason: JIM never rewrites a file it could not read.
         """
         if not changes:
             return []
-        plan = _ExportPlan(changes, self.separator)
+        plan = _ExportPlan(changes, self.separator, self.encoding)
         try:
             self._rewrite(plan)
         except _RewriteRefused as exc:
             return plan.fail_all(str(exc))
+        except UnicodeEncodeError as exc:  # a new column's name (values are checked)
+            text = exc.object[exc.start : exc.end]
+            return plan.fail_all(f"{text!r} cannot be written in {self.path.name}'s {exc.encoding}")
         except OSError as exc:
             raise ConnectorError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
         return plan.results()
@@ -676,7 +706,7 @@ class CsvConnector(Connector):
             names = header.names + [n for n in plan.attribute_names() if n not in header.names]
             if header.bom:
                 out.write("\ufeff")
-            writer = csv.writer(out, delimiter=self.delimiter, lineterminator=header.newline)
+            writer = _Writer(out, self.delimiter, header.newline)
             writer.writerow(names)
             id_index = names.index(plan.id_attribute)
             for record in _records(_Lines(raw, self.encoding, 2), self.delimiter):
@@ -701,10 +731,33 @@ class CsvConnector(Connector):
         ]
         if self._bom_encoding:
             out.write("\ufeff")
-        writer = csv.writer(out, delimiter=self.delimiter, lineterminator="\n")
+        writer = _Writer(out, self.delimiter, "\n")
         writer.writerow(names)
         for row in plan.new_rows():
             writer.writerow([row.get(name, "") for name in names])
+
+
+class _Writer:
+    """Writes rows, each cell quoted when it holds the delimiter, a quote, CR or LF.
+
+    (:func:`csv.writer` quotes only the characters of its own line ending: a lone CR
+    in a file written with LF line endings was left bare, and the file could no
+    longer be read.)
+    """
+
+    def __init__(self, out: IO[str], delimiter: str, newline: str) -> None:
+        self._out = out
+        self._delimiter = delimiter
+        self._newline = newline
+        self._special = (delimiter, '"', "\r", "\n")
+
+    def writerow(self, cells: list[str]) -> None:
+        self._out.write(self._delimiter.join(map(self._cell, cells)) + self._newline)
+
+    def _cell(self, text: str) -> str:
+        if any(character in text for character in self._special):
+            return '"' + text.replace('"', '""') + '"'
+        return text
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -733,8 +786,9 @@ class _ExportPlan:
     is appended at the end of the file).
     """
 
-    def __init__(self, changes: list[ExportChange], separator: str) -> None:
+    def __init__(self, changes: list[ExportChange], separator: str, encoding: str) -> None:
         self.separator = separator
+        self.encoding = encoding
         self.spec = changes[0].object_type
         self.id_attribute = self.spec.external_id_attribute
         self._order = [change.id for change in changes]
@@ -801,7 +855,11 @@ class _ExportPlan:
                 continue
             try:
                 row = _apply_attribute_changes(
-                    dict(row or {}), change.attribute_changes, self.spec, self.separator
+                    dict(row or {}),
+                    change.attribute_changes,
+                    self.spec,
+                    self.separator,
+                    self.encoding,
                 )
             except ValueError as exc:
                 self._fail(change, str(exc))
@@ -833,13 +891,14 @@ def _apply_attribute_changes(
     attribute_changes: list[ExportAttributeChange],
     spec: ObjectTypeSpec,
     separator: str,
+    encoding: str,
 ) -> dict[str, str]:
     """Apply add/update/remove/remove_all to a row's cells; ValueError when impossible."""
     for attribute_change in attribute_changes:
         name = attribute_change.attribute
         attribute = spec.attributes.get(name)
         multivalued = bool(attribute and attribute.multivalued)
-        new = [format_value(v) for v in attribute_change.values if v is not None]
+        new = [text for v in attribute_change.values if v is not None and (text := format_value(v))]
         cell = row.get(name, "")
         if multivalued:
             current = [unescape_formula(p.strip()) for p in cell.split(separator) if p.strip()]
@@ -856,7 +915,35 @@ def _apply_attribute_changes(
             current = []
         if len(current) > 1 and not multivalued:
             raise ValueError(f"{name} is single-valued but was given {len(current)} values")
-        if multivalued and any(separator in value for value in current):
-            raise ValueError(f"a value of {name} contains the multi-value separator {separator!r}")
-        row[name] = separator.join(escape_formula(value) for value in current)
+        cells = [escape_formula(value) for value in current]
+        for value, cell in zip(current, cells, strict=True):
+            _check_writable(name, value, cell, separator if multivalued else None, encoding)
+        row[name] = separator.join(cells)
     return row
+
+
+def _check_writable(name: str, value: str, cell: str, separator: str | None, encoding: str) -> None:
+    """Raise ValueError when ``value`` (as ``cell``) would not read back unchanged.
+
+    A blank cell is no value; in a multi-valued column (``separator`` given) values
+    are split on the separator and stripped of surrounding whitespace; a character
+    the file's encoding lacks cannot be written at all. Such values are refused
+    rather than written as something else.
+    """
+    try:
+        cell.encode(encoding)
+    except UnicodeEncodeError as exc:
+        character = exc.object[exc.start]
+        raise ValueError(
+            f"a value of {name} holds {character!r} (U+{ord(character):04X}), which the "
+            f"file's encoding {encoding} cannot hold"
+        ) from None
+    if separator is not None and separator in value:
+        raise ValueError(f"a value of {name} contains the multi-value separator {separator!r}")
+    if cell.isspace():
+        raise ValueError(f"a value of {name} is only whitespace, which reads back as no value")
+    if separator is not None and cell != cell.strip():
+        raise ValueError(
+            f"a value of {name} ({value!r}) starts or ends with whitespace, which a "
+            "multi-valued column does not keep"
+        )
