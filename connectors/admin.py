@@ -289,7 +289,7 @@ class ConnectedSystemAdmin(
         (None, {"fields": ("name", "description", "connector", "approval_mode")}),
         ("Settings", {"fields": ("settings", "config_base_dir")}),
         ("Exports", {"fields": ("export_max_retries", "export_retry_backoff_seconds")}),
-        ("Safety", {"fields": ("deletion_threshold",)}),
+        ("Safety", {"fields": ("deletion_threshold", "change_threshold")}),
         (
             "State",
             {
@@ -401,7 +401,7 @@ class ConnectedSystemAdmin(
 
 class ConnectedSystemAttributeInline(admin.TabularInline):
     model = ConnectedSystemAttribute
-    fields = ("name", "data_type", "multivalued", "writability", "references")
+    fields = ("name", "data_type", "multivalued", "writability", "references", "optional")
     extra = 0
 
 
