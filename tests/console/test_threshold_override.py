@@ -13,6 +13,7 @@ from connectors.models import Activity, RunProfile, RunProfileExecutionItem
 from tests.builders import make_csv_system, people, run, write_csv
 from tests.console.builders import make_activity, make_run_profile, make_system
 from tests.console.conftest import VIEW_PERMISSIONS
+from tests.test_config_apply import jim
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +185,20 @@ def test_the_rerun_goes_through_the_deletion_threshold(
     rerun = Activity.objects.get(overrides=failed)
     assert rerun.status == "complete"
     assert rerun.counts.get("deleted") == 5
+
+
+@pytest.mark.parametrize(
+    ("flags", "allowed"),
+    [
+        ((), (False, False)),
+        (("--allow-changes",), (False, True)),
+        (("--allow-deletions", "--allow-changes"), (True, True)),
+    ],
+)
+def test_jim_queue_passes_the_threshold_flags(profile, flags, allowed) -> None:
+    status, out, err = jim("queue", "Directory", "Export", *flags)
+
+    assert status == 0, err
+    activity = Activity.objects.get(pk=int(out))
+    assert (activity.allow_deletions, activity.allow_changes) == allowed
+    assert activity.overrides is None
