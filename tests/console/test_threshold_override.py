@@ -202,3 +202,20 @@ def test_jim_queue_passes_the_threshold_flags(profile, flags, allowed) -> None:
     activity = Activity.objects.get(pk=int(out))
     assert (activity.allow_deletions, activity.allow_changes) == allowed
     assert activity.overrides is None
+
+
+def test_the_change_threshold_and_optional_are_editable_in_the_admin(admin_client) -> None:
+    system = make_system("HR")
+    object_type = system.object_types.get()
+    object_type.attributes.create(name="department")
+
+    system_page = admin_client.get(
+        reverse("admin:connectors_connectedsystem_change", args=[system.pk])
+    )
+    type_page = admin_client.get(
+        reverse("admin:connectors_connectedsystemobjecttype_change", args=[object_type.pk])
+    )
+
+    assert 'name="deletion_threshold"' in system_page.content.decode()
+    assert 'name="change_threshold"' in system_page.content.decode()
+    assert 'name="attributes-0-optional"' in type_page.content.decode()
