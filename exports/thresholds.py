@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
 from connectors.activity import RunFailed
 from connectors.choices import CsoStatus, RpeiErrorType
@@ -35,7 +35,7 @@ from connectors.models import (
     ConnectorSpaceObject,
 )
 from exports.choices import AttributeChangeStatus, PendingExportChangeType
-from exports.models import PendingExportAttributeChange
+from exports.models import PendingExport, PendingExportAttributeChange
 
 #: What the counts call deprovisioning and renaming (never an attribute's name).
 DELETIONS = "deletions"
@@ -60,7 +60,9 @@ class ExportChangeCounts:
         return sorted(over, key=lambda item: (-item[1], item[0]))
 
 
-def count_changes(system: ConnectedSystem, executable) -> ExportChangeCounts:
+def count_changes(
+    system: ConnectedSystem, executable: QuerySet[PendingExport]
+) -> ExportChangeCounts:
     """Count what the ``executable`` pending exports (a queryset) would change: three
     aggregate queries, however many exports there are."""
     existing = ConnectorSpaceObject.objects.filter(
@@ -86,7 +88,9 @@ def count_changes(system: ConnectedSystem, executable) -> ExportChangeCounts:
     return counts
 
 
-def check_change_threshold(system: ConnectedSystem, executable, *, allowed: bool) -> None:
+def check_change_threshold(
+    system: ConnectedSystem, executable: QuerySet[PendingExport], *, allowed: bool
+) -> None:
     """Raise :class:`RunFailed` (``change_threshold_exceeded``) when the ``executable``
     pending exports would change more objects than the system's change threshold,
     unless the run is ``allowed`` to."""
@@ -139,7 +143,7 @@ def _describe(what: str, n: int, existing: int) -> str:
     return f"change {what} on {n} of {existing} objects"
 
 
-def _examples(executable, what: str) -> list[str]:
+def _examples(executable: QuerySet[PendingExport], what: str) -> list[str]:
     """DN (or external id) of a few of the objects behind the largest count."""
     if what == DELETIONS:
         chosen = executable.filter(change_type=PendingExportChangeType.DELETE)
