@@ -34,7 +34,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
-from connectors.admin_runs import ConnectedSystemRunMixin, RunProfileRunMixin
+from connectors.admin_runs import (
+    ActivityOverrideMixin,
+    ConnectedSystemRunMixin,
+    RunProfileRunMixin,
+)
 from connectors.choices import AttributeDataType, RpeiErrorType
 from connectors.forms import (
     CLEAR_PREFIX,
@@ -54,6 +58,7 @@ from connectors.models import (
     Schedule,
     ScheduleStep,
 )
+from connectors.threshold_override import audit_line
 from connectors.views import admin_change_url, admin_changelist_url
 from exports.models import PendingExport
 from metaverse.models import SyncRule
@@ -289,7 +294,7 @@ class ConnectedSystemAdmin(
         (None, {"fields": ("name", "description", "connector", "approval_mode")}),
         ("Settings", {"fields": ("settings", "config_base_dir")}),
         ("Exports", {"fields": ("export_max_retries", "export_retry_backoff_seconds")}),
-        ("Safety", {"fields": ("deletion_threshold",)}),
+        ("Safety", {"fields": ("deletion_threshold", "change_threshold")}),
         (
             "State",
             {
@@ -401,7 +406,7 @@ class ConnectedSystemAdmin(
 
 class ConnectedSystemAttributeInline(admin.TabularInline):
     model = ConnectedSystemAttribute
-    fields = ("name", "data_type", "multivalued", "writability", "references")
+    fields = ("name", "data_type", "multivalued", "writability", "references", "optional")
     extra = 0
 
 
@@ -679,7 +684,9 @@ class ActivityListFilter(admin.SimpleListFilter):
 
 
 @admin.register(Activity)
-class ActivityAdmin(ReadOnlyAdminMixin, LeanChangeListMixin, admin.ModelAdmin):
+class ActivityAdmin(
+    ActivityOverrideMixin, ReadOnlyAdminMixin, LeanChangeListMixin, admin.ModelAdmin
+):
     """Activities (runs): read-only. RPEIs are summarised by type, never listed inline."""
 
     list_display = (
@@ -698,7 +705,7 @@ class ActivityAdmin(ReadOnlyAdminMixin, LeanChangeListMixin, admin.ModelAdmin):
     list_select_related = ("connected_system",)
     search_fields = ("profile_name", "message", "initiated_by_name")
     date_hierarchy = "created_at"
-    readonly_fields = ("duration", "processed", "rpei_summary", "live_page")
+    readonly_fields = ("duration", "processed", "rpei_summary", "live_page", "threshold_audit")
     fieldsets = (
         (
             None,
@@ -717,7 +724,11 @@ class ActivityAdmin(ReadOnlyAdminMixin, LeanChangeListMixin, admin.ModelAdmin):
         ),
         (
             "Progress",
-            {"fields": ("processed", "error_count", "rpei_summary", "allow_deletions")},
+            {"fields": ("processed", "error_count", "rpei_summary")},
+        ),
+        (
+            "Thresholds",
+            {"fields": ("allow_deletions", "allow_changes", "threshold_audit", "overrides")},
         ),
         (
             "Timing",
@@ -757,6 +768,10 @@ class ActivityAdmin(ReadOnlyAdminMixin, LeanChangeListMixin, admin.ModelAdmin):
         if activity.objects_total is None:
             return f"{activity.objects_processed:,}"
         return f"{activity.objects_processed:,} / {activity.objects_total:,}"
+
+    @admin.display(description="allowed by")
+    def threshold_audit(self, activity: Activity) -> str:
+        return audit_line(activity) or "—"
 
     @admin.display(description="live page")
     def live_page(self, activity: Activity) -> str:

@@ -3,6 +3,10 @@
 Runs are handed to the django-q2 cluster (:func:`connectors.tasks.queue_run`), the
 same code ``jim queue`` and schedules use; the administrator lands on the activity's
 live page. Only users with the ``connectors.run_runprofile`` permission may run.
+
+A failed activity's admin page offers "Run again, allowing these deletions / changes"
+when the run stopped at a threshold, to users who may override one
+(:mod:`connectors.threshold_override`); the button posts to the console's view.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from django.views.decorators.http import require_POST
 
 from connectors.models import Activity, RunProfile
 from connectors.tasks import queue_run
+from connectors.threshold_override import can_override, offered_override
 
 RUN_PERMISSION = "connectors.run_runprofile"
 
@@ -98,5 +103,23 @@ class ConnectedSystemRunMixin:
             ]
             if str(object_id).isdigit()
             else [],
+        }
+        return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+
+
+class ActivityOverrideMixin:
+    """For :class:`~connectors.admin.ActivityAdmin`: the threshold override button."""
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        activity = (
+            Activity.objects.filter(pk=object_id).first()
+            if str(object_id).isdigit() and can_override(request.user)
+            else None
+        )
+        extra_context = {
+            **(extra_context or {}),
+            "override": offered_override(activity) if activity is not None else None,
         }
         return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]

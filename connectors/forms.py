@@ -146,6 +146,7 @@ class ConnectedSystemForm(forms.ModelForm):
             "export_max_retries",
             "export_retry_backoff_seconds",
             "deletion_threshold",
+            "change_threshold",
             "config_base_dir",
         ]
 

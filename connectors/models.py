@@ -373,6 +373,15 @@ class Activity(models.Model):
         related_name="activities",
         help_text="The schedule whose step started this run, if any.",
     )
+    overrides = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="overridden_by",
+        help_text="The activity, failed at a threshold, that this run repeats with the "
+        "threshold lifted by the user who started it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -381,6 +390,9 @@ class Activity(models.Model):
     class Meta:
         verbose_name_plural = "activities"
         ordering = ["-created_at"]
+        permissions = [
+            ("override_threshold", "Can let a run exceed its deletion or change threshold")
+        ]
         indexes = [models.Index(fields=["connected_system", "status"], name="activity_status_idx")]
         constraints = [
             # The database, not memory, enforces the concurrency rules: one running

@@ -123,8 +123,15 @@ def start_activity(
     initiated_by: Any = None,
     initiated_by_name: str = "",
     allow_deletions: bool = False,
+    allow_changes: bool = False,
+    overrides: Activity | None = None,
 ) -> Activity:
-    """Create a queued activity for ``run_profile`` of ``system``."""
+    """Create a queued activity for ``run_profile`` of ``system``.
+
+    ``allow_deletions`` and ``allow_changes`` let it exceed the system's deletion and
+    change thresholds; ``overrides`` is the failed activity it re-runs so (the audit
+    link of a console or admin override).
+    """
     if run_profile.connected_system_id != system.pk:
         raise ValueError(f"run profile {run_profile.name!r} does not belong to {system.name}")
     return Activity.objects.create(
@@ -136,6 +143,8 @@ def start_activity(
         initiated_by=initiated_by,
         initiated_by_name=initiated_by_name[:200],
         allow_deletions=allow_deletions,
+        allow_changes=allow_changes,
+        overrides=overrides,
     )
 
 

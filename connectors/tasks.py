@@ -35,14 +35,25 @@ WAIT_POLL_SECONDS = 2.0
 
 
 def queue_run(
-    run_profile: RunProfile, *, user: Any = None, initiated_by_name: str = "", schedule=None
+    run_profile: RunProfile,
+    *,
+    user: Any = None,
+    initiated_by_name: str = "",
+    schedule=None,
+    allow_deletions: bool = False,
+    allow_changes: bool = False,
+    overrides: Activity | None = None,
 ) -> Activity:
-    """Create a queued activity and hand it to the django-q2 cluster."""
+    """Create a queued activity and hand it to the django-q2 cluster (the ``allow_*``
+    and ``overrides`` arguments as :func:`connectors.runner.start_activity`)."""
     activity = start_activity(
         run_profile.connected_system,
         run_profile,
         initiated_by=user,
         initiated_by_name=initiated_by_name or (user.get_username() if user else ""),
+        allow_deletions=allow_deletions,
+        allow_changes=allow_changes,
+        overrides=overrides,
     )
     if schedule is not None:
         Activity.objects.filter(pk=activity.pk).update(schedule=schedule)

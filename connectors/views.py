@@ -53,6 +53,13 @@ from connectors.progress import (
     is_running,
 )
 from connectors.runner import fail_dead
+from connectors.threshold_override import (
+    OVERRIDE_PERMISSION,
+    audit_line,
+    can_override,
+    offered_override,
+    rerun_overriding,
+)
 from exports.choices import ApprovalState, PendingExportStatus
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
@@ -445,6 +452,8 @@ def activity_context(request: HttpRequest, activity: Activity) -> dict[str, Any]
         change_counts=change_counts(activity),
         can_cancel=can_cancel(request.user, activity),
         activity_admin_url=admin_change_url(Activity, activity.pk),
+        audit_line=audit_line(activity),
+        override=offered_override(activity) if can_override(request.user) else None,
     )
     if not progress.running:
         form = ItemFilterForm(request.GET)
@@ -500,6 +509,25 @@ def cancel_activity(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.warning(request, f"Activity #{pk} has already finished; nothing to cancel.")
     return redirect("console:activity", pk=pk)
+
+
+@console_view(OVERRIDE_PERMISSION)
+@require_POST
+def override_threshold(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue a run that stopped at a threshold again, that threshold lifted, by this
+    user (:mod:`connectors.threshold_override`); go to the new activity's page."""
+    activity = get_object_or_404(Activity.objects.select_related("run_profile"), pk=pk)
+    override = offered_override(activity)
+    if override is None:
+        messages.warning(
+            request,
+            f"Activity #{pk} did not stop at a threshold, or its run profile ran since: "
+            "nothing to run again.",
+        )
+        return redirect("console:activity", pk=pk)
+    rerun = rerun_overriding(override, request.user)
+    messages.success(request, f"Queued activity #{rerun.pk}: {audit_line(rerun)}.")
+    return redirect("console:activity", pk=rerun.pk)
 
 
 # -- run profile history -------------------------------------------------------------

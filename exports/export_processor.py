@@ -18,6 +18,9 @@ changes at all — it cannot be reached, refuses the bind, loses the connection 
 outcome the connector reports as ``transient``: unknown, or the server busy or
 unavailable) — the run fails and every export it did not settle goes back to what it
 was before the run claimed it: no attempt counted, no backoff, never ``failed``.
+
+A run that would change one attribute on, or deprovision, more objects than the
+system's change threshold fails before it claims anything (:mod:`exports.thresholds`).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import PendingExport, PendingExportAttributeChange
+from exports.thresholds import check_change_threshold
 from jim_project.bulk import update_instances
 
 BATCH_SIZE = 500
@@ -127,6 +131,10 @@ class ExportRun:
 
     def run(self) -> None:
         release_stale_executing(self.system)
+        # Before anything is claimed or sent: a mass change stops the run here.
+        check_change_threshold(
+            self.system, executable_exports(self.system), allowed=self.activity.allow_changes
+        )
         total = executable_exports(self.system).count()
         self.recorder.progress(total=total, processed=0, phase=ActivityPhase.EXPORTING)
         self.connector = connector_for(self.system)

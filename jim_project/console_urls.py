@@ -18,6 +18,11 @@ urlpatterns = [
     path("dashboard/", run_views.dashboard, name="dashboard"),
     path("activities/<int:pk>/", run_views.activity_page, name="activity"),
     path("activities/<int:pk>/cancel/", run_views.cancel_activity, name="activity-cancel"),
+    path(
+        "activities/<int:pk>/override-threshold/",
+        run_views.override_threshold,
+        name="activity-override-threshold",
+    ),
     path("metaverse/<int:pk>/", metaverse_views.mvo_page, name="mvo"),
     path(
         "run-profiles/<int:pk>/history/",

@@ -12,7 +12,9 @@ from connectors.models import (
     ConnectedSystem,
     ConnectedSystemObjectType,
     ConnectorSpaceObject,
+    change_limit,
     deletion_limit,
+    validate_change_threshold,
     validate_deletion_threshold,
 )
 from exports.models import PendingExport
@@ -211,6 +213,31 @@ def test_direct_and_expression_flows_are_accepted(sync_rule):
 )
 def test_deletion_limit(threshold, existing, limit):
     assert deletion_limit(threshold, existing) == limit
+
+
+@pytest.mark.parametrize(
+    ("threshold", "existing", "limit"),
+    [
+        ("", 100_000, DEFAULT_DELETION_THRESHOLD_COUNT),  # as the deletion threshold…
+        ("", 1_000, 100),
+        ("", 99, 10),  # …but never below the floor, so a small system can change a few
+        ("", 0, 10),
+        ("5", 1_000, 5),  # an explicit value replaces the default and its floor
+        ("0", 1_000, 0),
+        ("1%", 99, 0),
+        ("100%", 1_234, 1_234),
+    ],
+)
+def test_change_limit(threshold, existing, limit):
+    assert change_limit(threshold, existing) == limit
+    assert ConnectedSystem(change_threshold=threshold).change_limit(existing) == limit
+
+
+def test_an_invalid_change_threshold_is_named_as_one():
+    with pytest.raises(ValidationError, match="'often' is not a change threshold"):
+        validate_change_threshold("often")
+    with pytest.raises(ValidationError, match="a percentage cannot exceed 100%"):
+        validate_change_threshold("120%")
 
 
 @pytest.mark.parametrize("threshold", ["", "0", "500", "20%", "100%", " 7 % "])

@@ -9,7 +9,7 @@ import argparse
 from typing import Any, TextIO
 
 from connectors.tasks import queue_run
-from jim_project.cli.run import EXIT_FAILED, EXIT_OK, RunCommand
+from jim_project.cli.run import EXIT_FAILED, EXIT_OK, RunCommand, add_threshold_arguments
 
 
 class QueueCommand:
@@ -19,11 +19,17 @@ class QueueCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("system", help="The connected system's name.")
         parser.add_argument("profile", help="The run profile's name.")
+        add_threshold_arguments(parser)
 
     def handle(self, options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
         profile = RunCommand._profile(options["system"], options["profile"], stderr)
         if profile is None:
             return EXIT_FAILED
-        activity = queue_run(profile, initiated_by_name="jim queue")
+        activity = queue_run(
+            profile,
+            initiated_by_name="jim queue",
+            allow_deletions=bool(options.get("allow_deletions")),
+            allow_changes=bool(options.get("allow_changes")),
+        )
         stdout.write(f"{activity.pk}\n")
         return EXIT_OK

@@ -114,6 +114,21 @@ def _write_json(summary: dict[str, Any], stdout: TextIO) -> None:
     stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
 
 
+def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--allow-deletions`` and ``--allow-changes``, of ``jim run`` and ``jim queue``."""
+    parser.add_argument(
+        "--allow-deletions",
+        action="store_true",
+        help="Let a full import mark more objects obsolete than the deletion threshold.",
+    )
+    parser.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="Let an import change one attribute on, or an export run update or "
+        "deprovision, more objects than the change threshold.",
+    )
+
+
 class RunCommand:
     name = "run"
     help = "Run one run profile of a connected system to its end, in this process."
@@ -122,11 +137,7 @@ class RunCommand:
         parser.add_argument("system", help="The connected system's name.")
         parser.add_argument("profile", help="The run profile's name.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
-        parser.add_argument(
-            "--allow-deletions",
-            action="store_true",
-            help="Let a full import mark more objects obsolete than the deletion threshold.",
-        )
+        add_threshold_arguments(parser)
 
     def handle(self, options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
         profile = self._profile(options["system"], options["profile"], stderr)
@@ -137,6 +148,7 @@ class RunCommand:
             profile,
             initiated_by_name=f"{_os_user()} (jim run)",
             allow_deletions=bool(options.get("allow_deletions")),
+            allow_changes=bool(options.get("allow_changes")),
         )
         bar = ProgressBar(stderr) if _isatty(stderr) else None
         problem = ""

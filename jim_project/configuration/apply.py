@@ -220,6 +220,7 @@ class Applier:
                 "settings": decl.settings,
                 "config_base_dir": decl.base_dir,
                 "deletion_threshold": decl.deletion_threshold,
+                "change_threshold": decl.change_threshold,
                 "approval_mode": decl.approval_mode,
                 "export_max_retries": decl.max_retries,
                 "export_retry_backoff_seconds": decl.retry_backoff_seconds,
@@ -288,6 +289,7 @@ class Applier:
                 "data_type": decl.data_type,
                 "multivalued": decl.multivalued,
                 "references": decl.references,
+                "optional": decl.optional,
             }
             if decl.writability is not None:
                 values["writability"] = decl.writability
@@ -303,7 +305,7 @@ class Applier:
                 self._record(UPDATE, "attribute", label, _keys(changed, _ATTRIBUTE_KEYS))
         ConnectedSystemAttribute.objects.bulk_create(new)
         ConnectedSystemAttribute.objects.bulk_update(
-            updated, ["data_type", "multivalued", "references", "writability"]
+            updated, ["data_type", "multivalued", "references", "writability", "optional"]
         )
 
     def _run_profiles(self) -> None:

@@ -14,7 +14,7 @@ What is printed beyond the example's keys, and when:
 * ``export`` — when it differs from the defaults, or when an export rule writes to
   the system.
 * connected-system attributes — those not at the defaults an import gives a newly
-  seen attribute (text, single-valued, read_write, no ``references``).
+  seen attribute (text, single-valued, read_write, no ``references``, not optional).
 * ``schedules`` — when there are any.
 """
 
@@ -183,9 +183,9 @@ def _system(
     object_types = [_object_type(t) for t in _object_types(system)]
     if object_types:
         item["object_types"] = object_types
-    if system.deletion_threshold:
-        threshold = system.deletion_threshold
-        item["deletion_threshold"] = int(threshold) if threshold.isdigit() else threshold
+    for key in ("deletion_threshold", "change_threshold"):
+        if threshold := getattr(system, key):
+            item[key] = int(threshold) if threshold.isdigit() else threshold
     export = {
         "approval": system.approval_mode,
         "max_retries": system.export_max_retries,
@@ -261,6 +261,8 @@ def _cs_attribute(attribute: ConnectedSystemAttribute) -> Any:
         extra["references"] = attribute.references
     if attribute.writability != AttributeWritability.READ_WRITE:
         extra["writability"] = attribute.writability
+    if attribute.optional:
+        extra["optional"] = True
     if extra:
         return Flow(type=attribute.data_type, **extra)
     if attribute.data_type != AttributeDataType.TEXT:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,11 @@ from connectors.choices import (
     AttributeWritability,
     RunProfileType,
 )
-from connectors.models import validate_cron, validate_deletion_threshold
+from connectors.models import (
+    validate_change_threshold,
+    validate_cron,
+    validate_deletion_threshold,
+)
 from connectors.registry import CONNECTORS, UnknownConnector, get_connector_class
 from jim_project.configuration.errors import KeyPath, Problems
 from jim_project.configuration.loader import VariableUse
@@ -61,6 +65,7 @@ class AttributeDecl:
     multivalued: bool = False
     references: str = ""
     writability: str | None = None
+    optional: bool = False
     path: KeyPath = ()
 
 
@@ -119,6 +124,7 @@ class SystemDecl:
     secrets: dict[str, SecretDecl] = field(default_factory=dict)
     base_dir: str = ""
     deletion_threshold: str = ""
+    change_threshold: str = ""
     approval_mode: str = DEFAULT_APPROVAL
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_backoff_seconds: int = DEFAULT_RETRY_BACKOFF_SECONDS
@@ -448,7 +454,7 @@ def _unset_variables(reader: Reader) -> None:
 # --------------------------------------------------------------------------- metaverse
 
 _ATTRIBUTE_KEYS_MV = ("type", "multivalued")
-_ATTRIBUTE_KEYS_CS = ("type", "multivalued", "references", "writability")
+_ATTRIBUTE_KEYS_CS = ("type", "multivalued", "references", "writability", "optional")
 
 
 def _metaverse(reader: Reader, value: Any) -> list[MvTypeDecl]:
@@ -495,6 +501,7 @@ def _attributes(
             decl.multivalued = reader.boolean(data, "multivalued", item_path, False)
             if connected_system:
                 decl.references = reader.text(data, "references", item_path)
+                decl.optional = reader.boolean(data, "optional", item_path, False)
                 if "writability" in data:
                     decl.writability = (
                         reader.choice(data, "writability", item_path, AttributeWritability.values)
@@ -547,6 +554,7 @@ _SYSTEM_KEYS = (
     "base_dir",
     "object_types",
     "deletion_threshold",
+    "change_threshold",
     "export",
     "run_profiles",
 )
@@ -574,7 +582,12 @@ def _system(reader: Reader, value: Any, path: KeyPath, base_dir: str) -> SystemD
     if connector is not None:
         _settings(reader, connector, data.get("settings"), (*path, "settings"), decl)
     decl.base_dir = _base_dir(reader, data, path, base_dir)
-    decl.deletion_threshold = _threshold(reader, data, path)
+    decl.deletion_threshold = _threshold(
+        reader, data, path, "deletion_threshold", validate_deletion_threshold
+    )
+    decl.change_threshold = _threshold(
+        reader, data, path, "change_threshold", validate_change_threshold
+    )
     if data.get("export") is not None:
         export = reader.mapping(
             data["export"],
@@ -706,24 +719,32 @@ def _base_dir(reader: Reader, data: dict[str, Any], path: KeyPath, file_dir: str
     return str(folder if folder.is_absolute() else (Path(file_dir) / folder).resolve())
 
 
-def _threshold(reader: Reader, data: dict[str, Any], path: KeyPath) -> str:
-    value = data.get("deletion_threshold")
+def _threshold(
+    reader: Reader,
+    data: dict[str, Any],
+    path: KeyPath,
+    key: str,
+    validate: Callable[[str], None],
+) -> str:
+    """A threshold key (``deletion_threshold``, ``change_threshold``), normalised."""
+    value = data.get(key)
     if value is None:
         return ""
+    what = key.removesuffix("_threshold")
     text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
     match = _THRESHOLD.match(text or "")
     if text is None or not match:
         reader.error(
-            (*path, "deletion_threshold"),
-            f"{value!r} is not a deletion threshold: use a count (500) or a percentage (20%)",
+            (*path, key),
+            f"{value!r} is not a {what} threshold: use a count (500) or a percentage (20%)",
         )
         return ""
     normalised = match.group(1).lstrip("0") or "0"
     normalised += match.group(2)
     try:
-        validate_deletion_threshold(normalised)
+        validate(normalised)
     except ValidationError as exc:
-        reader.error((*path, "deletion_threshold"), exc.messages[0].rstrip("."))
+        reader.error((*path, key), exc.messages[0].rstrip("."))
         return ""
     return normalised
 
