@@ -77,6 +77,17 @@ def deletion_limit(threshold: str, existing: int) -> int:
     )
 
 
+def describe_limit(threshold: str, existing: int, *, kind: str) -> str:
+    """How a deletion or change limit (``kind``) was worked out, for messages."""
+    if threshold:
+        return f"{kind}_threshold {threshold}"
+    floor = f", but at least {DEFAULT_CHANGE_THRESHOLD_FLOOR}" if kind == "change" else ""
+    return (
+        f"the default: {DEFAULT_DELETION_THRESHOLD_COUNT} objects or "
+        f"{DEFAULT_DELETION_THRESHOLD_PERCENT}% of {existing}, whichever is smaller{floor}"
+    )
+
+
 def change_limit(threshold: str, existing: int) -> int:
     """On how many of ``existing`` objects one run may change one attribute (an import)
     or update or deprovision objects (an export run)."""

@@ -2,7 +2,8 @@
 "Run again, allowing these deletions / changes".
 
 A run that would delete or change more objects than its system's threshold fails with
-a ``deletion_threshold_exceeded`` or ``change_threshold_exceeded`` RPEI (the runner
+a ``deletion_threshold_exceeded`` or ``change_threshold_exceeded`` RPEI (an import
+whose source lost an attribute with ``attribute_lost``, lifted as a change) (the runner
 records :class:`~connectors.activity.RunFailed`'s error type so). A user holding
 :data:`OVERRIDE_PERMISSION` may queue the same run profile again with that threshold
 lifted, as ``jim run --allow-deletions`` / ``--allow-changes`` would. The new
@@ -29,6 +30,8 @@ OVERRIDE_PERMISSION = "connectors.override_threshold"
 _LIFTS = {
     RpeiErrorType.DELETION_THRESHOLD_EXCEEDED: ("allow_deletions", "deletions"),
     RpeiErrorType.CHANGE_THRESHOLD_EXCEEDED: ("allow_changes", "changes"),
+    # an import refused because its source lost an attribute: lifted like a change
+    RpeiErrorType.ATTRIBUTE_LOST: ("allow_changes", "changes"),
 }
 
 

@@ -27,13 +27,7 @@ from django.db.models import Count, Q, QuerySet
 
 from connectors.activity import RunFailed
 from connectors.choices import CsoStatus, RpeiErrorType
-from connectors.models import (
-    DEFAULT_CHANGE_THRESHOLD_FLOOR,
-    DEFAULT_DELETION_THRESHOLD_COUNT,
-    DEFAULT_DELETION_THRESHOLD_PERCENT,
-    ConnectedSystem,
-    ConnectorSpaceObject,
-)
+from connectors.models import ConnectedSystem, ConnectorSpaceObject, describe_limit
 from exports.choices import AttributeChangeStatus, PendingExportChangeType
 from exports.models import PendingExport, PendingExportAttributeChange
 
@@ -115,23 +109,14 @@ def threshold_message(
     """The refusal: what would change and on how many objects, the limit and how it was
     worked out, a few of the objects, and what to do."""
     changes = "; ".join(_describe(what, n, counts.existing) for what, n in exceeded)
+    how = describe_limit(system.change_threshold, counts.existing, kind="change")
     return (
         f"{system.name}: this export run would {changes}, more than the change threshold "
-        f"{counts.limit} ({describe_threshold(system, counts.existing)}); nothing was "
+        f"{counts.limit} ({how}); nothing was "
         f"sent. For example: {', '.join(examples)}. Check the sync rules and the source "
         'data; if the changes are intended, run with --allow-changes (or use "Run '
         "again, allowing these changes\" on this activity's page), or raise the "
         "system's change_threshold."
-    )
-
-
-def describe_threshold(system: ConnectedSystem, existing: int) -> str:
-    if system.change_threshold:
-        return f"change_threshold {system.change_threshold} of {existing} objects"
-    return (
-        f"the default: {DEFAULT_DELETION_THRESHOLD_COUNT} objects or "
-        f"{DEFAULT_DELETION_THRESHOLD_PERCENT}% of {existing}, whichever is smaller, but at "
-        f"least {DEFAULT_CHANGE_THRESHOLD_FLOOR}"
     )
 
 

@@ -185,11 +185,12 @@ def run(
     """Run a profile of ``system`` to its end, as ``jim run`` does."""
     run_profile = RunProfile.objects.get(connected_system=system, name=profile)
     activity = start_activity(
-        system, run_profile, initiated_by_name="tests", allow_deletions=allow_deletions
+        system,
+        run_profile,
+        initiated_by_name="tests",
+        allow_deletions=allow_deletions,
+        allow_changes=allow_changes,
     )
-    if allow_changes:
-        Activity.objects.filter(pk=activity.pk).update(allow_changes=True)
-        activity.allow_changes = True
     return execute(activity)
 
 

@@ -27,12 +27,7 @@ from django.utils import timezone
 from connectors.activity import ActivityRecorder, RunFailed
 from connectors.choices import CsoStatus, ObjectChangeType, RpeiErrorType
 from connectors.importing.references import chunks
-from connectors.models import (
-    DEFAULT_DELETION_THRESHOLD_COUNT,
-    DEFAULT_DELETION_THRESHOLD_PERCENT,
-    ConnectedSystem,
-    ConnectorSpaceObject,
-)
+from connectors.models import ConnectedSystem, ConnectorSpaceObject, describe_limit
 
 #: CSOs marked obsolete per transaction.
 MARK_BATCH = 2000
@@ -95,10 +90,11 @@ def detect_deletions(
     missing, existing = _missing(system, scopes, imported_keys, run_started)
     limit = system.deletion_limit(existing)
     if len(missing) > limit and not allow_deletions:
+        how = describe_limit(system.deletion_threshold, existing, kind="deletion")
         raise RunFailed(
             f"{system.name}: this full import would mark {len(missing)} of {existing} "
             f"objects obsolete, more than the threshold {limit} "
-            f"({_describe_threshold(system, existing)}); nothing was marked. Check the "
+            f"({how}); nothing was marked. Check the "
             f"source; if the deletions are real, run with --allow-deletions.",
             error_type=RpeiErrorType.DELETION_THRESHOLD_EXCEEDED,
         )
@@ -155,12 +151,3 @@ def _mark_obsolete(pks: list[int], recorder: ActivityRecorder) -> None:
             cs_object_id=pk,
             details={"reason": "not returned by the full import"},
         )
-
-
-def _describe_threshold(system: ConnectedSystem, existing: int) -> str:
-    if system.deletion_threshold:
-        return f"deletion_threshold {system.deletion_threshold}"
-    return (
-        f"the default: {DEFAULT_DELETION_THRESHOLD_COUNT} objects or "
-        f"{DEFAULT_DELETION_THRESHOLD_PERCENT}% of {existing}, whichever is smaller"
-    )

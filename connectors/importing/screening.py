@@ -32,13 +32,7 @@ from django.db.models import Count
 
 from connectors.activity import RunFailed
 from connectors.choices import CsoStatus, RpeiErrorType
-from connectors.models import (
-    DEFAULT_CHANGE_THRESHOLD_FLOOR,
-    DEFAULT_DELETION_THRESHOLD_COUNT,
-    DEFAULT_DELETION_THRESHOLD_PERCENT,
-    ConnectedSystem,
-    ConnectorSpaceObject,
-)
+from connectors.models import ConnectedSystem, ConnectorSpaceObject, describe_limit
 
 #: Examples kept per attribute for the message of a refused import.
 EXAMPLES = 3
@@ -50,7 +44,10 @@ VALUE_PREVIEW = 40
 #: attribute (one object losing one value is an ordinary change).
 LOST_MINIMUM = 2
 
-_REMEDY = "run again with --allow-changes (jim run) or the console's “Run again” button"
+_REMEDY = (
+    'run again with --allow-changes (or use "Run again, allowing these changes" on this '
+    "activity's page)"
+)
 
 
 @dataclass(frozen=True)
@@ -206,20 +203,21 @@ def screen(
         count = existing.get(screened.id, 0)
         limit = system.change_limit(count)
         for name, changed, examples in tally.over(screened.name, limit):
+            limit_text = describe_limit(system.change_threshold, count, kind="change")
             violations.append(
-                f"{name} on {changed} of {count} {screened.name} objects (the limit is {limit})"
-                + (f", for example {'; '.join(str(e) for e in examples)}" if examples else "")
+                f"{name} on {changed} of {count} {screened.name} objects, more than the "
+                f"limit {limit} ({limit_text})"
+                + (f"; for example {', '.join(str(e) for e in examples)}" if examples else "")
             )
     if violations:
         shown = violations[:MESSAGE_ATTRIBUTES]
         more = len(violations) - len(shown)
         raise RunFailed(
             f"{system.name}: this import would change "
-            + "; ".join(shown)
+            + " — and ".join(shown)
             + (f"; and {more} more attribute(s)" if more else "")
-            + f". That is more than {_describe_threshold(system)} allows, so nothing was "
-            f"written. Check the source; if the changes are intended, {_REMEDY}, or raise "
-            "the system's change_threshold.",
+            + ". Nothing was written. Check the source; if the changes are intended, "
+            f"{_REMEDY}, or raise the system's change_threshold.",
             error_type=RpeiErrorType.CHANGE_THRESHOLD_EXCEEDED,
         )
 
@@ -245,16 +243,6 @@ def _existing_counts(system: ConnectedSystem, types: list[ScreenedType]) -> dict
         .annotate(count=Count("id"))
     )
     return dict(rows)
-
-
-def _describe_threshold(system: ConnectedSystem) -> str:
-    if system.change_threshold:
-        return f"its change_threshold ({system.change_threshold})"
-    return (
-        f"the default change threshold ({DEFAULT_DELETION_THRESHOLD_PERCENT}% of the "
-        f"objects, at least {DEFAULT_CHANGE_THRESHOLD_FLOOR} and at most "
-        f"{DEFAULT_DELETION_THRESHOLD_COUNT})"
-    )
 
 
 def _values(values: list[Any]) -> str:

@@ -97,9 +97,9 @@ def test_one_attribute_changed_on_every_object_is_refused(tmp_path):
     assert activity.status == "failed"
     message = activity.message
     assert "this import would change department on 20 of 20 person objects" in message
-    assert "(the limit is 10)" in message
-    assert "for example 1001 ('Sales' → 'Nowhere')" in message
-    assert "the default change threshold" in message and "--allow-changes" in message
+    assert "more than the limit 10 (the default: 500 objects or 10% of 20, whichever" in message
+    assert "for example 1001 ('Sales' → 'Nowhere'), 1002 (" in message
+    assert "Nothing was written" in message and "--allow-changes" in message
     assert errors(activity) == [("change_threshold_exceeded", "")]
     assert [i.change_type for i in rpeis(activity) if not i.error_type] == []
     assert documents(system) == before
@@ -206,5 +206,5 @@ def test_a_delta_import_over_the_change_threshold_is_refused(scripted):
     activity = run(scripted, "Delta Import")
 
     assert activity.status == "failed"
-    assert "title on 30 of 30 person objects (the limit is 10)" in activity.message
+    assert "title on 30 of 30 person objects, more than the limit 10" in activity.message
     assert {cso.attributes["title"][0] for cso in csos(scripted).values()} == {"a"}

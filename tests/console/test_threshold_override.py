@@ -219,3 +219,13 @@ def test_the_change_threshold_and_optional_are_editable_in_the_admin(admin_clien
     assert 'name="deletion_threshold"' in system_page.content.decode()
     assert 'name="change_threshold"' in system_page.content.decode()
     assert 'name="attributes-0-optional"' in type_page.content.decode()
+
+
+def test_an_import_refused_for_a_lost_attribute_is_lifted_as_a_change(client, overrider, profile):
+    failed = stopped_at(profile, "attribute_lost")
+    assert CHANGES in page(client, failed)
+
+    override(client, failed)
+
+    rerun = Activity.objects.exclude(pk=failed.pk).get()
+    assert (rerun.allow_changes, rerun.allow_deletions) == (True, False)
