@@ -384,13 +384,17 @@ class ImportRun:
         """Objects the connector could not read: an RPEI each; protect their CSOs."""
         for error in errors:
             key = external_id_key(error.external_id)
+            if key and unstorable_text(key):
+                key = ""  # no CSO can have it: the object cannot be named
             if key:
                 self.seen.add(key)
             else:
                 self.unidentified += 1
             message = f"{error.location}: {error.message}" if error.location else error.message
             self.recorder.error(
-                error.error_type or RpeiErrorType.INVALID_DATA, message, external_id=key
+                error.error_type or RpeiErrorType.INVALID_DATA,
+                storable_text(message),
+                external_id=key,
             )
 
     def _screen(self, objects: list[ImportObject]) -> list[_Candidate]:

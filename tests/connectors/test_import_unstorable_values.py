@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from connectors.base import ImportObject
+from connectors.base import ImportObject, ImportObjectError, ImportPage
 from connectors.importing.values import storable_text, unstorable
 from tests.builders import changes, csos, errors, rpeis, run
 from tests.connectors.scripted_connector import ScriptedConnector, obj, page
@@ -54,6 +54,21 @@ def test_the_location_names_the_object_even_when_it_holds_a_nul(scripted):
     assert errors(activity) == [("invalid_data", "u\\x002")]
     [item] = [item for item in rpeis(activity) if item.error_type]
     assert item.message.startswith("ldap: cn=\\x00,o=x: its external id holds a NUL character")
+
+
+def test_an_error_the_connector_reports_with_a_nul_is_recorded_escaped(scripted):
+    unreadable = ImportObjectError(
+        "cannot decode cn\x00", location="ldap: cn=\x00,o=x", external_id="u\x009"
+    )
+    ScriptedConnector.reset([ImportPage([obj("person", "u1")], [unreadable])])
+
+    activity = run(scripted)
+
+    assert activity.status == "complete_with_errors"
+    assert errors(activity) == [("invalid_data", "")]  # the id cannot be a CSO's: unnamed
+    [item] = [item for item in rpeis(activity) if item.error_type]
+    assert item.message == "ldap: cn=\\x00,o=x: cannot decode cn\\x00"
+    assert "deletion detection was skipped" in activity.message
 
 
 def test_a_rejected_object_keeps_its_cso_and_deletion_detection_spares_it(scripted):
