@@ -14,6 +14,10 @@ the text ``None`` in someone's account name:
 * the text filters ``lower``, ``upper``, ``title``, ``capitalize``, ``trim`` and
   ``replace`` keep ``None`` as ``None`` and work value by value on lists.
 
+Every evaluation runs within a memory and a time budget (:mod:`metaverse.expression_budget`,
+:mod:`metaverse.bounded_operations`): what would build more text or items than the
+budget, or run past its deadline, is an :class:`ExpressionError` naming the limit.
+
 ``apply`` compiles every expression (:func:`compile_expression`,
 :func:`compile_dn_template`) so a file with a broken one is rejected, and checks the
 names it reads (:func:`names_read`); at run time an evaluation error is raised as
@@ -24,6 +28,7 @@ on that object.
 from __future__ import annotations
 
 import datetime as dt
+import types
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -34,9 +39,26 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, no
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from connectors.backends.ldap_dn import escape_rdn_value
+from metaverse import expression_budget
+from metaverse.bounded_operations import (
+    BINOPS,
+    REMOVED_GLOBALS,
+    bound_filters,
+    bound_tests,
+    check_binop,
+    check_method,
+    formatter_for,
+    join_texts,
+)
+from metaverse.expression_budget import (
+    BudgetExceeded,
+    bounded_range,
+    replace_size,
+    strftime_size,
+)
 
 
 class ExpressionSyntaxError(ValueError):
@@ -47,12 +69,12 @@ class ExpressionError(ValueError):
     """An expression that failed when evaluated on an object."""
 
 
+class ExpressionLimitError(ExpressionError):
+    """An expression that would exceed its memory or time budget on an object."""
+
+
 #: The names an expression reads objects through.
 OBJECT_NAMES = ("cs", "mv")
-
-#: Largest text or list that ``*`` may build, and largest integer ``**`` may build (bits).
-MAX_REPEAT_LENGTH = 100_000
-MAX_POWER_BITS = 100_000
 
 # --------------------------------------------------------------------------- helpers
 
@@ -99,7 +121,11 @@ def join_values(value: Any, separator: str = " ") -> str:
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
-        return separator.join(str(v) for v in value if v not in (None, ""))
+        values = [v for v in value if v not in (None, "")]
+        budget = expression_budget.current()
+        if budget is not None:
+            return join_texts(budget, values, separator)
+        return separator.join(str(v) for v in values)
     return str(value)
 
 
@@ -110,7 +136,14 @@ def split(value: Any, separator: str | None = None) -> list[str]:
     """
     if value is None:
         return []
-    return [part.strip() for part in str(value).split(separator) if part.strip()]
+    text = str(value)
+    budget = expression_budget.current()
+    parts = (
+        text.split(separator)
+        if budget is None
+        else expression_budget.bounded_split(budget, text.split, separator)
+    )
+    return [part.strip() for part in parts if part.strip()]
 
 
 #: Letters that Unicode decomposition does not reduce to ASCII.
@@ -155,7 +188,15 @@ def replace_chars(value: Any, characters: str, replacement: str = "") -> Any:
     ``"O'Brien-Smith" | replace_chars("' -")`` is ``OBrienSmith``.
     """
     table = str.maketrans(dict.fromkeys(characters, replacement))
-    return _each(value, lambda item: str(item).translate(table))
+    budget = expression_budget.current()
+
+    def replace(item: Any) -> str:
+        text = str(item)
+        if budget is not None:
+            budget.charge(text=len(text) * max(1, len(replacement)))
+        return text.translate(table)
+
+    return _each(value, replace)
 
 
 def to_datetime(value: Any) -> dt.datetime | None:
@@ -181,7 +222,12 @@ def to_datetime(value: Any) -> dt.datetime | None:
 def format_date(value: Any, format: str = "%Y-%m-%d") -> str | None:
     """A date or time (or ISO 8601 text) formatted with ``strftime``; None stays None."""
     moment = to_datetime(value)
-    return None if moment is None else moment.strftime(format)
+    if moment is None:
+        return None
+    budget = expression_budget.current()
+    if budget is not None:
+        budget.charge(text=strftime_size(format))
+    return moment.strftime(format)
 
 
 HELPERS: dict[str, Any] = {
@@ -203,7 +249,16 @@ def _text_filter(method: Callable[[str], str]) -> Callable[[Any], Any]:
 
 
 def _replace(value: Any, old: str, new: str, count: int | None = None) -> Any:
-    return _each(value, lambda item: str(item).replace(old, new, -1 if count is None else count))
+    times = -1 if count is None else count
+    budget = expression_budget.current()
+
+    def replace(item: Any) -> str:
+        text = str(item)
+        if budget is not None:
+            budget.charge(text=replace_size(text, old, new, times))
+        return text.replace(old, new, times)
+
+    return _each(value, replace)
 
 
 #: Jinja2 text filters replaced by versions that keep None and work on lists.
@@ -219,7 +274,11 @@ TEXT_FILTERS: dict[str, Any] = {
 
 def join_text(values: Iterable[Any]) -> str:
     """What ``~`` does: concatenate values as text, None as empty text."""
-    return "".join("" if value is None else str(value) for value in values)
+    texts = ("" if value is None else value for value in values)
+    budget = expression_budget.current()
+    if budget is not None:
+        return join_texts(budget, texts)
+    return "".join(str(text) for text in texts)
 
 
 # --------------------------------------------------------------------------- objects
@@ -274,21 +333,13 @@ class _CodeGenerator(CodeGenerator):
         self.write("))")
 
 
-def _power_too_large(base: Any, exponent: Any) -> bool:
-    if not (isinstance(base, int) and isinstance(exponent, int)) or abs(base) < 2:
-        return False
-    return exponent > 0 and base.bit_length() * exponent > MAX_POWER_BITS
-
-
-def _length(value: Any) -> int | None:
-    return len(value) if isinstance(value, (str, list, tuple)) else None
-
-
-class _Environment(SandboxedEnvironment):
-    """The sandbox, with attribute views read by name and ``*``/``**`` bounded."""
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, with attribute views read by name, lists and dicts immutable, and
+    every operator, call, attribute and item read checked against the running
+    evaluation's budget."""
 
     code_generator_class = _CodeGenerator
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset(BINOPS)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -300,19 +351,63 @@ class _Environment(SandboxedEnvironment):
         return super().is_safe_attribute(obj, attr, value)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        expression_budget.active().tick()
         if isinstance(obj, AttributeView) and not attribute.startswith("_"):
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        expression_budget.active().tick()
+        return super().getitem(obj, argument)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and _power_too_large(left, right):
-            raise ExpressionError(f"'**' would build a number larger than {MAX_POWER_BITS} bits")
-        if operator == "*":
-            for sequence, times in ((left, right), (right, left)):
-                size = _length(sequence)
-                if size is not None and isinstance(times, int) and size * times > MAX_REPEAT_LENGTH:
-                    raise ExpressionError(f"'*' would build more than {MAX_REPEAT_LENGTH} items")
-        return super().call_binop(context, operator, left, right)
+        check_binop(expression_budget.active(), operator, left, right)
+        return BINOPS[operator](left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call from sandboxed code: the deadline, then the method's check (which
+        may swap in a bounded version), then what the call built is charged."""
+        budget = expression_budget.active()
+        budget.tick()
+        function = check_method(budget, __obj, args, kwargs)
+        result = super().call(__context, function, *args, **kwargs)
+        if not _selects(__obj):
+            budget.charge_value(result)
+        return result
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format`` and ``format_map`` with every field charged (Jinja2's
+        wrapper, with the formatter of :mod:`metaverse.bounded_operations`)."""
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or (
+            value.__name__ not in ("format", "format_map")
+        ):
+            return None
+        text = value.__self__
+        if not isinstance(text, str):
+            return None
+        formatter = formatter_for(self, text)
+        is_format_map = value.__name__ == "format_map"
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_format_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                args, kwargs = (), args[0]
+            return type(text)(formatter.vformat(text, args, kwargs))
+
+        return wrapper
+
+
+#: Calls that return one of their inputs rather than build a value: not charged.
+_SELECTING_CALLS = frozenset({"get", "coalesce", "first", "cycler", "joiner", "namespace"})
+
+
+def _selects(function: Any) -> bool:
+    return getattr(function, "__name__", "") in _SELECTING_CALLS
+
+
+#: Statements a DN template may use; loops, macros and blocks are not allowed.
+_TEMPLATE_STATEMENTS = (nodes.Output, nodes.If, nodes.Assign, nodes.With)
 
 
 def _dn_placeholder(value: Any) -> str:
@@ -330,9 +425,12 @@ def _dn_placeholder(value: Any) -> str:
 
 def _build_environment(finalize: Callable[[Any], Any] | None = None) -> _Environment:
     env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=finalize)
+    for name in REMOVED_GLOBALS:
+        del env.globals[name]
+    env.globals["range"] = bounded_range
     env.globals.update(HELPERS)
-    env.filters.update(HELPERS)
-    env.filters.update(TEXT_FILTERS)
+    env.filters = bound_filters({**env.filters, **HELPERS, **TEXT_FILTERS})
+    env.tests = bound_tests(env.tests)
     return env
 
 
@@ -343,6 +441,8 @@ _DN_ENV = _build_environment(finalize=_dn_placeholder)
 def _failure(exc: BaseException) -> ExpressionError:
     if isinstance(exc, ExpressionError):
         return exc
+    if isinstance(exc, BudgetExceeded):
+        return ExpressionLimitError(str(exc))
     return ExpressionError(f"{type(exc).__name__}: {exc}")
 
 
@@ -389,6 +489,7 @@ class CompiledExpression:
         Raises :class:`ExpressionError` whatever goes wrong, including reading a name
         that is not defined.
         """
+        budget = expression_budget.start()
         try:
             names = self._run.context(context)
             for _ in self._run.render(names):
@@ -396,8 +497,14 @@ class CompiledExpression:
             result = names.vars["result"]
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
+            if isinstance(result, Iterator):
+                # A lazy filter's result (``cs.groups | map('lower')``) is run now,
+                # within the budget, not after it.
+                result = expression_budget.bounded_list(expression_budget.active(), result)
         except Exception as exc:
             raise _failure(exc) from None
+        finally:
+            expression_budget.stop(budget)
         return result
 
 
@@ -412,15 +519,31 @@ class CompiledTemplate:
     def __init__(self, source: str) -> None:
         self.source = source
         try:
-            self._run = _Runner(_DN_ENV.from_string(source.strip()))
+            tree = _DN_ENV.parse(source.strip())
         except TemplateSyntaxError as exc:
             raise ExpressionSyntaxError(f"{exc.message} in template {source!r}") from None
+        for statement in tree.find_all(nodes.Stmt):
+            if not isinstance(statement, _TEMPLATE_STATEMENTS):
+                raise ExpressionSyntaxError(
+                    f"a DN template may use {{{{ … }}}}, {{% if %}} and {{% set %}} only, "
+                    f"not {type(statement).__name__.lower()} in template {source!r}"
+                )
+        self._run = _Runner(_DN_ENV.from_string(tree))
 
     def render(self, **context: Any) -> str:
+        budget = expression_budget.start()
         try:
-            return _DN_ENV.concat(self._run.render(self._run.context(context)))
+            return _DN_ENV.concat(self._chunks(context))
         except Exception as exc:
             raise _failure(exc) from None
+        finally:
+            expression_budget.stop(budget)
+
+    def _chunks(self, context: dict[str, Any]) -> Iterator[str]:
+        budget = expression_budget.active()
+        for chunk in self._run.render(self._run.context(context)):
+            budget.charge(text=len(chunk))
+            yield chunk
 
 
 @lru_cache(maxsize=1024)
