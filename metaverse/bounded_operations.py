@@ -35,7 +35,9 @@ from metaverse.expression_budget import (
     bounded_list,
     bounded_split,
     charging,
+    depth,
     format_spec_size,
+    limited,
     measure,
     printf_size,
     replace_size,
@@ -156,6 +158,12 @@ def formatter_for(environment: Any, text: str) -> Formatter:
 
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 _TEXT_TYPES = (str, bytes, bytearray)
+#: Text methods that build a copy of the text (charged by its length first; a few
+#: characters grow, 'ß'.upper() is 'SS', charged once built).
+_CASE_METHODS = frozenset(
+    {"upper", "lower", "title", "capitalize", "swapcase", "casefold", "strip", "lstrip"}
+    | {"rstrip", "encode", "decode", "hex", "removeprefix", "removesuffix"}
+)
 #: What ``str.splitlines`` splits on.
 _LINE_BREAKS = ("\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 
@@ -203,10 +211,16 @@ def _check_text_method(
         budget.charge(text=len(text) * (1 + len(args[1])))
     elif name == "translate" and args:
         budget.charge(text=translate_size(text, args[0]))
-    elif name == "join" and args:
+    elif name == "join" and args and isinstance(text, str):
         return lambda values: join_texts(budget, values, text)
+    elif name == "join" and args:
+        values = bounded_list(budget, args[0])
+        budget.charge(text=sum(map(len, values)) + len(text) * max(0, len(values) - 1))
+        return lambda _: text.join(values)
     elif name in ("split", "rsplit"):
         return lambda sep=None, maxsplit=-1: bounded_split(budget, function, sep, maxsplit)
+    elif name in _CASE_METHODS:
+        budget.charge(text=len(text))
     elif name == "splitlines":
         breaks = _LINE_BREAKS if isinstance(text, str) else (b"\n", b"\r")
         budget.charge(items=sum(text.count(line_break) for line_break in breaks) + 1)
@@ -234,15 +248,15 @@ def _center(value: Any, width: int = 80) -> str:
 def _check_indent(budget: Budget, s: Any, width: Any = 4, *_: Any, **__: Any) -> None:
     text = budget.text_of(s)
     indention = len(width) if isinstance(width, str) else max(width, 0)
-    lines = text.count("\n") + 2
+    lines = sum(text.count(line_break) for line_break in _LINE_BREAKS) + 2
     budget.charge(text=indention + len(text) + lines * (indention + 1))
 
 
 def _check_wordwrap(budget: Budget, s: Any, width: Any = 79, *args: Any, **kwargs: Any) -> None:
     text = budget.text_of(s)
     wrapstring = _argument(args, kwargs, 1, "wrapstring", None) or "\n"
-    lines = len(text) // 2 + len(text) // max(width if isinstance(width, int) else 1, 1) + 1
-    budget.charge(text=len(text) + lines * len(budget.text_of(wrapstring)))
+    # Every line of the result holds a character at least, or is an empty paragraph.
+    budget.charge(text=len(text) + (len(text) + 1) * len(budget.text_of(wrapstring)))
 
 
 def _check_format(budget: Budget, value: Any, *args: Any, **kwargs: Any) -> None:
@@ -263,8 +277,8 @@ def _check_slice(budget: Budget, value: Any, slices: Any = 1, fill_with: Any = N
 def _check_tojson(budget: Budget, value: Any, indent: Any = None) -> None:
     text, items = measure(value, budget.limits)
     spaces = indent if isinstance(indent, int) else len(indent or "")
-    # Nested containers indent each of their items once per level: at most items levels.
-    budget.charge(text=6 * text + items * (16 + spaces * min(items, 64)) + 16)
+    # Each item is a line, indented once per level it is nested at.
+    budget.charge(text=6 * text + items * (16 + spaces * depth(value, budget.limits)) + 16)
 
 
 @pass_environment
@@ -291,7 +305,10 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 def _wordcount(s: Any) -> int:
     """Jinja2's ``wordcount``, counting without building the list of words."""
-    return sum(1 for _ in _WORD.finditer(active().text_of(s)))
+    budget = active()
+    text = budget.text_of(s)
+    budget.charge(text=len(text))  # what subn builds: the text without its words
+    return _WORD.subn("", text)[1]
 
 
 #: Filters checked before they run: the check charges what they will build.
@@ -304,10 +321,23 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
     "tojson": _check_tojson,
 }
 
+#: Filters that charge what they build themselves: the checked ones, the replaced
+#: ones, and the helpers of metaverse.expressions.
+_SELF_CHARGING_FILTERS = frozenset(
+    {"join", "center", "sum", "wordcount", "replace", "replace_chars", "join_values", "split"}
+    | {"format_date", "indent", "wordwrap", "format", "batch", "slice", "tojson"}
+)
+
 #: Filters that make a list of their input first: given one made within the budget
 #: (``long_text | list`` would otherwise build a million one-character texts).
 _MATERIALISING_FILTERS = frozenset(
     {"list", "sort", "reverse", "unique", "groupby", "batch", "slice"}
+)
+
+#: Filters that go through their input item by item without making a list of it:
+#: given no more items than the budget has (a value read from the object may hold more).
+_ITERATING_FILTERS = frozenset(
+    {"min", "max", "unique", "map", "select", "reject", "selectattr", "rejectattr"}
 )
 
 #: Filters replaced by bounded versions.
@@ -332,9 +362,10 @@ def _passes_argument(function: Any) -> bool:
 def bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """A filter that ticks, runs its check, and charges what it built."""
     check = _FILTER_CHECKS.get(name)
-    charges = name not in _SELECTING_FILTERS
+    proportional = name not in _SELECTING_FILTERS | _SELF_CHARGING_FILTERS
     lazy = name in ("batch", "slice")
     materialises = name in _MATERIALISING_FILTERS
+    iterates = name in _ITERATING_FILTERS
     skip = 1 if _passes_argument(function) else 0
 
     @wraps(function)
@@ -343,13 +374,20 @@ def bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any
         budget.tick()
         if materialises and len(args) > skip and _needs_list(name, args[skip]):
             args = (*args[:skip], bounded_list(budget, args[skip]), *args[skip + 1 :])
+        elif iterates and len(args) > skip:
+            args = (*args[:skip], limited(budget, args[skip]), *args[skip + 1 :])
         if check is not None:
             check(budget, *args[skip:], **kwargs)
+        if not proportional:
+            result = function(*args, **kwargs)
+            return charging(budget, result) if lazy else result
+        # Charged its input's size first: running over a value read from the object
+        # (not charged when read) takes time in proportion to it.
+        charged = measure(args[skip], budget.limits) if len(args) > skip else (0, 0)
+        budget.charge(*charged)
         result = function(*args, **kwargs)
-        if lazy:
-            return charging(budget, result)
-        if charges:
-            budget.charge_value(result)
+        text, items = measure(result, budget.limits)
+        budget.charge(max(0, text - charged[0]), max(0, items - charged[1]))
         return result
 
     return bounded

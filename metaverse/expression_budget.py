@@ -134,7 +134,7 @@ def text_exceeded(limits: Limits) -> BudgetExceeded:
 
 def items_exceeded(limits: Limits) -> BudgetExceeded:
     return BudgetExceeded(
-        f"the expression would build more than {limits.max_items:,} items, "
+        f"the expression would build or go through more than {limits.max_items:,} items, "
         "its memory limit (JIM_EXPRESSION_MAX_ITEMS)"
     )
 
@@ -198,6 +198,27 @@ def measure(value: Any, limits: Limits) -> tuple[int, int]:
         if text > limits.max_text or items > limits.max_items:
             break
     return text, items
+
+
+def depth(value: Any, limits: Limits) -> int:
+    """How deeply containers nest in a value (0 for a text or a number); stops past
+    the items limit."""
+    deepest = visited = 0
+    pending = [(value, 0)]
+    while pending and visited <= limits.max_items:
+        current_value, level = pending.pop()
+        visited += 1
+        if isinstance(current_value, (str, bytes, bytearray)):
+            continue
+        if isinstance(current_value, _CONTAINERS):
+            deepest = max(deepest, level + 1)
+            children = (
+                [*current_value.keys(), *current_value.values()]
+                if isinstance(current_value, Mapping)
+                else current_value
+            )
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def number_text(value: Any) -> int:
@@ -327,13 +348,34 @@ def bounded_list(budget: Budget, values: Iterable[Any]) -> list[Any]:
 
     Not charged here: the caller charges what it builds from the list.
     """
-    if isinstance(values, list):
-        return values
     left = budget.limits.max_items - budget.items
+    if isinstance(values, list):
+        if len(values) > left:  # a list read from the object, longer than the budget
+            raise items_exceeded(budget.limits)
+        return values
     result = list(islice(values, left + 1))
     if len(result) > left:
         raise items_exceeded(budget.limits)
     return result
+
+
+def limited(budget: Budget, values: Any) -> Any:
+    """``values``, refused when it holds more items than the budget has left, or (when
+    it is lazy) an iterator that stops with that error: a filter that goes through a
+    value item by item takes time in proportion to it, even building nothing."""
+    left = budget.limits.max_items - budget.items
+    if hasattr(values, "__len__"):
+        if len(values) > left:
+            raise items_exceeded(budget.limits)
+        return values
+    return _stopping_after(budget, iter(values), left)
+
+
+def _stopping_after(budget: Budget, values: Iterator[Any], left: int) -> Iterator[Any]:
+    for count, value in enumerate(values):
+        if count >= left:
+            raise items_exceeded(budget.limits)
+        yield value
 
 
 def charging(budget: Budget, values: Iterator[Any]) -> Iterator[Any]:

@@ -369,10 +369,16 @@ class _Environment(ImmutableSandboxedEnvironment):
         may swap in a bounded version), then what the call built is charged."""
         budget = expression_budget.active()
         budget.tick()
+        text, items = budget.text, budget.items
         function = check_method(budget, __obj, args, kwargs)
         result = super().call(__context, function, *args, **kwargs)
         if not _selects(__obj):
-            budget.charge_value(result)
+            # What the check and the call charged already is not charged twice.
+            built_text, built_items = expression_budget.measure(result, budget.limits)
+            budget.charge(
+                max(0, built_text - (budget.text - text)),
+                max(0, built_items - (budget.items - items)),
+            )
         return result
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:

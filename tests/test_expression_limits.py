@@ -155,6 +155,30 @@ def test_the_object_s_own_values_count_when_an_expression_copies_them() -> None:
     assert evaluate("cs.note | length", note="x" * 600_000) == 600_000
 
 
+@pytest.mark.parametrize("source", ["cs.note | upper", "cs.note.upper()", "cs.note | striptags"])
+def test_a_value_read_from_the_object_larger_than_the_budget_is_not_worked_on(source) -> None:
+    # Working on it would take time in proportion to its size before anything is built.
+    assert_refused(source, TEXT_LIMIT, note="<b>x</b>" * 200_000)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "mv.members | min",
+        "mv.members | unique | first",
+        "mv.members | select | first",
+        "mv.members | join(',')",
+        "mv.members | sum",
+        "mv.members | map('string') | first",
+    ],
+)
+def test_a_list_read_from_the_object_longer_than_the_budget_is_not_gone_through(source) -> None:
+    mv = AttributeView({"members": list(range(300_000))}, multivalued=["members"])
+    with pytest.raises(ExpressionError, match=ITEMS_LIMIT):
+        compile_expression(source).evaluate(cs=AttributeView({}), mv=mv)
+    assert compile_expression("mv.members | length").evaluate(mv=mv) == 300_000
+
+
 # --------------------------------------------------------------------------- items
 
 
