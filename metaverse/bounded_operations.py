@@ -26,6 +26,7 @@ from typing import Any
 from jinja2 import pass_environment
 from jinja2.filters import make_attrgetter
 from jinja2.sandbox import SandboxedEscapeFormatter, SandboxedFormatter
+from markupsafe import Markup
 
 from metaverse.expression_budget import (
     MAX_NUMBER_BITS,
@@ -54,7 +55,7 @@ _SELECTING_FILTERS = frozenset(
     {
         "abs", "attr", "count", "d", "default", "first", "float", "int", "last", "length",
         "max", "min", "random", "round", "map", "select", "reject", "selectattr",
-        "rejectattr", "unique", "items", "batch", "slice", "wordcount", "filesizeformat",
+        "rejectattr", "unique", "items", "filesizeformat", "coalesce",
     }
 )  # fmt: skip
 
@@ -147,8 +148,7 @@ class BudgetEscapeFormatter(_BudgetFormatting, SandboxedEscapeFormatter):
 
 
 def formatter_for(environment: Any, text: str) -> Formatter:
-    from markupsafe import Markup
-
+    """The formatter of ``text.format``: Jinja2's, for plain or ``Markup`` text."""
     if isinstance(text, Markup):
         return BudgetEscapeFormatter(environment, escape=text.escape)
     return BudgetFormatter(environment)
@@ -337,7 +337,7 @@ _MATERIALISING_FILTERS = frozenset(
 #: Filters that go through their input item by item without making a list of it:
 #: given no more items than the budget has (a value read from the object may hold more).
 _ITERATING_FILTERS = frozenset(
-    {"min", "max", "unique", "map", "select", "reject", "selectattr", "rejectattr"}
+    {"min", "max", "map", "select", "reject", "selectattr", "rejectattr"}
 )
 
 #: Filters replaced by bounded versions.

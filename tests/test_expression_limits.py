@@ -15,6 +15,7 @@ import pytest
 
 from connectors.choices import RunProfileType
 from connectors.models import ConnectedSystemObjectType
+from exports.models import PendingExport
 from metaverse.choices import FlowKind, SyncRuleDirection
 from metaverse.expressions import (
     AttributeView,
@@ -32,6 +33,7 @@ from metaverse.models import (
     SyncRuleJoin,
 )
 from tests.builders import errors, make_csv_system, person, rpeis, run
+from tests.sync.scenario import build_scenario
 
 #: What an evaluation stopped by its budget may have allocated at most: the budget
 #: (a million characters) and the bookkeeping, far from the gigabytes asked for.
@@ -391,3 +393,24 @@ def test_a_sync_fails_only_the_object_whose_expression_exceeds_the_budget(tmp_pa
     assert "JIM_EXPRESSION_MAX_TEXT" in error.message
     names = sorted(mvo.attributes["displayName"] for mvo in MetaverseObject.objects.all())
     assert names == [["Ada"], ["Alan"]]
+
+
+@pytest.mark.django_db
+def test_a_dn_template_over_the_budget_fails_that_person_s_provisioning_only() -> None:
+    scenario = build_scenario()
+    scenario.dir_out.dn_template = (
+        "uid={{ mv.accountName }},ou={{ mv.department | default('staff', true) }},"
+        "ou=people,dc=example,dc=org"
+    )
+    scenario.dir_out.save()
+    scenario.hr_row("1001", accountName="alovelace")
+    scenario.hr_row("1002", accountName="ghopper", department="x" * 1_100_000)
+
+    synced = scenario.sync()
+
+    [error] = [item for item in rpeis(synced) if item.error_type]
+    assert (error.error_type, error.external_id) == ("expression_error", "1002")
+    assert "sync rule 'Directory people out': DN template" in error.message
+    assert "JIM_EXPRESSION_MAX_TEXT" in error.message
+    assert scenario.export_of("1001").dn == "uid=alovelace,ou=staff,ou=people,dc=example,dc=org"
+    assert not PendingExport.objects.filter(dn__contains="ghopper").exists()
