@@ -135,6 +135,7 @@ class _BudgetFormatting:
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         budget = active()
+        budget.tick()
         budget.charge(text=format_spec_size(budget, value, format_spec))
         return super().format_field(value, format_spec)  # type: ignore[misc]
 

@@ -101,8 +101,10 @@ class Budget:
             )
 
     def charge(self, text: int = 0, items: int = 0) -> None:
-        """Take ``text`` characters and ``items`` items, before they are built."""
-        self.tick()
+        """Take ``text`` characters and ``items`` items, before they are built.
+
+        (The deadline is checked by the operations, once each, not here.)
+        """
         if self.text + text > self.limits.max_text:
             raise text_exceeded(self.limits)
         if self.items + items > self.limits.max_items:
@@ -180,6 +182,8 @@ def measure(value: Any, limits: Limits) -> tuple[int, int]:
     Stops counting once either exceeds its limit, so measuring costs no more than
     the budget allows to build.
     """
+    if isinstance(value, str):
+        return len(value), 0
     text = items = 0
     pending = [value]
     while pending:
@@ -381,5 +385,6 @@ def _stopping_after(budget: Budget, values: Iterator[Any], left: int) -> Iterato
 def charging(budget: Budget, values: Iterator[Any]) -> Iterator[Any]:
     """Yield values of a lazy filter (``batch``, ``slice``), charging each one."""
     for value in values:
+        budget.tick()
         budget.charge_value(value)
         yield value

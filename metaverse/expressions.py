@@ -274,9 +274,10 @@ TEXT_FILTERS: dict[str, Any] = {
 
 def join_text(values: Iterable[Any]) -> str:
     """What ``~`` does: concatenate values as text, None as empty text."""
-    texts = ("" if value is None else value for value in values)
+    texts = ["" if value is None else value for value in values]
     budget = expression_budget.current()
     if budget is not None:
+        budget.tick()
         return join_texts(budget, texts)
     return "".join(str(text) for text in texts)
 
@@ -548,6 +549,7 @@ class CompiledTemplate:
     def _chunks(self, context: dict[str, Any]) -> Iterator[str]:
         budget = expression_budget.active()
         for chunk in self._run.render(self._run.context(context)):
+            budget.tick()
             budget.charge(text=len(chunk))
             yield chunk
 

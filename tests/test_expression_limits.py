@@ -7,8 +7,12 @@ tracemalloc, stays a few megabytes where the unbounded expression takes gigabyte
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -414,3 +418,47 @@ def test_a_dn_template_over_the_budget_fails_that_person_s_provisioning_only() -
     assert "JIM_EXPRESSION_MAX_TEXT" in error.message
     assert scenario.export_of("1001").dn == "uid=alovelace,ou=staff,ou=people,dc=example,dc=org"
     assert not PendingExport.objects.filter(dn__contains="ghopper").exists()
+
+
+def _settings_with(**environment: str) -> subprocess.CompletedProcess[str]:
+    """Import the settings module in a fresh interpreter with ``environment`` set."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import jim_project.settings as s; print(s.JIM_EXPRESSION_MAX_TEXT, "
+            "s.JIM_EXPRESSION_MAX_ITEMS, s.JIM_EXPRESSION_TIME_LIMIT_MS)",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("JIM_EXPRESSION_")},
+            **environment,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_settings_are_read_from_the_environment() -> None:
+    assert _settings_with().stdout.split() == ["1000000", "100000", "1000"]
+    result = _settings_with(
+        JIM_EXPRESSION_MAX_TEXT="5000",
+        JIM_EXPRESSION_MAX_ITEMS="50",
+        JIM_EXPRESSION_TIME_LIMIT_MS="250",
+    )
+    assert result.stdout.split() == ["5000", "50", "250"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("JIM_EXPRESSION_MAX_TEXT", "0", "JIM_EXPRESSION_MAX_TEXT must be at least 1"),
+        ("JIM_EXPRESSION_TIME_LIMIT_MS", "soon", "JIM_EXPRESSION_TIME_LIMIT_MS='soon' is not"),
+    ],
+)
+def test_a_bad_limit_stops_the_settings_import_with_its_name(variable, value, message) -> None:
+    result = _settings_with(**{variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr
