@@ -324,7 +324,8 @@ class AttributeView(Mapping[str, Any]):
 
 
 class _CodeGenerator(CodeGenerator):
-    """Jinja2's code generator, with ``~`` treating None as empty text."""
+    """Jinja2's code generator, with ``~`` treating None as empty text, and ``f(*x)``
+    unpacking no more items than the budget has (Python unpacks before any hook)."""
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.join_text((")
@@ -332,6 +333,17 @@ class _CodeGenerator(CodeGenerator):
             self.visit(argument, frame)
             self.write(", ")
         self.write("))")
+
+    def signature(
+        self,
+        node: nodes.Call | nodes.Filter | nodes.Test,
+        frame: Frame,
+        extra_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if node.dyn_args is not None:
+            limit = nodes.EnvironmentAttribute("limit_arguments", lineno=node.lineno)
+            node.dyn_args = nodes.Call(limit, [node.dyn_args], [], None, None, lineno=node.lineno)
+        super().signature(node, frame, extra_kwargs)
 
 
 class _Environment(ImmutableSandboxedEnvironment):
@@ -345,6 +357,7 @@ class _Environment(ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.join_text = join_text
+        self.limit_arguments = limit_arguments
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if isinstance(obj, AttributeView):
@@ -405,8 +418,15 @@ class _Environment(ImmutableSandboxedEnvironment):
         return wrapper
 
 
+def limit_arguments(values: Any) -> Any:
+    """What ``*values`` unpacks: refused past the items the budget has left."""
+    return expression_budget.limited(expression_budget.active(), values)
+
+
 #: Calls that return one of their inputs rather than build a value: not charged.
-_SELECTING_CALLS = frozenset({"get", "coalesce", "first", "cycler", "joiner", "namespace"})
+_SELECTING_CALLS = frozenset(
+    {"get", "coalesce", "first", "cycler", "joiner", "namespace", "limit_arguments"}
+)
 
 
 def _selects(function: Any) -> bool:
@@ -479,6 +499,14 @@ class _Runner:
         return Context(self._environment, {**self._globals, **names}, self._name, {})
 
 
+def _syntax_error(exc: Exception, kind: str, source: str) -> ExpressionSyntaxError:
+    """A parse failure as :class:`ExpressionSyntaxError`; an expression nested so deeply
+    that parsing it exhausts Python's stack is one too (``((((…1))))``)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return ExpressionSyntaxError(f"{exc.message} in {kind} {source!r}")
+    return ExpressionSyntaxError(f"nested too deeply in {kind} {source[:80]!r}…")
+
+
 class CompiledExpression:
     """A compiled Jinja2 expression (scope or flow)."""
 
@@ -486,8 +514,8 @@ class CompiledExpression:
         self.source = source
         try:
             expression = _ENV.compile_expression(source, undefined_to_none=False)
-        except TemplateSyntaxError as exc:
-            raise ExpressionSyntaxError(f"{exc.message} in expression {source!r}") from None
+        except (TemplateSyntaxError, RecursionError) as exc:
+            raise _syntax_error(exc, "expression", source) from None
         self._run = _Runner(expression._template)
 
     def evaluate(self, **context: Any) -> Any:
@@ -527,15 +555,15 @@ class CompiledTemplate:
         self.source = source
         try:
             tree = _DN_ENV.parse(source.strip())
-        except TemplateSyntaxError as exc:
-            raise ExpressionSyntaxError(f"{exc.message} in template {source!r}") from None
-        for statement in tree.find_all(nodes.Stmt):
-            if not isinstance(statement, _TEMPLATE_STATEMENTS):
-                raise ExpressionSyntaxError(
-                    f"a DN template may use {{{{ … }}}}, {{% if %}} and {{% set %}} only, "
-                    f"not {type(statement).__name__.lower()} in template {source!r}"
-                )
-        self._run = _Runner(_DN_ENV.from_string(tree))
+            for statement in tree.find_all(nodes.Stmt):
+                if not isinstance(statement, _TEMPLATE_STATEMENTS):
+                    raise ExpressionSyntaxError(
+                        f"a DN template may use {{{{ … }}}}, {{% if %}} and {{% set %}} only, "
+                        f"not {type(statement).__name__.lower()} in template {source!r}"
+                    )
+            self._run = _Runner(_DN_ENV.from_string(tree))
+        except (TemplateSyntaxError, RecursionError) as exc:
+            raise _syntax_error(exc, "template", source) from None
 
     def render(self, **context: Any) -> str:
         budget = expression_budget.start()
@@ -598,10 +626,9 @@ def names_read(source: str, *, template: bool = False) -> NamesRead:
     text = source.strip() if template else "{{ " + source + " }}"
     try:
         tree = env.parse(text)
-    except TemplateSyntaxError as exc:
-        kind = "template" if template else "expression"
-        raise ExpressionSyntaxError(f"{exc.message} in {kind} {source!r}") from None
-    variables = find_undeclared_variables(tree)
+        variables = find_undeclared_variables(tree)
+    except (TemplateSyntaxError, RecursionError) as exc:
+        raise _syntax_error(exc, "template" if template else "expression", source) from None
     attributes: dict[str, set[str]] = {name: set() for name in OBJECT_NAMES}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         target = node.node

@@ -169,3 +169,13 @@ def test_an_invalid_file_is_still_an_error(synced: Path) -> None:
     assert status == 2
     assert "sync_rules[0].flows[1].expression: does not compile" in err
     assert "warning" not in err
+
+
+def test_an_expression_nested_past_python_s_stack_is_an_invalid_file(tmp_path: Path) -> None:
+    write_csv(tmp_path / "hr.csv", ROWS)
+    path = write_config(tmp_path, display_name="(" * 5000 + "1" + ")" * 5000)
+
+    status, _, err = check(path)
+
+    assert status == 2
+    assert "sync_rules[0].flows[1].expression: does not compile: nested too deeply" in err

@@ -303,6 +303,19 @@ def test_compiling_folds_no_constant_filter_call() -> None:
     assert peak < PEAK_BYTES
 
 
+def test_an_expression_nested_past_python_s_stack_is_a_syntax_error() -> None:
+    deep = "(" * 5000 + "1" + ")" * 5000
+    with pytest.raises(ExpressionSyntaxError, match="nested too deeply"):
+        compile_expression(deep)
+    with pytest.raises(ExpressionSyntaxError, match="nested too deeply"):
+        compile_dn_template("uid={{ " + deep + " }}")
+
+
+def test_unpacking_is_bounded_before_python_unpacks() -> None:
+    assert evaluate("coalesce(*['', 'b'])") == "b"
+    assert_refused("coalesce(*cs.note)", ITEMS_LIMIT, note="€" * 200_000)
+
+
 def test_lists_and_dicts_cannot_be_changed_in_place() -> None:
     with pytest.raises(ExpressionError):
         evaluate("[1].append(2)")
