@@ -157,6 +157,9 @@ def formatter_for(environment: Any, text: str) -> Formatter:
 
 # --------------------------------------------------------------------------- methods
 
+#: What ``datetime.strptime`` is charged for each character of its text and format.
+STRPTIME_COST = 64
+
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 _TEXT_TYPES = (str, bytes, bytearray)
 #: Text methods that build a copy of the text (charged by its length first; a few
@@ -187,6 +190,11 @@ def check_method(budget: Budget, function: Any, args: tuple, kwargs: dict) -> An
         return _check_text_method(budget, owner, name, function, args, kwargs)
     if name == "strftime" and hasattr(owner, "strftime"):
         budget.charge(text=strftime_size(str(_argument(args, kwargs, 0, "format", ""))))
+    elif name == "strptime" and hasattr(owner, "strptime"):
+        # Parsing compiles the format into a regular expression, in Python: some
+        # microseconds a character, where the text operations take nanoseconds.
+        texts = [text for text in args if isinstance(text, str)]
+        budget.charge(text=STRPTIME_COST * sum(map(len, texts)))
     elif name == "to_bytes" and isinstance(owner, int):
         length = _argument(args, kwargs, 0, "length", 1)
         budget.charge(text=length if isinstance(length, int) else 0)
@@ -278,8 +286,10 @@ def _check_slice(budget: Budget, value: Any, slices: Any = 1, fill_with: Any = N
 def _check_tojson(budget: Budget, value: Any, indent: Any = None) -> None:
     text, items = measure(value, budget.limits)
     spaces = indent if isinstance(indent, int) else len(indent or "")
-    # Each item is a line, indented once per level it is nested at.
-    budget.charge(text=6 * text + items * (16 + spaces * depth(value, budget.limits)) + 16)
+    # json makes the indent text first; then each item is a line, indented once per
+    # level it is nested at.
+    lines = items * (16 + spaces * depth(value, budget.limits))
+    budget.charge(text=spaces + 6 * text + lines + 16)
 
 
 @pass_environment
@@ -326,6 +336,7 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
 #: ones, and the helpers of metaverse.expressions.
 _SELF_CHARGING_FILTERS = frozenset(
     {"join", "center", "sum", "wordcount", "replace", "replace_chars", "join_values", "split"}
+    | {"ldap_escape"}
     | {"format_date", "indent", "wordwrap", "format", "batch", "slice", "tojson"}
 )
 

@@ -108,7 +108,16 @@ def ldap_escape(value: Any) -> str:
     """Escape a value for use as an LDAP RDN value (RFC 4514, section 2.4), as the LDAP
     connector parses DNs (:func:`connectors.backends.ldap_dn.escape_rdn_value`).
     None is the empty text."""
-    return escape_rdn_value("" if value is None else str(value))
+    if value is None:
+        return ""
+    budget = expression_budget.current()
+    if budget is None:
+        return escape_rdn_value(str(value))
+    text = budget.text_of(value)
+    # Escaping goes character by character in Python, and may triple the text
+    # ('\00' for NUL): charged as three times its length.
+    budget.charge(text=3 * len(text))
+    return escape_rdn_value(text)
 
 
 def now() -> dt.datetime:

@@ -147,6 +147,7 @@ def test_lipsum_is_gone() -> None:
         "now().strftime('%200000000Y')",
         "'{:%200000000Y}'.format(now())",
         "format_date(now(), '%200000000Y')",
+        "now().strptime('x' * 100000, 'x' * 100000)",
         # bytes
         "1 .to_bytes(200000000, 'big')",
         "'x'.encode().center(200000000)",
