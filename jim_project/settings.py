@@ -13,6 +13,10 @@ Environment:
                           derived from SECRET_KEY when unset.
     JIM_Q_WORKERS         django-q2 worker count (default 2).
     JIM_REDIS_URL         use Redis as the django-q2 broker instead of the ORM.
+    JIM_EXPRESSION_MAX_TEXT       characters of text one evaluation of an expression
+                                  may build (default 1,000,000); see docs/expressions.md.
+    JIM_EXPRESSION_MAX_ITEMS      list, tuple and dict items it may build (default 100,000).
+    JIM_EXPRESSION_TIME_LIMIT_MS  how long it may run, in milliseconds (default 1,000).
 """
 
 from __future__ import annotations
@@ -134,6 +138,21 @@ Q_CLUSTER = {
     "label": "Run queue",
     **({"redis": _redis_url} if _redis_url else {"orm": "default"}),
 }
+
+# The budget of one expression evaluation (metaverse/expression_budget.py): what
+# exceeds it fails that object with expression_error, never the run.
+JIM_EXPRESSION_MAX_TEXT = env_int("JIM_EXPRESSION_MAX_TEXT", default=1_000_000)
+JIM_EXPRESSION_MAX_ITEMS = env_int("JIM_EXPRESSION_MAX_ITEMS", default=100_000)
+JIM_EXPRESSION_TIME_LIMIT_MS = env_int("JIM_EXPRESSION_TIME_LIMIT_MS", default=1_000)
+for _name in (
+    "JIM_EXPRESSION_MAX_TEXT",
+    "JIM_EXPRESSION_MAX_ITEMS",
+    "JIM_EXPRESSION_TIME_LIMIT_MS",
+):
+    if globals()[_name] < 1:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,10 @@ the text ``None`` in someone's account name:
 * the text filters ``lower``, ``upper``, ``title``, ``capitalize``, ``trim`` and
   ``replace`` keep ``None`` as ``None`` and work value by value on lists.
 
+Every evaluation runs within a memory and a time budget (:mod:`metaverse.expression_budget`,
+:mod:`metaverse.bounded_operations`): what would build more text or items than the
+budget, or run past its deadline, is an :class:`ExpressionError` naming the limit.
+
 ``apply`` compiles every expression (:func:`compile_expression`,
 :func:`compile_dn_template`) so a file with a broken one is rejected, and checks the
 names it reads (:func:`names_read`); at run time an evaluation error is raised as
@@ -24,6 +28,7 @@ on that object.
 from __future__ import annotations
 
 import datetime as dt
+import types
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -34,9 +39,26 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, no
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from connectors.backends.ldap_dn import escape_rdn_value
+from metaverse import expression_budget
+from metaverse.bounded_operations import (
+    BINOPS,
+    REMOVED_GLOBALS,
+    bound_filters,
+    bound_tests,
+    check_binop,
+    check_method,
+    formatter_for,
+    join_texts,
+)
+from metaverse.expression_budget import (
+    BudgetExceeded,
+    bounded_range,
+    replace_size,
+    strftime_size,
+)
 
 
 class ExpressionSyntaxError(ValueError):
@@ -47,12 +69,12 @@ class ExpressionError(ValueError):
     """An expression that failed when evaluated on an object."""
 
 
+class ExpressionLimitError(ExpressionError):
+    """An expression that would exceed its memory or time budget on an object."""
+
+
 #: The names an expression reads objects through.
 OBJECT_NAMES = ("cs", "mv")
-
-#: Largest text or list that ``*`` may build, and largest integer ``**`` may build (bits).
-MAX_REPEAT_LENGTH = 100_000
-MAX_POWER_BITS = 100_000
 
 # --------------------------------------------------------------------------- helpers
 
@@ -86,7 +108,16 @@ def ldap_escape(value: Any) -> str:
     """Escape a value for use as an LDAP RDN value (RFC 4514, section 2.4), as the LDAP
     connector parses DNs (:func:`connectors.backends.ldap_dn.escape_rdn_value`).
     None is the empty text."""
-    return escape_rdn_value("" if value is None else str(value))
+    if value is None:
+        return ""
+    budget = expression_budget.current()
+    if budget is None:
+        return escape_rdn_value(str(value))
+    text = budget.text_of(value)
+    # Escaping goes character by character in Python, and may triple the text
+    # ('\00' for NUL): charged as three times its length.
+    budget.charge(text=3 * len(text))
+    return escape_rdn_value(text)
 
 
 def now() -> dt.datetime:
@@ -99,7 +130,11 @@ def join_values(value: Any, separator: str = " ") -> str:
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
-        return separator.join(str(v) for v in value if v not in (None, ""))
+        values = [v for v in value if v not in (None, "")]
+        budget = expression_budget.current()
+        if budget is not None:
+            return join_texts(budget, values, separator)
+        return separator.join(str(v) for v in values)
     return str(value)
 
 
@@ -110,7 +145,14 @@ def split(value: Any, separator: str | None = None) -> list[str]:
     """
     if value is None:
         return []
-    return [part.strip() for part in str(value).split(separator) if part.strip()]
+    text = str(value)
+    budget = expression_budget.current()
+    parts = (
+        text.split(separator)
+        if budget is None
+        else expression_budget.bounded_split(budget, text.split, separator)
+    )
+    return [part.strip() for part in parts if part.strip()]
 
 
 #: Letters that Unicode decomposition does not reduce to ASCII.
@@ -155,7 +197,15 @@ def replace_chars(value: Any, characters: str, replacement: str = "") -> Any:
     ``"O'Brien-Smith" | replace_chars("' -")`` is ``OBrienSmith``.
     """
     table = str.maketrans(dict.fromkeys(characters, replacement))
-    return _each(value, lambda item: str(item).translate(table))
+    budget = expression_budget.current()
+
+    def replace(item: Any) -> str:
+        text = str(item)
+        if budget is not None:
+            budget.charge(text=len(text) * max(1, len(replacement)))
+        return text.translate(table)
+
+    return _each(value, replace)
 
 
 def to_datetime(value: Any) -> dt.datetime | None:
@@ -181,7 +231,12 @@ def to_datetime(value: Any) -> dt.datetime | None:
 def format_date(value: Any, format: str = "%Y-%m-%d") -> str | None:
     """A date or time (or ISO 8601 text) formatted with ``strftime``; None stays None."""
     moment = to_datetime(value)
-    return None if moment is None else moment.strftime(format)
+    if moment is None:
+        return None
+    budget = expression_budget.current()
+    if budget is not None:
+        budget.charge(text=strftime_size(format))
+    return moment.strftime(format)
 
 
 HELPERS: dict[str, Any] = {
@@ -203,7 +258,16 @@ def _text_filter(method: Callable[[str], str]) -> Callable[[Any], Any]:
 
 
 def _replace(value: Any, old: str, new: str, count: int | None = None) -> Any:
-    return _each(value, lambda item: str(item).replace(old, new, -1 if count is None else count))
+    times = -1 if count is None else count
+    budget = expression_budget.current()
+
+    def replace(item: Any) -> str:
+        text = str(item)
+        if budget is not None:
+            budget.charge(text=replace_size(text, old, new, times))
+        return text.replace(old, new, times)
+
+    return _each(value, replace)
 
 
 #: Jinja2 text filters replaced by versions that keep None and work on lists.
@@ -219,7 +283,12 @@ TEXT_FILTERS: dict[str, Any] = {
 
 def join_text(values: Iterable[Any]) -> str:
     """What ``~`` does: concatenate values as text, None as empty text."""
-    return "".join("" if value is None else str(value) for value in values)
+    texts = ["" if value is None else value for value in values]
+    budget = expression_budget.current()
+    if budget is not None:
+        budget.tick()
+        return join_texts(budget, texts)
+    return "".join(str(text) for text in texts)
 
 
 # --------------------------------------------------------------------------- objects
@@ -264,7 +333,8 @@ class AttributeView(Mapping[str, Any]):
 
 
 class _CodeGenerator(CodeGenerator):
-    """Jinja2's code generator, with ``~`` treating None as empty text."""
+    """Jinja2's code generator, with ``~`` treating None as empty text, and ``f(*x)``
+    unpacking no more items than the budget has (Python unpacks before any hook)."""
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.join_text((")
@@ -273,26 +343,30 @@ class _CodeGenerator(CodeGenerator):
             self.write(", ")
         self.write("))")
 
+    def signature(
+        self,
+        node: nodes.Call | nodes.Filter | nodes.Test,
+        frame: Frame,
+        extra_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if node.dyn_args is not None:
+            limit = nodes.EnvironmentAttribute("limit_arguments", lineno=node.lineno)
+            node.dyn_args = nodes.Call(limit, [node.dyn_args], [], None, None, lineno=node.lineno)
+        super().signature(node, frame, extra_kwargs)
 
-def _power_too_large(base: Any, exponent: Any) -> bool:
-    if not (isinstance(base, int) and isinstance(exponent, int)) or abs(base) < 2:
-        return False
-    return exponent > 0 and base.bit_length() * exponent > MAX_POWER_BITS
 
-
-def _length(value: Any) -> int | None:
-    return len(value) if isinstance(value, (str, list, tuple)) else None
-
-
-class _Environment(SandboxedEnvironment):
-    """The sandbox, with attribute views read by name and ``*``/``**`` bounded."""
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, with attribute views read by name, lists and dicts immutable, and
+    every operator, call, attribute and item read checked against the running
+    evaluation's budget."""
 
     code_generator_class = _CodeGenerator
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset(BINOPS)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.join_text = join_text
+        self.limit_arguments = limit_arguments
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if isinstance(obj, AttributeView):
@@ -300,19 +374,76 @@ class _Environment(SandboxedEnvironment):
         return super().is_safe_attribute(obj, attr, value)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        expression_budget.active().tick()
         if isinstance(obj, AttributeView) and not attribute.startswith("_"):
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        expression_budget.active().tick()
+        return super().getitem(obj, argument)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and _power_too_large(left, right):
-            raise ExpressionError(f"'**' would build a number larger than {MAX_POWER_BITS} bits")
-        if operator == "*":
-            for sequence, times in ((left, right), (right, left)):
-                size = _length(sequence)
-                if size is not None and isinstance(times, int) and size * times > MAX_REPEAT_LENGTH:
-                    raise ExpressionError(f"'*' would build more than {MAX_REPEAT_LENGTH} items")
-        return super().call_binop(context, operator, left, right)
+        check_binop(expression_budget.active(), operator, left, right)
+        return BINOPS[operator](left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call from sandboxed code: the deadline, then the method's check (which
+        may swap in a bounded version), then what the call built is charged."""
+        budget = expression_budget.active()
+        budget.tick()
+        text, items = budget.text, budget.items
+        function = check_method(budget, __obj, args, kwargs)
+        result = super().call(__context, function, *args, **kwargs)
+        if not _selects(__obj):
+            # What the check and the call charged already is not charged twice.
+            built_text, built_items = expression_budget.measure(result, budget.limits)
+            budget.charge(
+                max(0, built_text - (budget.text - text)),
+                max(0, built_items - (budget.items - items)),
+            )
+        return result
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format`` and ``format_map`` with every field charged (Jinja2's
+        wrapper, with the formatter of :mod:`metaverse.bounded_operations`)."""
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or (
+            value.__name__ not in ("format", "format_map")
+        ):
+            return None
+        text = value.__self__
+        if not isinstance(text, str):
+            return None
+        formatter = formatter_for(self, text)
+        is_format_map = value.__name__ == "format_map"
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_format_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                args, kwargs = (), args[0]
+            return type(text)(formatter.vformat(text, args, kwargs))
+
+        return wrapper
+
+
+def limit_arguments(values: Any) -> Any:
+    """What ``*values`` unpacks: refused past the items the budget has left."""
+    return expression_budget.limited(expression_budget.active(), values)
+
+
+#: Calls that return one of their inputs rather than build a value: not charged.
+_SELECTING_CALLS = frozenset(
+    {"get", "coalesce", "first", "cycler", "joiner", "namespace", "limit_arguments"}
+)
+
+
+def _selects(function: Any) -> bool:
+    return getattr(function, "__name__", "") in _SELECTING_CALLS
+
+
+#: Statements a DN template may use; loops, macros and blocks are not allowed.
+_TEMPLATE_STATEMENTS = (nodes.Output, nodes.If, nodes.Assign, nodes.With)
 
 
 def _dn_placeholder(value: Any) -> str:
@@ -330,9 +461,12 @@ def _dn_placeholder(value: Any) -> str:
 
 def _build_environment(finalize: Callable[[Any], Any] | None = None) -> _Environment:
     env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=finalize)
+    for name in REMOVED_GLOBALS:
+        del env.globals[name]
+    env.globals["range"] = bounded_range
     env.globals.update(HELPERS)
-    env.filters.update(HELPERS)
-    env.filters.update(TEXT_FILTERS)
+    env.filters = bound_filters({**env.filters, **HELPERS, **TEXT_FILTERS})
+    env.tests = bound_tests(env.tests)
     return env
 
 
@@ -343,6 +477,8 @@ _DN_ENV = _build_environment(finalize=_dn_placeholder)
 def _failure(exc: BaseException) -> ExpressionError:
     if isinstance(exc, ExpressionError):
         return exc
+    if isinstance(exc, BudgetExceeded):
+        return ExpressionLimitError(str(exc))
     return ExpressionError(f"{type(exc).__name__}: {exc}")
 
 
@@ -372,6 +508,14 @@ class _Runner:
         return Context(self._environment, {**self._globals, **names}, self._name, {})
 
 
+def _syntax_error(exc: Exception, kind: str, source: str) -> ExpressionSyntaxError:
+    """A parse failure as :class:`ExpressionSyntaxError`; an expression nested so deeply
+    that parsing it exhausts Python's stack is one too (``((((…1))))``)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return ExpressionSyntaxError(f"{exc.message} in {kind} {source!r}")
+    return ExpressionSyntaxError(f"nested too deeply in {kind} {source[:80]!r}…")
+
+
 class CompiledExpression:
     """A compiled Jinja2 expression (scope or flow)."""
 
@@ -379,8 +523,8 @@ class CompiledExpression:
         self.source = source
         try:
             expression = _ENV.compile_expression(source, undefined_to_none=False)
-        except TemplateSyntaxError as exc:
-            raise ExpressionSyntaxError(f"{exc.message} in expression {source!r}") from None
+        except (TemplateSyntaxError, RecursionError) as exc:
+            raise _syntax_error(exc, "expression", source) from None
         self._run = _Runner(expression._template)
 
     def evaluate(self, **context: Any) -> Any:
@@ -389,6 +533,7 @@ class CompiledExpression:
         Raises :class:`ExpressionError` whatever goes wrong, including reading a name
         that is not defined.
         """
+        budget = expression_budget.start()
         try:
             names = self._run.context(context)
             for _ in self._run.render(names):
@@ -396,8 +541,14 @@ class CompiledExpression:
             result = names.vars["result"]
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
+            if isinstance(result, Iterator):
+                # A lazy filter's result (``cs.groups | map('lower')``) is run now,
+                # within the budget, not after it.
+                result = expression_budget.bounded_list(expression_budget.active(), result)
         except Exception as exc:
             raise _failure(exc) from None
+        finally:
+            expression_budget.stop(budget)
         return result
 
 
@@ -412,15 +563,32 @@ class CompiledTemplate:
     def __init__(self, source: str) -> None:
         self.source = source
         try:
-            self._run = _Runner(_DN_ENV.from_string(source.strip()))
-        except TemplateSyntaxError as exc:
-            raise ExpressionSyntaxError(f"{exc.message} in template {source!r}") from None
+            tree = _DN_ENV.parse(source.strip())
+            for statement in tree.find_all(nodes.Stmt):
+                if not isinstance(statement, _TEMPLATE_STATEMENTS):
+                    raise ExpressionSyntaxError(
+                        f"a DN template may use {{{{ … }}}}, {{% if %}} and {{% set %}} only, "
+                        f"not {type(statement).__name__.lower()} in template {source!r}"
+                    )
+            self._run = _Runner(_DN_ENV.from_string(tree))
+        except (TemplateSyntaxError, RecursionError) as exc:
+            raise _syntax_error(exc, "template", source) from None
 
     def render(self, **context: Any) -> str:
+        budget = expression_budget.start()
         try:
-            return _DN_ENV.concat(self._run.render(self._run.context(context)))
+            return _DN_ENV.concat(self._chunks(context))
         except Exception as exc:
             raise _failure(exc) from None
+        finally:
+            expression_budget.stop(budget)
+
+    def _chunks(self, context: dict[str, Any]) -> Iterator[str]:
+        budget = expression_budget.active()
+        for chunk in self._run.render(self._run.context(context)):
+            budget.tick()
+            budget.charge(text=len(chunk))
+            yield chunk
 
 
 @lru_cache(maxsize=1024)
@@ -467,10 +635,9 @@ def names_read(source: str, *, template: bool = False) -> NamesRead:
     text = source.strip() if template else "{{ " + source + " }}"
     try:
         tree = env.parse(text)
-    except TemplateSyntaxError as exc:
-        kind = "template" if template else "expression"
-        raise ExpressionSyntaxError(f"{exc.message} in {kind} {source!r}") from None
-    variables = find_undeclared_variables(tree)
+        variables = find_undeclared_variables(tree)
+    except (TemplateSyntaxError, RecursionError) as exc:
+        raise _syntax_error(exc, "template" if template else "expression", source) from None
     attributes: dict[str, set[str]] = {name: set() for name in OBJECT_NAMES}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         target = node.node

@@ -8,7 +8,8 @@ changes nothing. :func:`dump_configuration` prints what is stored in the same fo
 The modules: :mod:`.loader` (YAML, line numbers, ``${VAR}``), :mod:`.schema` (the
 file's shape), :mod:`.references` (names checked against file + database),
 :mod:`.apply` (writing), :mod:`.dump` (reading back), :mod:`.secrets` (how secrets'
-variables are remembered).
+variables are remembered), :mod:`.budget_check` (``--check``'s warnings about
+expressions that exceed their budget on current data).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from django.db import transaction
 
 from jim_project.configuration.apply import Applier, Change, Report
+from jim_project.configuration.budget_check import budget_warnings
 from jim_project.configuration.dump import dump_configuration
 from jim_project.configuration.errors import ConfigError, Problem, Problems
 from jim_project.configuration.loader import Source, expand_environment, read_source
@@ -53,6 +55,9 @@ def apply_source(
 ) -> Report:
     """Check and apply a parsed file in one transaction (rolled back with ``check``).
 
+    With ``check``, the report's notes also warn about expressions that exceed their
+    budget on a sample of the stored objects (:mod:`.budget_check`).
+
     Raises :class:`ConfigError` — with nothing changed — when the file is invalid,
     listing every problem (of shape and of names), in the order of the file.
     """
@@ -63,6 +68,7 @@ def apply_source(
         problems.raise_if_any()
         report = Applier(config, prune=prune).run()
         if check:
+            report.notes.extend(budget_warnings(config))
             transaction.set_rollback(True)
     return report
 
