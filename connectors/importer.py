@@ -12,9 +12,9 @@ An import works in two steps, so that bad input never becomes a mass change:
    refused with nothing written (:mod:`connectors.importing.screening`); otherwise
    the spooled pages are written, one transaction per page — new CSOs, changed CSOs
    and the RPEIs of what happened to them — by a
-   :class:`~jim_project.writer.PageWriter`.
+   :class:`~core.writer.PageWriter`.
 
-CSOs are handled as plain rows and written with :mod:`jim_project.bulk`. Per object,
+CSOs are handled as plain rows and written with :mod:`core.bulk`. Per object,
 in the seed's order:
 
 1. duplicate attribute names → ``duplicate_imported_attributes``;
@@ -44,9 +44,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.utils import timezone
@@ -93,10 +94,9 @@ from connectors.schema import (
     discovered_attributes,
     object_type_spec,
 )
-from exports.confirmation import confirm_exports
-from jim_project.bulk import PlannerStatistics, insert_rows, one_of, update_rows
-from jim_project.collector import collector_paused
-from jim_project.writer import PageWriter
+from core.bulk import PlannerStatistics, insert_rows, one_of, update_rows
+from core.collector import collector_paused
+from core.writer import PageWriter
 
 logger = logging.getLogger(__name__)
 
@@ -118,16 +118,32 @@ UPDATE_COLUMNS = (*CSO_COLUMNS[1:], "updated_at")
 LOOKUP_CHUNK = 5000
 
 
-def run_full_import(activity: Activity, recorder: ActivityRecorder) -> None:
+class Confirm(Protocol):
+    """Reconciles the pending exports of CSOs a page has just written (the confirming
+    import of seed 002; the runs layer passes :func:`exports.confirmation.confirm_exports`:
+    the connector space knows nothing of pending exports)."""
+
+    def __call__(
+        self,
+        system: ConnectedSystem,
+        csos: list[Any],
+        recorder: ActivityRecorder,
+        *,
+        multivalued: Callable[[int], frozenset[str]],
+        dn_key: Callable[[str], str],
+    ) -> None: ...
+
+
+def run_full_import(activity: Activity, recorder: ActivityRecorder, *, confirm: Confirm) -> None:
     """Run-profile entry point: full import (with deletion detection)."""
     with collector_paused():
-        ImportRun(activity, recorder, delta=False).run()
+        ImportRun(activity, recorder, delta=False, confirm=confirm).run()
 
 
-def run_delta_import(activity: Activity, recorder: ActivityRecorder) -> None:
+def run_delta_import(activity: Activity, recorder: ActivityRecorder, *, confirm: Confirm) -> None:
     """Run-profile entry point: delta import (deletes come from the connector)."""
     with collector_paused():
-        ImportRun(activity, recorder, delta=True).run()
+        ImportRun(activity, recorder, delta=True, confirm=confirm).run()
 
 
 @dataclass
@@ -189,10 +205,13 @@ class _PageWrites:
 class ImportRun:
     """One full or delta import of one connected system."""
 
-    def __init__(self, activity: Activity, recorder: ActivityRecorder, *, delta: bool) -> None:
+    def __init__(
+        self, activity: Activity, recorder: ActivityRecorder, *, delta: bool, confirm: Confirm
+    ) -> None:
         self.activity = activity
         self.recorder = recorder
         self.delta = delta
+        self.confirm = confirm
         # Read afresh: the watermark and settings are those of now, not of whoever
         # created the activity.
         self.system = ConnectedSystem.objects.get(pk=activity.connected_system_id)
@@ -361,7 +380,7 @@ class ImportRun:
         # Confirming import (seed 002): every CSO the page imported is persisted with
         # its imported values; reconcile their exported pending exports.
         with transaction.atomic():
-            confirm_exports(
+            self.confirm(
                 self.system,
                 [*writes.creates, *writes.updates, *writes.unchanged],
                 self.recorder,

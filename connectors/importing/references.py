@@ -23,8 +23,8 @@ from connectors.activity import ActivityRecorder
 from connectors.choices import CsoStatus, ObjectChangeType
 from connectors.importing.values import external_id_key
 from connectors.models import ConnectorSpaceObject
-from jim_project.bulk import one_of, update_rows
-from jim_project.writer import PageWriter
+from core.bulk import one_of, update_rows
+from core.writer import PageWriter
 
 #: Values per ``IN (…)`` list (PostgreSQL allows 65,535 parameters per query).
 LOOKUP_CHUNK = 5000
