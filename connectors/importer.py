@@ -222,28 +222,24 @@ class ImportRun:
         self.imported = 0
         #: Objects the connector could not read and could not name.
         self.unidentified = 0
-        self.types: dict[str, _ImportType] = {}
-        self.connector: Connector | None = None
-        self.resolver: ReferenceResolver | None = None
         self.identities = RunIdentities()
-        self.statistics: PlannerStatistics | None = None
         self.tally = ChangeTally()
-
-    # -- the run ----------------------------------------------------------------------
-
-    def run(self) -> None:
-        self.connector = connector_for(self.system)
+        self.connector: Connector = connector_for(self.system)
         if self.delta and not self.connector.supports_delta_import:
             raise RunFailed(
                 f"{self.system.name}: the {self.connector.name} connector has no delta "
                 "import; use a full import."
             )
-        self._load_types()
+        self.types, self.resolver = self._load_types()
         self.statistics = PlannerStatistics(
             ConnectorSpaceObject,
             ["connected_system_id", "object_type_id", "external_id", "secondary_external_id_key"],
             ConnectorSpaceObject.objects.filter(connected_system=self.system).count(),
         )
+
+    # -- the run ----------------------------------------------------------------------
+
+    def run(self) -> None:
         self.recorder.set_phase(ActivityPhase.CONNECTING)
         with self.connector as connector:
             stream = connector.import_objects(
@@ -286,7 +282,9 @@ class ImportRun:
         self.recorder.set_phase(ActivityPhase.FINISHING)
         self._save_watermark(stream.watermark)
 
-    def _load_types(self) -> None:
+    def _load_types(self) -> tuple[dict[str, _ImportType], ReferenceResolver]:
+        """The selected object types by name, and the resolver of their references."""
+        types: dict[str, _ImportType] = {}
         all_types = list(
             ConnectedSystemObjectType.objects.filter(connected_system=self.system)
             .prefetch_related("attributes")
@@ -295,20 +293,21 @@ class ImportRun:
         for object_type in all_types:
             if object_type.selected:
                 attributes = object_type.attributes.all()
-                self.types[object_type.name] = _ImportType(
+                types[object_type.name] = _ImportType(
                     object_type.pk,
                     object_type_spec(object_type),
                     frozenset(a.name for a in attributes),
                     frozenset(a.name for a in attributes if a.optional),
                 )
-        if not self.types:
+        if not types:
             raise RunFailed(
                 f"{self.system.name} has no object type selected for import; "
                 "declare one (object_types in the configuration) and select it."
             )
-        self.resolver = ReferenceResolver(
+        resolver = ReferenceResolver(
             self.system.pk, _reference_kinds(all_types), self.connector.secondary_id_key
         )
+        return types, resolver
 
     def _page_size(self) -> int | None:
         profile = self.activity.run_profile
@@ -389,7 +388,7 @@ class ImportRun:
             )
         for change_type, _, _ in writes.items:
             self.recorder.count(change_type)
-        self.identities.committed([cso.external_id for cso in writes.creates])
+        self.identities.committed([cso.external_id for cso in writes.creates if cso.external_id])
 
     def _multivalued(self, object_type_id: int) -> frozenset[str]:
         for import_type in self.types.values():
@@ -541,7 +540,8 @@ class ImportRun:
         for keys in chunks([c.key for c in candidates], LOOKUP_CHUNK):
             for row in csos.filter(one_of("external_id", keys)).values_list(*CSO_COLUMNS):
                 cso = _Cso(*row)
-                existing[cso.external_id] = cso
+                if cso.external_id is not None:  # always: it was looked up by its value
+                    existing[cso.external_id] = cso
         dn_keys = [c.dn_key for c in candidates if c.dn_key and c.key not in existing]
         provisioned: dict[str, _Cso] = {}
         for keys in chunks(dn_keys, LOOKUP_CHUNK):
@@ -552,7 +552,8 @@ class ImportRun:
             ).values_list(*CSO_COLUMNS)
             for row in rows:
                 cso = _Cso(*row)
-                provisioned[cso.secondary_external_id_key] = cso
+                if cso.secondary_external_id_key is not None:  # always, as above
+                    provisioned[cso.secondary_external_id_key] = cso
         return existing, provisioned
 
     def _lookup_references(
