@@ -126,15 +126,6 @@ from ldap3.core.results import RESULT_CODES
 from ldap3.utils.conv import escape_filter_chars
 
 from connectors.backends import ldap_internals, ldap_wire
-from connectors.backends.ldap_dn import (
-    DNError,
-    Rdn,
-    first_rdn,
-    is_within,
-    normalise_dn,
-    parse_dn,
-    split_dn,
-)
 from connectors.backends.ldap_internals import (
     AttributeTypeInfo,
     ObjectClassInfo,
@@ -156,6 +147,15 @@ from connectors.base import (
     ImportStream,
     ObjectTypeSpec,
     SettingSpec,
+)
+from core.dn import (
+    DNError,
+    Rdn,
+    first_rdn,
+    is_within,
+    normalise_dn,
+    parse_dn,
+    split_dn,
 )
 
 #: LDAP syntax OID → JIM data type (anything else is text).
@@ -1260,7 +1260,7 @@ class LdapConnector(Connector):
     # -- identifiers ----------------------------------------------------------------------
 
     def secondary_id_key(self, value: str) -> str:
-        """The normalised DN (see :func:`~connectors.backends.ldap_dn.normalise_dn`);
+        """The normalised DN (see :func:`~core.dn.normalise_dn`);
         a text that is not a DN is compared lowercased."""
         try:
             return normalise_dn(value)
