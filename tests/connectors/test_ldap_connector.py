@@ -8,8 +8,8 @@ import datetime as dt
 import ldap3
 import pytest
 
-from connectors.backends.ldap import (
-    LdapConnector,
+from connectors.backends.ldap import LdapConnector
+from connectors.backends.ldap.connector import (
     generalized_time_to_iso,
     to_generalized_time,
     to_ldap_value,

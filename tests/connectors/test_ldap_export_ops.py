@@ -10,7 +10,8 @@ from typing import Any
 import ldap3
 import pytest
 
-from connectors.backends.ldap import LdapConnector, _Response, _result_of
+from connectors.backends.ldap import LdapConnector
+from connectors.backends.ldap.connector import _Response, _result_of
 from connectors.base import (
     AttributeSpec,
     ConnectionFailed,

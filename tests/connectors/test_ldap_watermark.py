@@ -1,5 +1,5 @@
 """Watermarks under size limits: the newest ``reqStart`` / ``modifyTimestamp`` found with
-size-limited probes (connectors/backends/ldap_newest.py), never a paged or unlimited
+size-limited probes (connectors/backends/ldap/newest.py), never a paged or unlimited
 search — first the search itself over values in memory (any size, any clock), then
 against the real slapd, bound as the service account (OpenLDAP's default size limit of
 500), with a small probe limit, a server limit smaller still, JIM's clock moved ahead
@@ -14,10 +14,10 @@ import datetime as dt
 import ldap3
 import pytest
 
-from connectors.backends import ldap as ldap_backend
-from connectors.backends import ldap_newest
 from connectors.backends.ldap import LdapConnector
-from connectors.backends.ldap_newest import MICROSECOND, SECOND, Probe, find_newest, parse_time
+from connectors.backends.ldap import connector as ldap_backend
+from connectors.backends.ldap import newest as ldap_newest
+from connectors.backends.ldap.newest import MICROSECOND, SECOND, Probe, find_newest, parse_time
 from tests.connectors.test_ldap_import import (
     add_entries,
     delta_import,

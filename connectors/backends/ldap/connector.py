@@ -50,7 +50,7 @@ Delta import (``delta_method``)
     ``accesslog`` (default): reads OpenLDAP's accesslog (``accesslog_base``). The
     watermark is the newest ``reqStart`` in the log, found before the first page of
     every import, full ones included, by size-limited probes that bisect the time
-    range (:mod:`connectors.backends.ldap_newest`): never a paged or unlimited search,
+    range (:mod:`connectors.backends.ldap.newest`): never a paged or unlimited search,
     a number of probes that does not grow with the log. A delta reads (paged) the
     successful writes after the watermark, folds them per entry (``reqEntryUUID``) —
     several changes of one entry are one object, a delete wins over earlier changes —
@@ -125,13 +125,14 @@ from ldap3.core.exceptions import LDAPException, LDAPSchemaError
 from ldap3.core.results import RESULT_CODES
 from ldap3.utils.conv import escape_filter_chars
 
-from connectors.backends import ldap_internals, ldap_wire
-from connectors.backends.ldap_internals import (
+from connectors.backends.ldap import internals as ldap_internals
+from connectors.backends.ldap import wire as ldap_wire
+from connectors.backends.ldap.internals import (
     AttributeTypeInfo,
     ObjectClassInfo,
     post_read_control,
 )
-from connectors.backends.ldap_newest import MICROSECOND, SECOND, Probe, find_newest
+from connectors.backends.ldap.newest import MICROSECOND, SECOND, Probe, find_newest
 from connectors.base import (
     AttributeSpec,
     ConnectionFailed,
@@ -195,7 +196,7 @@ PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 POST_READ_OID = "1.3.6.1.1.13.2"
 #: EntryUUIDs per ``(|(entryUUID=…)…)`` filter when re-reading changed entries.
 REREAD_BATCH = 200
-#: Entries a newest-value probe asks for at most (connectors/backends/ldap_newest.py):
+#: Entries a newest-value probe asks for at most (connectors/backends/ldap/newest.py):
 #: below directories' size limits (OpenLDAP's default is 500), and enough that a
 #: bisection meets a window it can read whole early.
 NEWEST_PROBE_LIMIT = 200
@@ -501,7 +502,7 @@ class _Transport:
     two threads at once (OpenSSL forbids that) nor read after it is closed.
 
     Messages are framed by their BER length and decoded by ldap3's fast decoder
-    (:mod:`~connectors.backends.ldap_internals`). When the connection breaks, every
+    (:mod:`~connectors.backends.ldap.internals`). When the connection breaks, every
     answer that arrived before is filed already: :meth:`arrived` tells which
     requests of a broken batch were answered; the others are in doubt.
     """
@@ -1405,7 +1406,7 @@ class LdapConnector(Connector):
         """The greatest GeneralizedTime value of ``attribute`` under ``base``, or
         ``since`` when nothing is newer (None: nothing at all).
 
-        Found by :func:`~connectors.backends.ldap_newest.find_newest`: searches for the
+        Found by :func:`~connectors.backends.ldap.newest.find_newest`: searches for the
         values from a time on, each asking for at most NEWEST_PROBE_LIMIT entries, their
         number bounded whatever the size of the log — never a paged or unlimited search.
         """
