@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     from bench.directory import start_directory
-    from connectors.backends.ldap.connector import NEWEST_PROBE_LIMIT
+    from connectors.backends.ldap.importing import NEWEST_PROBE_LIMIT
 
     slapd = start_directory(durable=not args.no_sync)
     try:

@@ -9,7 +9,7 @@ import ldap3
 import pytest
 
 from connectors.backends.ldap import LdapConnector
-from connectors.backends.ldap.connector import (
+from connectors.backends.ldap.values import (
     generalized_time_to_iso,
     to_generalized_time,
     to_ldap_value,

@@ -14,8 +14,7 @@ import datetime as dt
 import ldap3
 import pytest
 
-from connectors.backends.ldap import LdapConnector
-from connectors.backends.ldap import connector as ldap_backend
+from connectors.backends.ldap import LdapConnector, importing
 from connectors.backends.ldap import newest as ldap_newest
 from connectors.backends.ldap.newest import MICROSECOND, SECOND, Probe, find_newest, parse_time
 from tests.connectors.test_ldap_import import (
@@ -165,7 +164,7 @@ def log_newest(slapd, first_dn: str) -> str:
 @pytest.fixture
 def small_probes(monkeypatch):
     """Probes ask for 3 entries at most."""
-    monkeypatch.setattr(ldap_backend, "NEWEST_PROBE_LIMIT", 3)
+    monkeypatch.setattr(importing, "NEWEST_PROBE_LIMIT", 3)
 
 
 def watermark(slapd, **settings) -> tuple[dict, int]:

@@ -1,4 +1,13 @@
-"""The LDAP connector (ldap3); its manual is docs/connectors/ldap.md."""
+"""The LDAP connector (ldap3): schema discovery, paged full import, accesslog delta
+import, and pipelined export (add, modify, modify DN, delete). Its manual — settings,
+TLS, errors, how import, delta and export behave — is docs/connectors/ldap.md.
+
+One module per job: ``settings``, ``session`` (connect, TLS, bind, searches) over
+``transport`` (the single-threaded socket), ``schema``, ``values``, ``dn``,
+``importing`` (with ``newest`` for the watermark), ``exporting`` over ``pipeline``;
+``wire`` and ``internals`` encode and decode the LDAP messages; ``connector`` ties
+them together.
+"""
 
 from connectors.backends.ldap.connector import LdapConnector
 
