@@ -1,123 +1,53 @@
-"""Full and delta import: entries read page by page and converted to import objects,
-and the watermark that the next delta import starts from.
+"""Full and delta import: the searches that read entries page by page, and the
+watermark that the next delta import starts from.
 
 A full import is one paged subtree search per object type, the next page requested
 while the processor works on the current one. A delta reads OpenLDAP's accesslog
-after the watermark, folds it per entry and re-reads the changed entries (or, with
-``modify_timestamp``, re-reads the entries changed since the watermark). The
-watermark is found by size-limited probes (:mod:`connectors.backends.ldap.newest`),
-never a paged or unlimited search. docs/connectors/ldap.md describes it all.
+after the watermark, folds it per entry (:mod:`connectors.backends.ldap.accesslog`)
+and re-reads the changed entries (or, with ``modify_timestamp``, re-reads the entries
+changed since the watermark); :mod:`connectors.backends.ldap.entries` turns what is
+read into import objects. The watermark is found by size-limited probes
+(:mod:`connectors.backends.ldap.newest`), never a paged or unlimited search.
+docs/connectors/ldap.md describes it all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import ldap3
 from ldap3.utils.conv import escape_filter_chars
 
+from connectors.backends.ldap.accesslog import (
+    LoggedEntry,
+    deleted_external_id,
+    entry_key,
+    fold_log,
+    time_order,
+)
+from connectors.backends.ldap.entries import EntryReader, page_of, pages_of
 from connectors.backends.ldap.newest import MICROSECOND, SECOND, Probe, find_newest
-from connectors.backends.ldap.schema import OPERATIONAL_ATTRIBUTES, Schema
+from connectors.backends.ldap.schema import OPERATIONAL_ATTRIBUTES
 from connectors.backends.ldap.session import Session
 from connectors.backends.ldap.transport import SIZE_LIMIT_EXCEEDED
-from connectors.backends.ldap.values import IMPORT_CONVERTERS, decode_text, raw_values
+from connectors.backends.ldap.values import raw_values
 from connectors.base import (
     ConnectorConfigurationError,
     ConnectorError,
     ImportObject,
-    ImportObjectError,
     ImportPage,
     ImportStream,
     ObjectTypeSpec,
 )
-from core.dn import DNError, first_rdn, is_within, normalise_dn, split_dn
+from core.dn import DNError, is_within, normalise_dn
 
-#: Attributes not imported unless the object type declares them.
-SECRET_ATTRIBUTES = frozenset({"userpassword", "authpassword"})
 #: EntryUUIDs per ``(|(entryUUID=…)…)`` filter when re-reading changed entries.
 REREAD_BATCH = 200
 #: Entries a newest-value probe asks for at most (connectors/backends/ldap/newest.py):
 #: below directories' size limits (OpenLDAP's default is 500), and enough that a
 #: bisection meets a window it can read whole early.
 NEWEST_PROBE_LIMIT = 200
-
-
-class EntryReader:
-    """Turns the raw entries of one object type into import objects."""
-
-    def __init__(self, spec: ObjectTypeSpec, schema: Schema) -> None:
-        self.spec = spec
-        self.schema = schema
-        self.declared = {name.lower(): attribute for name, attribute in spec.attributes.items()}
-        self.id_attribute = spec.external_id_attribute
-        self._converters: dict[str, Callable[[bytes], Any] | None] = {}
-
-    def converter(self, name: str) -> Callable[[bytes], Any] | None:
-        """How values of ``name`` are converted; None when the attribute is not imported."""
-        lowered = name.lower()
-        declared = self.declared.get(lowered) or self.declared.get(lowered.split(";", 1)[0])
-        if declared is not None:
-            data_type = declared.data_type
-        elif lowered.split(";", 1)[0] in SECRET_ATTRIBUTES:
-            data_type = None
-        else:
-            attribute = self.schema.attribute(name)
-            data_type = attribute.data_type if attribute else "text"
-        converter = IMPORT_CONVERTERS.get(data_type, decode_text) if data_type else None
-        self._converters[name] = converter
-        return converter
-
-    def read(self, entry: dict[str, Any]) -> ImportObject | ImportObjectError:
-        dn = entry["dn"]
-        attributes: dict[str, list[Any]] = {}
-        problem = ""
-        converters = self._converters
-        for name, encoded in entry["raw_attributes"].items():
-            convert = converters[name] if name in converters else self.converter(name)
-            if convert is None or not encoded:
-                continue
-            try:
-                if convert is decode_text:  # most values: no call per value
-                    attributes[name] = [raw.decode("utf-8") for raw in encoded]
-                else:
-                    attributes[name] = [convert(raw) for raw in encoded]
-            except UnicodeDecodeError:
-                problem = problem or f"{name}: a value is not valid UTF-8 text"
-            except ValueError as exc:
-                problem = problem or f"{name}: {exc}"
-        external_id = self._external_id(dn, attributes)
-        if problem:
-            return ImportObjectError(problem, location=dn, external_id=external_id or "")
-        return ImportObject(
-            object_type=self.spec.name,
-            attributes=attributes,
-            external_id=external_id,
-            secondary_external_id=dn,
-            location=dn,
-        )
-
-    def _external_id(self, dn: str, attributes: dict[str, list[Any]]) -> str | None:
-        if self.id_attribute.lower() == "dn":
-            return dn
-        values = attributes.get(self.id_attribute)
-        if values is None:
-            values = next(
-                (v for k, v in attributes.items() if k.lower() == self.id_attribute.lower()), None
-            )
-        return str(values[0]) if values else None
-
-
-@dataclass
-class LoggedEntry:
-    """What the accesslog says happened to one entry in the delta's window."""
-
-    uuid: str | None
-    dn: str
-    deleted: bool = False
-    #: Every DN the entry had in the window (a rename or move changes it).
-    dns: list[str] = field(default_factory=list)
 
 
 class Importer:
@@ -189,7 +119,7 @@ class Importer:
             for entries in self.session.paged_search(
                 base, search_filter, attributes, page_size, what
             ):
-                yield _page(reader, entries)
+                yield page_of(reader, entries)
 
     def watermark(self) -> dict[str, Any]:
         """The watermark of an import starting now (for the next delta import)."""
@@ -296,8 +226,8 @@ class Importer:
         if since is not None:
             self._require_log_entry(since)
         log = self._read_log(since)
-        newest = max((r["reqStart"] for r in log), key=_time_order, default=since)
-        entries = _fold_log(log)
+        newest = max((r["reqStart"] for r in log), key=time_order, default=since)
+        entries = fold_log(log)
         watermark = {"delta_method": "accesslog", "req_start": newest}
         return ImportStream(
             watermark=watermark, pages=self._delta_pages(readers, entries, page_size)
@@ -349,7 +279,7 @@ class Importer:
                 }
                 if record.get("reqStart") and record["reqStart"] != since:
                     records.append(record)
-        records.sort(key=lambda r: _time_order(r["reqStart"]))
+        records.sort(key=lambda r: time_order(r["reqStart"]))
         return records
 
     def _delta_pages(
@@ -371,16 +301,14 @@ class Importer:
                 deletes.append(delete)
             else:
                 changed.append((entry, delete))
-        yield from _pages_of(deletes, page_size)
+        yield from pages_of(deletes, page_size)
         found: set[str] = set()
         batch_size = max(1, min(page_size, REREAD_BATCH))
         for reader in readers:
             yield from self._reread(reader, [entry for entry, _ in changed], batch_size, found)
         # Changed entries that no selected type returned: renamed or moved out of scope.
-        left = [
-            delete for entry, delete in changed if _entry_key(entry.uuid, entry.dn) not in found
-        ]
-        yield from _pages_of(left, page_size)
+        left = [delete for entry, delete in changed if entry_key(entry.uuid, entry.dn) not in found]
+        yield from pages_of(left, page_size)
 
     def _reread(
         self, reader: EntryReader, changed: list[LoggedEntry], batch_size: int, found: set[str]
@@ -405,10 +333,10 @@ class Importer:
                 )
                 for entry in entries:
                     uuids = raw_values(entry, "entryUUID")
-                    found.add(_entry_key(uuids[0].decode() if uuids else None, entry["dn"]))
-                    found.add(_entry_key(None, entry["dn"]))
+                    found.add(entry_key(uuids[0].decode() if uuids else None, entry["dn"]))
+                    found.add(entry_key(None, entry["dn"]))
                 if entries:
-                    yield _page(reader, entries)
+                    yield page_of(reader, entries)
 
     def _delete_object(
         self, entry: LoggedEntry, containers: list[tuple[str, EntryReader]]
@@ -430,7 +358,7 @@ class Importer:
             object_type=reader.spec.name,
             attributes={},
             change="delete",
-            external_id=_deleted_external_id(reader.spec, entry, dn),
+            external_id=deleted_external_id(reader.spec, entry, dn),
             secondary_external_id=dn,
             location=f"{self.settings.accesslog_base}: {dn}",
         )
@@ -465,85 +393,4 @@ class Importer:
             for entries in self.session.paged_search(
                 base, search_filter, attributes, page_size, what
             ):
-                yield _page(reader, entries)
-
-
-def _page(reader: EntryReader, entries: list[dict[str, Any]]) -> ImportPage:
-    page = ImportPage()
-    for entry in entries:
-        item = reader.read(entry)
-        if isinstance(item, ImportObjectError):
-            page.errors.append(item)
-        else:
-            page.objects.append(item)
-    return page
-
-
-def _pages_of(objects: list[ImportObject], page_size: int) -> Iterator[ImportPage]:
-    for start in range(0, len(objects), page_size):
-        yield ImportPage(objects=objects[start : start + page_size])
-
-
-def _time_order(value: str) -> str:
-    """A sortable form of a GeneralizedTime in UTC (the accesslog's and modifyTimestamp's)."""
-    return value.rstrip("Z").replace(",", ".")
-
-
-def _entry_key(uuid: str | None, dn: str | None) -> str:
-    if uuid:
-        return uuid.lower()
-    try:
-        return normalise_dn(dn or "")
-    except DNError:
-        return (dn or "").lower()
-
-
-def _fold_log(records: list[dict[str, str]]) -> list[LoggedEntry]:
-    """One :class:`LoggedEntry` per entry the log records changed, in first-seen order."""
-    entries: dict[str, LoggedEntry] = {}
-    for record in records:
-        dn = record.get("reqDN", "")
-        uuid = (record.get("reqEntryUUID") or "").lower() or None
-        key = _entry_key(uuid, dn)
-        entry = entries.get(key)
-        if entry is None:
-            entry = entries[key] = LoggedEntry(uuid, dn)
-        entry.dns.append(dn)
-        kind = record.get("reqType")
-        if kind == "delete":
-            entry.deleted, entry.dn = True, dn
-        elif kind == "modrdn":
-            new_dn = record.get("reqNewDN") or _renamed_dn(record)
-            entry.dn = new_dn
-            entry.dns.append(new_dn)
-            if not uuid:  # followed by the new name from now on
-                entries[_entry_key(None, new_dn)] = entries.pop(key)
-        else:
-            entry.deleted, entry.dn = False, dn
-    return list(entries.values())
-
-
-def _renamed_dn(record: dict[str, str]) -> str:
-    """The DN after a modrdn, from ``reqNewRDN`` and ``reqNewSuperior`` (older servers)."""
-    try:
-        _, parent = split_dn(record["reqDN"])
-    except (DNError, KeyError):
-        parent = ""
-    parent = record.get("reqNewSuperior") or parent
-    rdn = record.get("reqNewRDN", "")
-    return f"{rdn},{parent}" if parent else rdn
-
-
-def _deleted_external_id(spec: ObjectTypeSpec, entry: LoggedEntry, dn: str) -> str | None:
-    """The external id of a deleted entry: its entryUUID, its DN, or its RDN's value
-    when the external id attribute names the entry; None when the log cannot say."""
-    id_attribute = spec.external_id_attribute.lower()
-    if id_attribute == "entryuuid":
-        return entry.uuid
-    if id_attribute == "dn":
-        return dn
-    try:
-        rdn = first_rdn(dn)
-    except DNError:
-        return None
-    return next((value for kind, value in rdn if kind.lower() == id_attribute), None)
+                yield page_of(reader, entries)
