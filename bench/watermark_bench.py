@@ -68,8 +68,8 @@ def find(slapd: Any, delta_method: str, skew: dt.timedelta) -> tuple[float, int,
     """The full import's watermark with JIM's clock moved by ``skew``: seconds (connecting
     excluded), probes, value."""
     from bench.directory import connector_settings
-    from connectors.backends import ldap_newest
     from connectors.backends.ldap import LdapConnector
+    from connectors.backends.ldap import newest as ldap_newest
 
     real_now = ldap_newest.utc_now
     ldap_newest.utc_now = lambda: real_now() + skew
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     from bench.directory import start_directory
-    from connectors.backends.ldap import NEWEST_PROBE_LIMIT
+    from connectors.backends.ldap.importing import NEWEST_PROBE_LIMIT
 
     slapd = start_directory(durable=not args.no_sync)
     try:

@@ -9,7 +9,7 @@ from connectors.base import Connector
 #: connector name → "module:Class"
 CONNECTORS: dict[str, str] = {
     "csv": "connectors.backends.csv:CsvConnector",
-    "ldap": "connectors.backends.ldap:LdapConnector",
+    "ldap": "connectors.backends.ldap.connector:LdapConnector",
 }
 
 

@@ -41,7 +41,7 @@ from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from connectors.backends.ldap_dn import escape_rdn_value
+from core.dn import escape_rdn_value
 from metaverse import expression_budget
 from metaverse.bounded_operations import (
     BINOPS,
@@ -106,7 +106,7 @@ def first(value: Any) -> Any:
 
 def ldap_escape(value: Any) -> str:
     """Escape a value for use as an LDAP RDN value (RFC 4514, section 2.4), as the LDAP
-    connector parses DNs (:func:`connectors.backends.ldap_dn.escape_rdn_value`).
+    connector parses DNs (:func:`core.dn.escape_rdn_value`).
     None is the empty text."""
     if value is None:
         return ""

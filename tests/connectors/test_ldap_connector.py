@@ -8,15 +8,15 @@ import datetime as dt
 import ldap3
 import pytest
 
-from connectors.backends.ldap import (
-    LdapConnector,
+from connectors.backends.ldap import LdapConnector
+from connectors.backends.ldap.values import (
     generalized_time_to_iso,
     to_generalized_time,
     to_ldap_value,
 )
-from connectors.backends.ldap_dn import (
+from connectors.base import ConnectionFailed, ConnectorConfigurationError, ConnectorError
+from core.dn import (
     DNError,
-    _Parser,
     build_dn,
     escape_rdn_value,
     first_rdn,
@@ -25,9 +25,9 @@ from connectors.backends.ldap_dn import (
     normalise_dn,
     parent_dn,
     parse_dn,
+    parse_dn_in_full,
     split_dn,
 )
-from connectors.base import ConnectionFailed, ConnectorConfigurationError, ConnectorError
 
 
 def ldap_settings(slapd, **overrides):
@@ -84,7 +84,7 @@ def test_parse_dn_resolves_escapes_and_tolerates_spaces():
     ],
 )
 def test_the_quick_path_reads_plain_dns_as_the_parser_does(text):
-    assert parse_dn(text) == _Parser(text).parse()
+    assert parse_dn(text) == parse_dn_in_full(text)
 
 
 @pytest.mark.parametrize(

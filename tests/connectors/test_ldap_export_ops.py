@@ -10,7 +10,9 @@ from typing import Any
 import ldap3
 import pytest
 
-from connectors.backends.ldap import LdapConnector, _Response, _result_of
+from connectors.backends.ldap import LdapConnector
+from connectors.backends.ldap.exporting import result_of
+from connectors.backends.ldap.transport import Response
 from connectors.base import (
     AttributeSpec,
     ConnectionFailed,
@@ -447,7 +449,7 @@ def test_busy_and_unavailable_are_transient_others_permanent():
         (34, "invalidDNSyntax", False),
         (19, "constraintViolation", False),
     ]:
-        result = _result_of(create, _Response(code, "the server says"), "add 'uid=x,o=y'")
+        result = result_of(create, Response(code, "the server says"), "add 'uid=x,o=y'")
         assert not result.ok and result.transient is transient, name
         assert result.error == f"add 'uid=x,o=y' failed: {name} ({code}): the server says"
 

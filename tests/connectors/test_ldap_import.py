@@ -16,8 +16,9 @@ from typing import Any
 import ldap3
 import pytest
 
-from connectors.backends import ldap_internals, ldap_wire
 from connectors.backends.ldap import LdapConnector
+from connectors.backends.ldap import internals as ldap_internals
+from connectors.backends.ldap import wire as ldap_wire
 from connectors.base import (
     AttributeSpec,
     ConnectorConfigurationError,

@@ -16,8 +16,9 @@ from pathlib import Path
 import ldap3
 import pytest
 
-from connectors.backends import ldap_internals, ldap_wire
 from connectors.backends.ldap import LdapConnector
+from connectors.backends.ldap import internals as ldap_internals
+from connectors.backends.ldap import wire as ldap_wire
 from connectors.base import ConnectionFailed
 from tests.connectors.test_ldap_export_ops import new_person
 from tests.connectors.test_ldap_import import add_entries, ldap_settings, people_spec, person
@@ -35,7 +36,7 @@ def test_another_ldap3_version_is_refused_with_a_clear_message():
         ldap_internals.check_version("2.10.0")
     message = str(failure.value)
     assert "ldap3 2.9.1" in message and "ldap3 2.10.0 is installed" in message
-    assert "connectors/backends/ldap_internals.py" in message
+    assert "connectors/backends/ldap/internals.py" in message
 
 
 # --------------------------------------------------------------------------- decoding

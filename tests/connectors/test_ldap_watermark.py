@@ -1,5 +1,5 @@
 """Watermarks under size limits: the newest ``reqStart`` / ``modifyTimestamp`` found with
-size-limited probes (connectors/backends/ldap_newest.py), never a paged or unlimited
+size-limited probes (connectors/backends/ldap/newest.py), never a paged or unlimited
 search — first the search itself over values in memory (any size, any clock), then
 against the real slapd, bound as the service account (OpenLDAP's default size limit of
 500), with a small probe limit, a server limit smaller still, JIM's clock moved ahead
@@ -14,10 +14,9 @@ import datetime as dt
 import ldap3
 import pytest
 
-from connectors.backends import ldap as ldap_backend
-from connectors.backends import ldap_newest
-from connectors.backends.ldap import LdapConnector
-from connectors.backends.ldap_newest import MICROSECOND, SECOND, Probe, find_newest, parse_time
+from connectors.backends.ldap import LdapConnector, importing
+from connectors.backends.ldap import newest as ldap_newest
+from connectors.backends.ldap.newest import MICROSECOND, SECOND, Probe, find_newest, parse_time
 from tests.connectors.test_ldap_import import (
     add_entries,
     delta_import,
@@ -165,7 +164,7 @@ def log_newest(slapd, first_dn: str) -> str:
 @pytest.fixture
 def small_probes(monkeypatch):
     """Probes ask for 3 entries at most."""
-    monkeypatch.setattr(ldap_backend, "NEWEST_PROBE_LIMIT", 3)
+    monkeypatch.setattr(importing, "NEWEST_PROBE_LIMIT", 3)
 
 
 def watermark(slapd, **settings) -> tuple[dict, int]:

@@ -1,4 +1,4 @@
-"""The export's direct BER encoding of adds and modifies (connectors.backends.ldap_wire):
+"""The export's direct BER encoding of adds and modifies (connectors.backends.ldap.wire):
 byte for byte what ldap3 and pyasn1 send (ldap3's own encoder is the oracle), and the
 same behaviour against a real slapd."""
 
@@ -18,8 +18,8 @@ from ldap3.protocol.rfc4527 import post_read_control
 from ldap3.utils.asn1 import encode
 from pyasn1.codec.ber import decoder
 
-from connectors.backends import ldap_wire
 from connectors.backends.ldap import LdapConnector
+from connectors.backends.ldap import wire as ldap_wire
 from connectors.base import ConnectionFailed
 from tests.connectors.test_ldap_export_ops import GROUP, change, new_person, read
 from tests.connectors.test_ldap_import import add_entries, group, ldap_settings, person

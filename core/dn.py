@@ -14,6 +14,10 @@ values lowercased with runs of spaces collapsed (caseIgnoreMatch), the AVAs of a
 multi-valued RDN sorted, and every special character of a value hex-escaped — so the
 key contains a literal ``,`` only between RDNs and "is X inside container Y" is a
 plain suffix test (:func:`is_within`).
+
+It lives in ``core`` because both the LDAP connector (which sends and compares DNs)
+and the expressions' ``ldap_escape`` filter (which builds them) need the same
+escaping, and neither should import the other.
 """
 
 from __future__ import annotations
@@ -84,6 +88,11 @@ def parse_dn(dn: str) -> list[Rdn]:
         else:
             if dn.strip():
                 return rdns
+    return parse_dn_in_full(dn)
+
+
+def parse_dn_in_full(dn: str) -> list[Rdn]:
+    """:func:`parse_dn` without its quick path for plain DNs (the two must agree)."""
     return _Parser(dn).parse()
 
 

@@ -2,7 +2,7 @@
 
 The connector uses ldap3 (2.9.1) to connect, secure (ldaps, StartTLS) and bind the
 connection, with ldap3's SYNC strategy: all in the calling thread. After that, its
-own transport (``connectors.backends.ldap._Transport``) owns the socket, so it needs
+own transport (``connectors.backends.ldap.transport.Transport``) owns the socket, so it needs
 a few things ldap3 does not offer as public API: the socket itself, the server's
 message-id counter, the pyasn1 encoding of a request and the BER framing and fast
 decoding of a response. They are here, and nowhere else; this module checks that
@@ -31,7 +31,7 @@ def check_version(installed: str = ldap3.__version__) -> None:
     if installed != LDAP3_VERSION:
         raise Ldap3VersionError(
             f"JIM's LDAP connector uses internals of ldap3 {LDAP3_VERSION} "
-            f"(connectors/backends/ldap_internals.py), but ldap3 {installed} is installed: "
+            f"(connectors/backends/ldap/internals.py), but ldap3 {installed} is installed: "
             f"install ldap3=={LDAP3_VERSION}, or review that module against ldap3 {installed}."
         )
 

@@ -6,14 +6,14 @@ attributes that costs more CPU than the directory spends storing the entry: prof
 of large exports spent over half their time there. The export only sends adds and
 modifies in bulk, and both are simple structures (RFC 4511, 4.6 and 4.7), so this
 module writes their LDAPMessage bytes directly; the connector's transport sends them
-(``connectors.backends.ldap._Transport``). Other requests are rare and go through
-ldap3's encoder (``connectors.backends.ldap_internals``).
+(``connectors.backends.ldap.transport.Transport``). Other requests are rare and go through
+ldap3's encoder (``connectors.backends.ldap.internals``).
 
 The bytes are the ones ldap3 and pyasn1 produce for the same request (definite
 lengths in their shortest form, SET OF values in the order given, a control's
 criticality left out when false); the tests compare them byte for byte. This module
 uses ldap3's public constants and exceptions; the rest comes through
-``connectors.backends.ldap_internals``.
+``connectors.backends.ldap.internals``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 import ldap3
 from ldap3.core.exceptions import LDAPChangeError, LDAPControlError, LDAPObjectClassError
 
-from connectors.backends.ldap_internals import Control as Asn1Control
-from connectors.backends.ldap_internals import to_unicode
+from connectors.backends.ldap.internals import Control as Asn1Control
+from connectors.backends.ldap.internals import to_unicode
 
 #: A request control as ldap3 takes it: (OID, criticality, encoded value or None),
 #: or the pyasn1 ``Control`` that ldap3's control builders (``post_read_control``) return.
