@@ -33,7 +33,7 @@ DEMO_ADDRESS ?= 127.0.0.1:8000
 
 help:
 	@echo "make demo   set up, then run the demo on http://$(DEMO_ADDRESS)"
-	@echo "make test   set up, then: manage.py check, makemigrations --check, ruff check, pytest"
+	@echo "make test   set up, then: manage.py check, makemigrations --check, ruff check, lint-imports (layers), mypy, pytest"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make fmt    ruff format and ruff check --fix"
 
@@ -81,6 +81,8 @@ check: venv
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # pytest finds or starts PostgreSQL and slapd itself (docs/testing.md).
 # Exit status 5 means no tests were collected: said plainly, and not a failure.

@@ -119,7 +119,7 @@ STEPS = ("import", "sync", "export", "confirm")
 
 def _run(system: str, profile: str, profile_dir: Path | None = None) -> dict[str, Any]:
     from connectors.models import RunProfile
-    from connectors.runner import execute, start_activity
+    from runs.runner import execute, start_activity
 
     run_profile = RunProfile.objects.get(connected_system__name=system, name=profile)
     activity = start_activity(run_profile.connected_system, run_profile, initiated_by_name="bench")

@@ -91,7 +91,7 @@ class PhaseClock:
 
 def _run_import(system: Any) -> dict[str, Any]:
     from connectors.models import RunProfile
-    from connectors.runner import execute, start_activity
+    from runs.runner import execute, start_activity
 
     profile = RunProfile.objects.get(connected_system=system, name="Full Import")
     activity = start_activity(system, profile, initiated_by_name="bench")

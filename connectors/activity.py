@@ -1,7 +1,7 @@
 """Recording what a run does: RPEIs, counts, progress, heartbeat and cancellation.
 
 Every processor (import, sync, export) reports through an :class:`ActivityRecorder`.
-RPEIs are buffered as plain rows and written with ``COPY`` (:mod:`jim_project.bulk`),
+RPEIs are buffered as plain rows and written with ``COPY`` (:mod:`core.bulk`),
 each batch in a savepoint so a failed write leaves the run usable; counts and progress are written
 to the activity row with ``filter(pk=…).update(…)`` so the live page and
 ``jim activity`` read the truth while the run goes on, and a crashed worker never
@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from connectors.choices import ActivityPhase, ObjectChangeType
 from connectors.models import Activity, RunProfileExecutionItem
-from jim_project.bulk import insert_rows
+from core.bulk import insert_rows
 
 #: Write progress to the database at most this often (seconds).
 PROGRESS_INTERVAL = 0.5

@@ -12,9 +12,9 @@ An import works in two steps, so that bad input never becomes a mass change:
    refused with nothing written (:mod:`connectors.importing.screening`); otherwise
    the spooled pages are written, one transaction per page — new CSOs, changed CSOs
    and the RPEIs of what happened to them — by a
-   :class:`~jim_project.writer.PageWriter`.
+   :class:`~core.writer.PageWriter`.
 
-CSOs are handled as plain rows and written with :mod:`jim_project.bulk`. Per object,
+CSOs are handled as plain rows and written with :mod:`core.bulk`. Per object,
 in the seed's order:
 
 1. duplicate attribute names → ``duplicate_imported_attributes``;
@@ -44,9 +44,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.utils import timezone
@@ -93,10 +94,9 @@ from connectors.schema import (
     discovered_attributes,
     object_type_spec,
 )
-from exports.confirmation import confirm_exports
-from jim_project.bulk import PlannerStatistics, insert_rows, one_of, update_rows
-from jim_project.collector import collector_paused
-from jim_project.writer import PageWriter
+from core.bulk import PlannerStatistics, insert_rows, one_of, update_rows
+from core.collector import collector_paused
+from core.writer import PageWriter
 
 logger = logging.getLogger(__name__)
 
@@ -118,16 +118,32 @@ UPDATE_COLUMNS = (*CSO_COLUMNS[1:], "updated_at")
 LOOKUP_CHUNK = 5000
 
 
-def run_full_import(activity: Activity, recorder: ActivityRecorder) -> None:
+class Confirm(Protocol):
+    """Reconciles the pending exports of CSOs a page has just written (the confirming
+    import of seed 002; the runs layer passes :func:`exports.confirmation.confirm_exports`:
+    the connector space knows nothing of pending exports)."""
+
+    def __call__(
+        self,
+        system: ConnectedSystem,
+        csos: list[Any],
+        recorder: ActivityRecorder,
+        *,
+        multivalued: Callable[[int], frozenset[str]],
+        dn_key: Callable[[str], str],
+    ) -> None: ...
+
+
+def run_full_import(activity: Activity, recorder: ActivityRecorder, *, confirm: Confirm) -> None:
     """Run-profile entry point: full import (with deletion detection)."""
     with collector_paused():
-        ImportRun(activity, recorder, delta=False).run()
+        ImportRun(activity, recorder, delta=False, confirm=confirm).run()
 
 
-def run_delta_import(activity: Activity, recorder: ActivityRecorder) -> None:
+def run_delta_import(activity: Activity, recorder: ActivityRecorder, *, confirm: Confirm) -> None:
     """Run-profile entry point: delta import (deletes come from the connector)."""
     with collector_paused():
-        ImportRun(activity, recorder, delta=True).run()
+        ImportRun(activity, recorder, delta=True, confirm=confirm).run()
 
 
 @dataclass
@@ -189,10 +205,13 @@ class _PageWrites:
 class ImportRun:
     """One full or delta import of one connected system."""
 
-    def __init__(self, activity: Activity, recorder: ActivityRecorder, *, delta: bool) -> None:
+    def __init__(
+        self, activity: Activity, recorder: ActivityRecorder, *, delta: bool, confirm: Confirm
+    ) -> None:
         self.activity = activity
         self.recorder = recorder
         self.delta = delta
+        self.confirm = confirm
         # Read afresh: the watermark and settings are those of now, not of whoever
         # created the activity.
         self.system = ConnectedSystem.objects.get(pk=activity.connected_system_id)
@@ -203,28 +222,24 @@ class ImportRun:
         self.imported = 0
         #: Objects the connector could not read and could not name.
         self.unidentified = 0
-        self.types: dict[str, _ImportType] = {}
-        self.connector: Connector | None = None
-        self.resolver: ReferenceResolver | None = None
         self.identities = RunIdentities()
-        self.statistics: PlannerStatistics | None = None
         self.tally = ChangeTally()
-
-    # -- the run ----------------------------------------------------------------------
-
-    def run(self) -> None:
-        self.connector = connector_for(self.system)
+        self.connector: Connector = connector_for(self.system)
         if self.delta and not self.connector.supports_delta_import:
             raise RunFailed(
                 f"{self.system.name}: the {self.connector.name} connector has no delta "
                 "import; use a full import."
             )
-        self._load_types()
+        self.types, self.resolver = self._load_types()
         self.statistics = PlannerStatistics(
             ConnectorSpaceObject,
             ["connected_system_id", "object_type_id", "external_id", "secondary_external_id_key"],
             ConnectorSpaceObject.objects.filter(connected_system=self.system).count(),
         )
+
+    # -- the run ----------------------------------------------------------------------
+
+    def run(self) -> None:
         self.recorder.set_phase(ActivityPhase.CONNECTING)
         with self.connector as connector:
             stream = connector.import_objects(
@@ -267,7 +282,9 @@ class ImportRun:
         self.recorder.set_phase(ActivityPhase.FINISHING)
         self._save_watermark(stream.watermark)
 
-    def _load_types(self) -> None:
+    def _load_types(self) -> tuple[dict[str, _ImportType], ReferenceResolver]:
+        """The selected object types by name, and the resolver of their references."""
+        types: dict[str, _ImportType] = {}
         all_types = list(
             ConnectedSystemObjectType.objects.filter(connected_system=self.system)
             .prefetch_related("attributes")
@@ -276,20 +293,21 @@ class ImportRun:
         for object_type in all_types:
             if object_type.selected:
                 attributes = object_type.attributes.all()
-                self.types[object_type.name] = _ImportType(
+                types[object_type.name] = _ImportType(
                     object_type.pk,
                     object_type_spec(object_type),
                     frozenset(a.name for a in attributes),
                     frozenset(a.name for a in attributes if a.optional),
                 )
-        if not self.types:
+        if not types:
             raise RunFailed(
                 f"{self.system.name} has no object type selected for import; "
                 "declare one (object_types in the configuration) and select it."
             )
-        self.resolver = ReferenceResolver(
+        resolver = ReferenceResolver(
             self.system.pk, _reference_kinds(all_types), self.connector.secondary_id_key
         )
+        return types, resolver
 
     def _page_size(self) -> int | None:
         profile = self.activity.run_profile
@@ -361,7 +379,7 @@ class ImportRun:
         # Confirming import (seed 002): every CSO the page imported is persisted with
         # its imported values; reconcile their exported pending exports.
         with transaction.atomic():
-            confirm_exports(
+            self.confirm(
                 self.system,
                 [*writes.creates, *writes.updates, *writes.unchanged],
                 self.recorder,
@@ -370,7 +388,7 @@ class ImportRun:
             )
         for change_type, _, _ in writes.items:
             self.recorder.count(change_type)
-        self.identities.committed([cso.external_id for cso in writes.creates])
+        self.identities.committed([cso.external_id for cso in writes.creates if cso.external_id])
 
     def _multivalued(self, object_type_id: int) -> frozenset[str]:
         for import_type in self.types.values():
@@ -522,7 +540,8 @@ class ImportRun:
         for keys in chunks([c.key for c in candidates], LOOKUP_CHUNK):
             for row in csos.filter(one_of("external_id", keys)).values_list(*CSO_COLUMNS):
                 cso = _Cso(*row)
-                existing[cso.external_id] = cso
+                if cso.external_id is not None:  # always: it was looked up by its value
+                    existing[cso.external_id] = cso
         dn_keys = [c.dn_key for c in candidates if c.dn_key and c.key not in existing]
         provisioned: dict[str, _Cso] = {}
         for keys in chunks(dn_keys, LOOKUP_CHUNK):
@@ -533,7 +552,8 @@ class ImportRun:
             ).values_list(*CSO_COLUMNS)
             for row in rows:
                 cso = _Cso(*row)
-                provisioned[cso.secondary_external_id_key] = cso
+                if cso.secondary_external_id_key is not None:  # always, as above
+                    provisioned[cso.secondary_external_id_key] = cso
         return existing, provisioned
 
     def _lookup_references(

@@ -27,7 +27,7 @@ from connectors.choices import (
     RpeiErrorType,
     RunProfileType,
 )
-from jim_project.crypto import EncryptedJSONField
+from core.crypto import EncryptedJSONField
 
 #: Default deletion threshold: 500 objects or 10 %, whichever is smaller (spec "Safety").
 DEFAULT_DELETION_THRESHOLD_COUNT = 500

@@ -6,7 +6,7 @@ second claim. That claim is a row, and a row outlives its process: after ``kill 
 an OOM kill or a reboot it would hold the system for ever. So a run also holds a lock
 that is released by the database server or the kernel the moment its process (or its
 session) is gone, and an ``in_progress`` activity whose lock is free is known dead —
-whoever meets it records it as failed and goes on (:func:`connectors.runner.fail_dead`).
+whoever meets it records it as failed and goes on (:func:`connectors.dead_runs.fail_dead`).
 
 The lock is taken before the activity is claimed and released after its outcome is
 written, so an ``in_progress`` activity has a live holder or none.

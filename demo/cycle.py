@@ -2,7 +2,7 @@
 
 Works on whatever database Django is set up with (``python -m demo``: SQLite in the
 project folder; the tests: PostgreSQL). The first cycle runs each run profile to its
-end in this process through :mod:`connectors.runner`, as ``jim run`` does:
+end in this process through :mod:`runs.runner`, as ``jim run`` does:
 
     HR Full Import → HR Full Sync → Directory Export → Directory Full Import
     (the confirming import) → Directory Full Sync
@@ -19,10 +19,10 @@ from django.contrib.auth import get_user_model
 
 from connectors.choices import ActivityStatus
 from connectors.models import ConnectedSystem, ConnectorSpaceObject, RunProfile
-from connectors.runner import ProgressCallback, activity_summary, execute, start_activity
-from connectors.tasks import recover_stale_activities
 from demo.directory import Target
 from jim_project.configuration import Report, apply_file
+from runs.runner import ProgressCallback, activity_summary, execute, start_activity
+from runs.tasks import recover_stale_activities
 
 DIRECTORY = "Directory"
 FIRST_CYCLE = (
@@ -65,7 +65,7 @@ def apply_configuration(target: Target, environ: dict[str, str]) -> Report:
 
 def recover_interrupted_runs() -> list[int]:
     """Mark failed the activities a demo stopped in its tracks left "in progress" (their
-    process is gone: :func:`connectors.tasks.recover_stale_activities`, which also makes
+    process is gone: :func:`runs.tasks.recover_stale_activities`, which also makes
     their exports retryable)."""
     return recover_stale_activities("the demo started")
 
@@ -91,7 +91,7 @@ def run_profile(
     system: str, profile: str, *, on_progress: ProgressCallback | None = None
 ) -> dict[str, Any]:
     """Run one run profile to its end, as ``jim run SYSTEM PROFILE`` does; its summary
-    (:func:`connectors.runner.activity_summary`)."""
+    (:func:`runs.runner.activity_summary`)."""
     run = RunProfile.objects.select_related("connected_system").get(
         connected_system__name=system, name=profile
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from core.bulk import one_of
 from exports.choices import AttributeChangeType
 from exports.models import PendingExport, PendingExportAttributeChange
-from jim_project.bulk import one_of
 
 
 class Change(Protocol):
@@ -51,7 +51,7 @@ def changes_by_export(
 
     Not ``prefetch_related``: it caches each pending export on its changes and the
     changes on their pending export, a reference cycle per pending export. Imports
-    and syncs run with the cycle collector paused (:mod:`jim_project.collector`), so
+    and syncs run with the cycle collector paused (:mod:`core.collector`), so
     such cycles stayed in memory to the end of the run (about 6 KB per object).
     """
     changes: dict[int, list[PendingExportAttributeChange]] = {}

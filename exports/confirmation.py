@@ -30,11 +30,11 @@ from django.utils import timezone
 from connectors.activity import ActivityRecorder
 from connectors.choices import RpeiErrorType
 from connectors.models import ConnectedSystem, ConnectorSpaceObject
+from core.bulk import update_instances
 from exports.changes import changes_by_export
 from exports.choices import AttributeChangeStatus, PendingExportChangeType, PendingExportStatus
 from exports.models import PendingExport, PendingExportAttributeChange
 from exports.reconciliation import reconcile_changes
-from jim_project.bulk import update_instances
 
 AWAITING = (
     AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION,

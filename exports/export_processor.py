@@ -51,6 +51,7 @@ from connectors.models import (
     ConnectorSpaceObject,
 )
 from connectors.schema import connector_for, object_type_spec
+from core.bulk import update_instances
 from exports.changes import apply_changes, changes_by_export
 from exports.choices import (
     ApprovalState,
@@ -60,7 +61,6 @@ from exports.choices import (
 )
 from exports.models import PendingExport, PendingExportAttributeChange
 from exports.thresholds import check_change_threshold
-from jim_project.bulk import update_instances
 
 BATCH_SIZE = 500
 SENDABLE_APPROVALS = (ApprovalState.NOT_REQUIRED, ApprovalState.APPROVED)
@@ -85,12 +85,19 @@ def release_stale_executing(system: ConnectedSystem | None = None) -> int:
 
     Called at the start of every export run (one run per system at a time, so any
     ``executing`` export of the system is stale) and when a run of the system is found
-    dead (:func:`connectors.runner.fail_dead`: a run starting, a worker starting).
+    dead (:func:`connectors.dead_runs.fail_dead`: a run starting, a worker starting).
     """
     stale = PendingExport.objects.filter(status=PendingExportStatus.EXECUTING)
     if system is not None:
         stale = stale.filter(connected_system=system)
     return stale.update(status=PendingExportStatus.EXPORT_NOT_CONFIRMED, next_retry_at=None)
+
+
+def release_executing_of_dead_run(sender: type, *, activity: Activity, **kwargs: object) -> int:
+    """Receiver of :data:`connectors.dead_runs.run_died`: nothing else of its system
+    could run while it was in progress, so the system's ``executing`` exports were
+    being sent by it."""
+    return release_stale_executing(ConnectedSystem(pk=activity.connected_system_id))
 
 
 def run_export(activity: Activity, recorder: ActivityRecorder) -> None:
@@ -247,7 +254,7 @@ class ExportRun:
             )
         # Not select_related / prefetch_related: they cache a pending export on its CSO
         # and on its changes and those on it, reference cycles that stay in memory until
-        # the collector's rare full passes (see jim_project.collector).
+        # the collector's rare full passes (see core.collector).
         pes = list(
             PendingExport.objects.filter(pk__in=pe_ids, status=PendingExportStatus.EXECUTING)
         )

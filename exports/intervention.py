@@ -34,8 +34,9 @@ from connectors.choices import (
     AttributeDataType,
     CsoStatus,
 )
+from connectors.dead_runs import fail_dead
 from connectors.models import Activity, ConnectedSystemAttribute, ConnectorSpaceObject
-from connectors.runner import fail_dead
+from core.bulk import one_of
 from exports.choices import (
     ApprovalAction,
     AttributeChangeStatus,
@@ -43,7 +44,6 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
-from jim_project.bulk import one_of
 
 INTERVENE_PERMISSION = "exports.intervene_pendingexport"
 #: Pending exports loaded per query.
@@ -152,7 +152,7 @@ def discard(
 
 def running_sync() -> Activity | None:
     """The sync in progress, if one is (syncs run one at a time). A sync whose process
-    died is recorded as failed here (:func:`connectors.runner.fail_dead`), not waited on."""
+    died is recorded as failed here (:func:`connectors.dead_runs.fail_dead`), not waited on."""
     syncs = Activity.objects.select_related("connected_system").filter(
         status=ActivityStatus.IN_PROGRESS, profile_type__in=SYNC_PROFILE_TYPES
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jim_project.env import env_bool, env_int, env_list, parse_database_url
+from core.env import env_bool, env_int, env_list, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "connectors",
     "metaverse",
     "exports",
+    "runs",
+    "console",
 ]
 
 MIDDLEWARE = [

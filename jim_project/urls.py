@@ -5,5 +5,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("jim_project.console_urls")),
+    path("", include("console.urls")),
 ]

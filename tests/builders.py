@@ -25,7 +25,7 @@ from connectors.models import (
     RunProfile,
     RunProfileExecutionItem,
 )
-from connectors.runner import execute, start_activity
+from runs.runner import execute, start_activity
 
 #: The spec's run profile names, by type.
 PROFILE_NAMES = {

@@ -35,9 +35,9 @@ from connectors.models import (
     Schedule,
     ScheduleStep,
 )
+from console.admin.metaverse import SyncRuleFlowForm, SyncRuleForm
 from exports.choices import ApprovalAction, ApprovalState, PendingExportStatus
 from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
-from metaverse.admin import SyncRuleFlowForm, SyncRuleForm
 from metaverse.models import (
     MetaverseAttribute,
     MetaverseObject,

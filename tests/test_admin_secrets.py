@@ -15,8 +15,8 @@ from django.db import connection
 from django.forms import CheckboxInput
 from django.urls import reverse
 
-from connectors.forms import ConnectedSystemForm
 from connectors.models import ConnectedSystem, ConnectedSystemObjectType
+from console.admin.forms import ConnectedSystemForm
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Connected-system secrets are encrypted at rest (jim_project/crypto.py)."""
+"""Connected-system secrets are encrypted at rest (core/crypto.py)."""
 
 from __future__ import annotations
 

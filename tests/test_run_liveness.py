@@ -29,10 +29,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
-from connectors import run_lock, runner
+from connectors import run_lock
 from connectors.models import Activity, ConnectedSystem, ConnectorSpaceObject, RunProfile
 from demo.data import DUPLICATED, write_hr_csv
 from exports.models import PendingExport
+from runs import runner
 from tests.builders import make_csv_system, people, run
 from tests.support.postgres import subprocess_database_url
 
@@ -378,7 +379,7 @@ def test_kill_9_during_an_export_its_executing_exports_become_retryable(demo_con
 
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_qcluster_leaves_the_system_free_for_the_next_run(demo_config):
-    from connectors.tasks import queue_run
+    from runs.tasks import queue_run
 
     source = demo_config / "hr.csv"
     source.unlink()

@@ -1,4 +1,4 @@
-"""Settings from the environment (jim_project/env.py, jim_project/settings.py)."""
+"""Settings from the environment (core/env.py, jim_project/settings.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from jim_project.env import env_bool, env_int, env_list, parse_database_url
+from core.env import env_bool, env_int, env_list, parse_database_url
 
 REPO = Path(__file__).resolve().parent.parent
 SQLITE_DEFAULT = Path("/srv/jim/db.sqlite3")

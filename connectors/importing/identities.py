@@ -26,7 +26,7 @@ from django.db import connection
 
 from connectors.importing.references import chunks
 from connectors.models import ConnectorSpaceObject
-from jim_project.bulk import allocate_ids, update_rows
+from core.bulk import allocate_ids, update_rows
 
 #: Referring CSOs repaired per query when reservations are undone.
 UNDO_BATCH = 2000

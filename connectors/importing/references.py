@@ -23,8 +23,8 @@ from connectors.activity import ActivityRecorder
 from connectors.choices import CsoStatus, ObjectChangeType
 from connectors.importing.values import external_id_key
 from connectors.models import ConnectorSpaceObject
-from jim_project.bulk import one_of, update_rows
-from jim_project.writer import PageWriter
+from core.bulk import one_of, update_rows
+from core.writer import PageWriter
 
 #: Values per ``IN (…)`` list (PostgreSQL allows 65,535 parameters per query).
 LOOKUP_CHUNK = 5000
@@ -66,7 +66,8 @@ class ReferenceResolver:
             for external_id, pk in csos.filter(one_of("external_id", chunk)).values_list(
                 "external_id", "pk"
             ):
-                found[(False, external_id)] = pk
+                if external_id is not None:  # always: it was looked up by its value
+                    found[(False, external_id)] = pk
         for chunk in chunks(dns, LOOKUP_CHUNK):
             rows = (
                 csos.filter(one_of("secondary_external_id_key", chunk))
@@ -74,7 +75,8 @@ class ReferenceResolver:
                 .values_list("secondary_external_id_key", "pk")
             )
             for dn_key, pk in rows:
-                found[(True, dn_key)] = pk
+                if dn_key is not None:  # always: it was looked up by its value
+                    found[(True, dn_key)] = pk
         return found
 
     def wanted(self, object_type_id: int, attributes: dict[str, list[Any]]) -> Iterator[tuple]:
@@ -153,7 +155,7 @@ class ReferenceResolver:
         run_started: dt.datetime,
         writer: PageWriter,
     ) -> int:
-        wanted = []
+        wanted: list[tuple[bool, str]] = []
         for cso in batch:
             references = self.references.get(cso.object_type_id, {})
             for name, values in cso.unresolved_references.items():

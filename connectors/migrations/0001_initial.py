@@ -2,7 +2,7 @@
 
 import connectors.models
 import django.db.models.deletion
-import jim_project.crypto
+import core.crypto
 from django.conf import settings
 from django.db import migrations, models
 
@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('description', models.TextField(blank=True)),
                 ('connector', models.CharField(help_text='Connector type from the registry: csv, ldap, …', max_length=50)),
                 ('settings', models.JSONField(blank=True, default=dict, help_text='Non-secret settings.')),
-                ('secret_settings', jim_project.crypto.EncryptedJSONField(blank=True, default=dict, help_text='Secret settings (bind passwords), encrypted at rest, never shown back.')),
+                ('secret_settings', core.crypto.EncryptedJSONField(blank=True, default=dict, help_text='Secret settings (bind passwords), encrypted at rest, never shown back.')),
                 ('persisted_connector_data', models.JSONField(blank=True, default=dict, help_text="The connector's delta watermark, saved after a successful import.")),
                 ('approval_mode', models.CharField(choices=[('none', 'None'), ('deletes', 'Deletes'), ('creates_and_deletes', 'Creates And Deletes'), ('all', 'All')], default='none', max_length=30)),
                 ('export_max_retries', models.PositiveIntegerField(default=5)),

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from connectors.tasks import queue_run
 from jim_project.cli.run import EXIT_FAILED, EXIT_OK, RunCommand, add_threshold_arguments
+from runs.tasks import queue_run
 
 
 class QueueCommand:

@@ -6,7 +6,7 @@ with object-level errors, 2 failed (a lost database connection included: one lin
 stderr, no traceback), cancelled or refused (unknown system or profile, already
 running; an activity in the way whose process died is recorded as failed and does not
 refuse the run). ``--json`` prints exactly one JSON object on stdout
-(:func:`connectors.runner.activity_summary`); messages go to stderr.
+(:func:`runs.runner.activity_summary`); messages go to stderr.
 
 ``jim activity ID`` shows an activity: its progress while it runs, the same summary
 as ``jim run`` once it is done.
@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from connectors.activity import ActivityRecorder
 from connectors.choices import ActivityStatus
 from connectors.models import Activity, ConnectedSystem, RunProfile
-from connectors.runner import (
+from runs.runner import (
     AlreadyRunning,
     NotQueued,
     OutcomeNotRecorded,

@@ -19,15 +19,15 @@ from django.db.models import Model
 from django.utils import timezone
 
 from connectors.models import ConnectorSpaceObject
-from exports.choices import PendingExportStatus
-from exports.models import PendingExport, PendingExportAttributeChange
-from jim_project.bulk import (
+from core.bulk import (
     assign_ids,
     insert_instances,
     insert_rows,
     one_of,
     update_instances,
 )
+from exports.choices import PendingExportStatus
+from exports.models import PendingExport, PendingExportAttributeChange
 from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject, MetaverseObjectKey
 from metaverse.sync.keys import JoinIndex, key_rows, normalise_key

@@ -14,7 +14,7 @@ from typing import Any
 
 from connectors.choices import CsoStatus, JoinType, ObjectChangeType, RpeiErrorType
 from connectors.models import ConnectorSpaceObject
-from jim_project.bulk import new_instance
+from core.bulk import new_instance
 from metaverse.expressions import AttributeView, ExpressionError
 from metaverse.models import MetaverseObject
 from metaverse.sync.batch import SyncBatch

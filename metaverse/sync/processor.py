@@ -5,7 +5,7 @@ since the last sync (``sync_pending``), so its cost grows with the changes. Both
 in batches, each in its own transaction: load what the batch needs (a fixed number of
 queries), run inbound sync per CSO (:mod:`metaverse.sync.inbound`), resolve
 references, apply deletion rules, evaluate export rules for the MVOs concerned
-(:mod:`exports.evaluation`), write everything in bulk, record RPEIs.
+(:mod:`metaverse.sync.outbound`), write everything in bulk, record RPEIs.
 
 Work that needs every batch done — references to objects of later batches — is
 finished in a last pass.
@@ -25,12 +25,11 @@ from django.utils import timezone
 from connectors.activity import ActivityRecorder, write_rpeis
 from connectors.choices import ActivityPhase, CsoStatus, JoinType, ObjectChangeType
 from connectors.models import Activity, ConnectorSpaceObject
+from core.bulk import PlannerStatistics, batch_transaction, one_of
+from core.collector import collector_paused
+from core.writer import PageWriter
 from exports.choices import PendingExportChangeType, PendingExportStatus
-from exports.evaluation import EvaluationResult, ExportEvaluator, TargetIndex
 from exports.reconciliation import reconcile_changes
-from jim_project.bulk import PlannerStatistics, batch_transaction, one_of
-from jim_project.collector import collector_paused
-from jim_project.writer import PageWriter
 from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject
 from metaverse.sync.batch import SyncBatch
@@ -44,6 +43,7 @@ from metaverse.sync.inbound import (
 )
 from metaverse.sync.keys import JoinIndex
 from metaverse.sync.order import sync_order
+from metaverse.sync.outbound import EvaluationResult, ExportEvaluator, TargetIndex
 from metaverse.sync.rules import CompiledFlow, CompiledRule, RuleSet
 
 BATCH_SIZE = 1000

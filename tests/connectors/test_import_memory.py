@@ -1,5 +1,5 @@
 """An import keeps its memory bounded: it runs with the cycle collector paused
-(:mod:`jim_project.collector`), so nothing it does per object may build reference
+(:mod:`core.collector`), so nothing it does per object may build reference
 cycles — they would stay in memory until the end of the run."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from connectors.base import ConnectionFailed, ImportObject, ImportPage
 from connectors.choices import CsoStatus
 from connectors.models import ConnectedSystem, ConnectedSystemAttribute, ConnectorSpaceObject
-from jim_project.writer import PageWriter
+from core.writer import PageWriter
 from tests.builders import (
     changes,
     csos,

@@ -14,9 +14,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from connectors import runner
 from connectors.choices import COUNTED_CHANGE_TYPES, ActivityStatus
 from connectors.models import Activity, ConnectorSpaceObject, RunProfile
+from runs import runner
 from tests.builders import make_csv_system, people, person, run, write_csv
 from tests.support.runs import held
 
@@ -292,10 +292,10 @@ def test_a_cancel_request_stops_the_run_at_a_batch_boundary(tmp_path, monkeypatc
 
 
 def cancelled_import(activity, recorder):
-    from connectors.importer import run_full_import
+    from runs.processors import full_import
 
     Activity.objects.filter(pk=activity.pk).update(cancel_requested=True)
-    run_full_import(activity, recorder)
+    full_import(activity, recorder)
 
 
 def test_execute_refuses_an_activity_that_is_not_queued(tmp_path):

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from connectors.models import Activity
-from connectors.progress import (
+from runs.progress import (
     RunPoint,
     activity_progress,
     format_duration,

@@ -16,9 +16,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from connectors.models import ConnectedSystem, RunProfile
-from connectors.runner import execute, start_activity
 from exports import export_processor
 from exports.models import PendingExport
+from runs.runner import execute, start_activity
 from tests.scenarios.conftest import person
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""RPEIs written behind the next batch (jim_project.writer); pending exports not.
+"""RPEIs written behind the next batch (core.writer); pending exports not.
 
 Outside a transaction, as in ``jim run`` and the workers, a batch's RPEIs are written
 by a background thread while the next batch is synced; its pending exports are
@@ -14,8 +14,8 @@ import functools
 import pytest
 
 from connectors.models import Activity, ConnectorSpaceObject
+from core.writer import PageWriter
 from exports.models import PendingExport
-from jim_project.writer import PageWriter
 from metaverse.models import MetaverseObject
 from metaverse.sync import processor
 from tests.sync.scenario import build_scenario, changes, rpeis

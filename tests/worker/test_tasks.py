@@ -17,10 +17,10 @@ from django_q.conf import Conf
 from django_q.models import Schedule as QSchedule
 
 from connectors import activity as activity_module
-from connectors import tasks
 from connectors.choices import RunProfileType
 from connectors.models import Activity, ConnectorSpaceObject, RunProfile, Schedule, ScheduleStep
-from connectors.runner import AlreadyRunning, execute, start_activity
+from runs import tasks
+from runs.runner import AlreadyRunning, execute, start_activity
 from tests.builders import make_csv_system, people
 from tests.support.runs import held
 
@@ -121,7 +121,7 @@ def test_schedule_is_mirrored_into_django_q(tmp_path):
     schedule = Schedule.objects.create(name="Every 15", cron="*/15 * * * *")
     q = QSchedule.objects.get(name=f"jim:{schedule.pk}")
     assert (q.func, q.cron, q.schedule_type) == (
-        "connectors.tasks.run_schedule",
+        "runs.tasks.run_schedule",
         "*/15 * * * *",
         "C",
     )

@@ -1,6 +1,6 @@
 """The console page of one MVO: its attributes and their sources, joins, exports, history.
 
-Staff only, inside the admin's look (see :mod:`connectors.views`). The page runs a
+Staff only, inside the admin's look (see :mod:`console.views`). The page runs a
 fixed number of queries: reference values, contributing systems and sync rules are
 each looked up once for the whole page.
 """
@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from connectors.choices import AttributeDataType
 from connectors.models import ConnectedSystem, ConnectorSpaceObject, RunProfileExecutionItem
-from connectors.views import admin_change_url, console_view, page_context
+from console.views import admin_change_url, console_view, page_context
 from exports.models import PendingExport, PendingExportAttributeChange
 from metaverse.models import MetaverseAttribute, MetaverseObject, SyncRule
 

@@ -5,7 +5,7 @@ The admin is the identity administrator's console. What it promises:
 * Configuration (connected systems, their object types, attributes, run profiles,
   schedules) is editable; what the engine records (CSOs, activities, RPEIs) is
   read-only for everyone, superusers included: the models' state belongs to the runs.
-* Secrets are write-only (see :mod:`connectors.forms`): ``secret_settings`` is in no
+* Secrets are write-only (see :mod:`console.admin.forms`): ``secret_settings`` is in no
   form, list, read-only field or page.
 * Changelists of tables that reach 100,000+ rows (CSOs, RPEIs) run a fixed number of
   queries whatever the page shows: related rows come with ``list_select_related``,
@@ -34,19 +34,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
-from connectors.admin_runs import (
-    ActivityOverrideMixin,
-    ConnectedSystemRunMixin,
-    RunProfileRunMixin,
-)
 from connectors.choices import AttributeDataType, RpeiErrorType
-from connectors.forms import (
-    CLEAR_PREFIX,
-    SECRET_PREFIX,
-    ConnectedSystemForm,
-    offered_secrets,
-    secret_field_names,
-)
 from connectors.models import (
     Activity,
     ConnectedSystem,
@@ -58,10 +46,22 @@ from connectors.models import (
     Schedule,
     ScheduleStep,
 )
-from connectors.threshold_override import audit_line
-from connectors.views import admin_change_url, admin_changelist_url
+from console.admin.forms import (
+    CLEAR_PREFIX,
+    SECRET_PREFIX,
+    ConnectedSystemForm,
+    offered_secrets,
+    secret_field_names,
+)
+from console.admin.runs import (
+    ActivityOverrideMixin,
+    ConnectedSystemRunMixin,
+    RunProfileRunMixin,
+)
+from console.views import admin_change_url, admin_changelist_url
 from exports.models import PendingExport
 from metaverse.models import SyncRule
+from runs.threshold_override import audit_line
 
 # --------------------------------------------------------------------------- shared helpers
 

@@ -1,7 +1,7 @@
 """Keeping django-q2's scheduler in step with JIM's schedules.
 
 Each enabled :class:`~connectors.models.Schedule` has one django-q2 ``Schedule`` (cron
-type) named ``jim:<id>`` that calls :func:`connectors.tasks.run_schedule`. The admin
+type) named ``jim:<id>`` that calls :func:`runs.tasks.run_schedule`. The admin
 and ``jim apply`` edit JIM's schedules; these receivers mirror every change.
 """
 
@@ -15,7 +15,7 @@ from django_q.models import Schedule as QSchedule
 
 from connectors.models import Schedule
 
-TASK = "connectors.tasks.run_schedule"
+TASK = "runs.tasks.run_schedule"
 
 
 def q_schedule_name(schedule: Schedule) -> str:

@@ -18,7 +18,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from connectors.admin import (
+from connectors.models import ConnectedSystemObjectType, ConnectorSpaceObject
+from console.admin.connectors import (
     CSO_JSON_FIELDS,
     SYSTEM_DETAIL_FIELDS,
     LargeTableAdmin,
@@ -31,7 +32,7 @@ from connectors.admin import (
     link,
     related_defer,
 )
-from connectors.models import ConnectedSystemObjectType, ConnectorSpaceObject
+from console.mvo import attribute_rows
 from exports.models import PendingExport
 from metaverse.choices import FlowKind, SyncRuleDirection
 from metaverse.expressions import ExpressionSyntaxError, compile_dn_template, compile_expression
@@ -45,7 +46,6 @@ from metaverse.models import (
     SyncRuleJoin,
 )
 from metaverse.sync.keys import normalise_key
-from metaverse.views import attribute_rows
 
 # --------------------------------------------------------------------------- schema
 

@@ -1,7 +1,7 @@
 """Approving and rejecting pending exports in the admin.
 
 Bulk actions on the pending-export changelist and Approve/Reject buttons on a pending
-export's page both lead to one confirmation page (:mod:`exports.admin_confirmation`)
+export's page both lead to one confirmation page (:mod:`console.admin.confirmation`)
 that shows every change as before → after and asks for a reason (required to reject).
 Decisions go through :func:`exports.approval.decide`, which records the approver, the
 time and the reason, and writes the audit trail. Only users with
@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
-from exports.admin_confirmation import ExportAction, confirm
+from console.admin.confirmation import ExportAction, confirm
 from exports.approval import APPROVE_PERMISSION, decide
 from exports.choices import ApprovalState
 from exports.models import PendingExport
@@ -50,7 +50,7 @@ REJECT = ExportAction(
 
 
 class ApprovalAdminMixin:
-    """For :class:`~exports.admin.PendingExportAdmin`."""
+    """For :class:`~console.admin.exports.PendingExportAdmin`."""
 
     actions = ["approve_selected", "reject_selected"]
 

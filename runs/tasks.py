@@ -1,6 +1,6 @@
 """django-q2 entry points: queued runs, schedules, and recovery after a worker died.
 
-A queued run executes the same code as ``jim run`` (:func:`connectors.runner.execute`),
+A queued run executes the same code as ``jim run`` (:func:`runs.runner.execute`),
 run lock included: an activity left in progress by a dead process is recorded as
 failed by the first run it is in the way of. Where ``jim run`` refuses when the
 connected system is busy ("already running"), a queued run waits its turn.
@@ -18,13 +18,13 @@ from django_q.signals import post_spawn
 from django_q.tasks import async_task
 
 from connectors.choices import ActivityStatus
+from connectors.dead_runs import fail_dead
 from connectors.models import Activity, RunProfile, Schedule
-from connectors.runner import (
+from runs.runner import (
     AlreadyRunning,
     NotQueued,
     OutcomeNotRecorded,
     execute,
-    fail_dead,
     start_activity,
 )
 
@@ -45,7 +45,7 @@ def queue_run(
     overrides: Activity | None = None,
 ) -> Activity:
     """Create a queued activity and hand it to the django-q2 cluster (the ``allow_*``
-    and ``overrides`` arguments as :func:`connectors.runner.start_activity`)."""
+    and ``overrides`` arguments as :func:`runs.runner.start_activity`)."""
     activity = start_activity(
         run_profile.connected_system,
         run_profile,
@@ -58,7 +58,7 @@ def queue_run(
     if schedule is not None:
         Activity.objects.filter(pk=activity.pk).update(schedule=schedule)
     task_id = async_task(
-        "connectors.tasks.execute_activity",
+        "runs.tasks.execute_activity",
         activity.pk,
         task_name=f"JIM activity {activity.pk}: {run_profile}",
     )
@@ -127,7 +127,7 @@ def recover_stale_activities(found_by: str = "a worker started") -> list[int]:
     their run lock) and make their executing exports retryable; their ids.
 
     A run does this itself for the activities in its way when it starts
-    (:func:`connectors.runner.fail_dead`); this clears the rest of the installation,
+    (:func:`connectors.dead_runs.fail_dead`); this clears the rest of the installation,
     when a worker, a queued run or a schedule starts. An activity whose process is
     alive is left alone however long it has been quiet.
     """

@@ -1,12 +1,12 @@
 """Running profiles from the admin: a "Run" action and buttons that queue runs.
 
-Runs are handed to the django-q2 cluster (:func:`connectors.tasks.queue_run`), the
+Runs are handed to the django-q2 cluster (:func:`runs.tasks.queue_run`), the
 same code ``jim queue`` and schedules use; the administrator lands on the activity's
 live page. Only users with the ``connectors.run_runprofile`` permission may run.
 
 A failed activity's admin page offers "Run again, allowing these deletions / changes"
 when the run stopped at a threshold, to users who may override one
-(:mod:`connectors.threshold_override`); the button posts to the console's view.
+(:mod:`runs.threshold_override`); the button posts to the console's view.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from connectors.models import Activity, RunProfile
-from connectors.tasks import queue_run
-from connectors.threshold_override import can_override, offered_override
+from runs.tasks import queue_run
+from runs.threshold_override import can_override, offered_override
 
 RUN_PERMISSION = "connectors.run_runprofile"
 
@@ -48,7 +48,7 @@ def queue_from_admin(request: HttpRequest, profile: RunProfile) -> Activity:
 
 
 class RunProfileRunMixin:
-    """For :class:`~connectors.admin.RunProfileAdmin`: the Run action and button."""
+    """For :class:`~console.admin.connectors.RunProfileAdmin`: the Run action and button."""
 
     actions = ["run_selected"]
 
@@ -89,7 +89,7 @@ class RunProfileRunMixin:
 
 
 class ConnectedSystemRunMixin:
-    """For :class:`~connectors.admin.ConnectedSystemAdmin`: a Run button per profile."""
+    """For :class:`~console.admin.connectors.ConnectedSystemAdmin`: a Run button per profile."""
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
@@ -108,7 +108,7 @@ class ConnectedSystemRunMixin:
 
 
 class ActivityOverrideMixin:
-    """For :class:`~connectors.admin.ActivityAdmin`: the threshold override button."""
+    """For :class:`~console.admin.connectors.ActivityAdmin`: the threshold override button."""
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None

@@ -11,8 +11,8 @@ A claim is a row, and a row outlives its process; so a run also holds its activi
 run lock (:mod:`connectors.run_lock`) from before its claim until its outcome is
 written. An activity in the way whose lock is free was left by a process that died
 (``kill -9``, an OOM kill, a reboot, a lost database session): the claim records it
-as failed, returns its ``executing`` exports to retryable (:func:`fail_dead`) and
-goes on, at once.
+as failed, returns its ``executing`` exports to retryable
+(:func:`connectors.dead_runs.fail_dead`) and goes on, at once.
 
 A run always ends with a status, whatever happens inside it:
 
@@ -36,7 +36,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from importlib import import_module
 from typing import Any
@@ -58,16 +58,16 @@ from connectors.choices import (
     RpeiErrorType,
     RunProfileType,
 )
+from connectors.dead_runs import fail_dead
 from connectors.models import Activity, ConnectedSystem, RunProfile
-from exports.export_processor import release_stale_executing
 
 logger = logging.getLogger(__name__)
 
 #: Run profile type → the processor, ``"module:function"``; each function is
 #: ``(activity, recorder) -> None`` and reports through the recorder.
 PROCESSORS: dict[str, str] = {
-    RunProfileType.FULL_IMPORT: "connectors.importer:run_full_import",
-    RunProfileType.DELTA_IMPORT: "connectors.importer:run_delta_import",
+    RunProfileType.FULL_IMPORT: "runs.processors:full_import",
+    RunProfileType.DELTA_IMPORT: "runs.processors:delta_import",
     RunProfileType.FULL_SYNC: "metaverse.sync:run_full_sync",
     RunProfileType.DELTA_SYNC: "metaverse.sync:run_delta_sync",
     RunProfileType.EXPORT: "exports.export_processor:run_export",
@@ -177,42 +177,6 @@ def refuse(activity: Activity, reason: str) -> Activity:
     )
     activity.refresh_from_db()
     return activity
-
-
-def fail_dead(candidates: Iterable[Activity], *, found_by: str) -> list[Activity]:
-    """Record as failed the in-progress activities of ``candidates`` whose process is
-    gone (nothing holds their run lock), and return their ``executing`` exports to
-    retryable. ``found_by`` completes "recorded when …". Returns those recorded."""
-    dead = []
-    for activity in candidates:
-        if activity.status != ActivityStatus.IN_PROGRESS or run_lock.is_held(activity.pk):
-            continue
-        with transaction.atomic():
-            recorded = Activity.objects.filter(
-                pk=activity.pk, status=ActivityStatus.IN_PROGRESS
-            ).update(
-                status=ActivityStatus.FAILED,
-                phase=ActivityPhase.DONE,
-                finished_at=timezone.now(),
-                message=(
-                    "The process running it stopped (killed or crashed) before it "
-                    f"finished; recorded when {found_by}."
-                ),
-            )
-            if not recorded:
-                continue  # it finished meanwhile, or someone else recorded it
-            # Nothing else of its system could run while it was in progress: any of the
-            # system's exports still executing were being sent by it.
-            released = release_stale_executing(ConnectedSystem(pk=activity.connected_system_id))
-        logger.warning(
-            "Activity #%s (%s) was in progress, but the process running it stopped (killed "
-            "or crashed): recorded as failed%s.",
-            activity.pk,
-            _title(activity),
-            f"; {released} of its exports made retryable" if released else "",
-        )
-        dead.append(activity)
-    return dead
 
 
 def lost_connection(exc: BaseException) -> str | None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from connectors import views as run_views
-from metaverse import views as metaverse_views
+from console import mvo as metaverse_views
+from console import views as run_views
 
 app_name = "console"
 

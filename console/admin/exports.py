@@ -3,8 +3,8 @@
 Pending exports are written by sync and the export processor, so their pages are
 read-only: the changelist filters by system, status, change type and approval, and a
 pending export's page shows its attribute changes as before → after. Approving and
-rejecting (:mod:`exports.admin_approvals`), retrying and discarding failed exports
-(:mod:`exports.admin_interventions`) are admin actions of :class:`PendingExportAdmin`
+rejecting (:mod:`console.admin.approvals`), retrying and discarding failed exports
+(:mod:`console.admin.interventions`) are admin actions of :class:`PendingExportAdmin`
 with ``allowed_permissions``, which read-only pages allow. Audit entries can never be
 added, changed or deleted in the admin, not even by a superuser.
 """
@@ -17,7 +17,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.utils.html import format_html
 
-from connectors.admin import (
+from console.admin.approvals import ApprovalAdminMixin
+from console.admin.connectors import (
     CSO_JSON_FIELDS,
     SYSTEM_DETAIL_FIELDS,
     LargeTableAdmin,
@@ -28,8 +29,7 @@ from connectors.admin import (
     pretty_json,
     related_defer,
 )
-from exports.admin_approvals import ApprovalAdminMixin
-from exports.admin_interventions import InterventionAdminMixin
+from console.admin.interventions import InterventionAdminMixin
 from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
 
 #: Values of one attribute change shown in lists; the change's own page shows them all

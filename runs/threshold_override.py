@@ -21,7 +21,7 @@ from typing import Any
 
 from connectors.choices import ActivityStatus, RpeiErrorType
 from connectors.models import Activity
-from connectors.tasks import queue_run
+from runs.tasks import queue_run
 
 #: Who may let a run exceed a threshold (given to no group; superusers have it).
 OVERRIDE_PERMISSION = "connectors.override_threshold"

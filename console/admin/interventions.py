@@ -2,7 +2,7 @@
 
 Bulk actions on the pending-export changelist (filter it by status "failed") and
 Retry/Discard buttons on a failed export's page lead to the confirmation page of
-:mod:`exports.admin_confirmation`, which shows each export's last error and asks for
+:mod:`console.admin.confirmation`, which shows each export's last error and asks for
 a reason (required to discard). The work is :mod:`exports.intervention`'s, which also
 writes the audit trail. Only users with ``exports.intervene_pendingexport`` (and
 superusers) see the actions and buttons; exports of the selection that are not
@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
-from exports.admin_confirmation import ExportAction, confirm
+from console.admin.confirmation import ExportAction, confirm
 from exports.choices import PendingExportStatus
 from exports.intervention import (
     INTERVENE_PERMISSION,
@@ -63,7 +63,7 @@ DISCARD = ExportAction(
 
 
 class InterventionAdminMixin:
-    """For :class:`~exports.admin.PendingExportAdmin`."""
+    """For :class:`~console.admin.exports.PendingExportAdmin`."""
 
     actions = ["retry_selected", "discard_selected"]
 

@@ -38,6 +38,7 @@ from connectors.choices import (
     ObjectChangeType,
     RpeiErrorType,
 )
+from connectors.dead_runs import fail_dead
 from connectors.models import (
     Activity,
     ConnectedSystem,
@@ -45,24 +46,23 @@ from connectors.models import (
     RunProfile,
     RunProfileExecutionItem,
 )
-from connectors.progress import (
+from exports.choices import ApprovalState, PendingExportStatus
+from exports.models import PendingExport
+from metaverse.models import MetaverseObject
+from runs.progress import (
     RunPoint,
     activity_progress,
     format_duration,
     history_chart,
     is_running,
 )
-from connectors.runner import fail_dead
-from connectors.threshold_override import (
+from runs.threshold_override import (
     OVERRIDE_PERMISSION,
     audit_line,
     can_override,
     offered_override,
     rerun_overriding,
 )
-from exports.choices import ApprovalState, PendingExportStatus
-from exports.models import PendingExport
-from metaverse.models import MetaverseObject
 
 #: RPEIs per page on a finished activity's page.
 ITEMS_PER_PAGE = 100
@@ -515,7 +515,7 @@ def cancel_activity(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def override_threshold(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a run that stopped at a threshold again, that threshold lifted, by this
-    user (:mod:`connectors.threshold_override`); go to the new activity's page."""
+    user (:mod:`runs.threshold_override`); go to the new activity's page."""
     activity = get_object_or_404(Activity.objects.select_related("run_profile"), pk=pk)
     override = offered_override(activity)
     if override is None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from connectors.choices import CsoStatus, JoinType, RpeiErrorType
 from connectors.models import ConnectorSpaceObject
+from core.bulk import new_instance, one_of
 from exports.approval import initial_approval
 from exports.choices import (
     ApprovalState,
@@ -33,7 +34,6 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.models import PendingExport
-from jim_project.bulk import new_instance, one_of
 from metaverse.choices import DeprovisionAction
 from metaverse.expressions import AttributeView, ExpressionError
 from metaverse.models import MetaverseObject
