@@ -191,4 +191,4 @@ def mvo_page(request: HttpRequest, pk: int) -> HttpResponse:
         pending_exports=pending_exports(mvo, cso_ids),
         history=recent_history(mvo, cso_ids),
     )
-    return render(request, "metaverse/mvo.html", context)
+    return render(request, "console/mvo.html", context)

@@ -352,8 +352,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         request, "Sync dashboard", summaries=summaries, failed=failed_exports(summaries)
     )
     if request.htmx:
-        return render(request, "connectors/partials/dashboard_systems.html", context)
-    return render(request, "connectors/dashboard.html", context)
+        return render(request, "console/partials/dashboard_systems.html", context)
+    return render(request, "console/dashboard.html", context)
 
 
 # -- activity ------------------------------------------------------------------------
@@ -475,10 +475,10 @@ def activity_page(request: HttpRequest, pk: int) -> HttpResponse:
     )
     context = activity_context(request, activity)
     if request.htmx:
-        return render(request, "connectors/partials/activity_poll.html", context)
+        return render(request, "console/partials/activity_poll.html", context)
     form = context.get("filter_form")
     status = 400 if form is not None and not form.is_valid() else 200
-    return render(request, "connectors/activity.html", context, status=status)
+    return render(request, "console/activity.html", context, status=status)
 
 
 @console_view("connectors.change_activity")
@@ -565,4 +565,4 @@ def run_profile_history(request: HttpRequest, pk: int) -> HttpResponse:
         chart=history_chart(runs),
         runs=list(reversed(runs)),
     )
-    return render(request, "connectors/run_profile_history.html", context)
+    return render(request, "console/run_profile_history.html", context)
