@@ -59,7 +59,7 @@ from connectors.choices import (
     RunProfileType,
 )
 from connectors.models import Activity, ConnectedSystem, RunProfile
-from exports.export_processor import release_stale_executing
+from exports.lifecycle import release_stale_executing
 
 logger = logging.getLogger(__name__)
 

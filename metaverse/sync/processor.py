@@ -25,6 +25,7 @@ from django.utils import timezone
 from connectors.activity import ActivityRecorder, write_rpeis
 from connectors.choices import ActivityPhase, CsoStatus, JoinType, ObjectChangeType
 from connectors.models import Activity, ConnectorSpaceObject
+from exports import lifecycle
 from exports.choices import PendingExportChangeType, PendingExportStatus
 from exports.evaluation import EvaluationResult, ExportEvaluator, TargetIndex
 from exports.reconciliation import reconcile_changes
@@ -326,12 +327,11 @@ class SyncRun:
                 copy.deepcopy(state.rows), outcome.cso.attributes, multivalued
             )
             if not left:
+                lifecycle.confirm_by_sync(state.pe)
                 state.deleted = state.dirty = True
             elif confirmed_any:
+                lifecycle.confirm_partly_by_sync(state.pe)
                 state.rows = left
-                if state.pe.change_type == PendingExportChangeType.CREATE:
-                    state.pe.change_type = PendingExportChangeType.UPDATE
-                state.pe.error_count += 1
                 state.dirty = True
 
     # -- RPEIs ----------------------------------------------------------------------
