@@ -1,33 +1,55 @@
 """The pending-export lifecycle: every status change of a pending export, and of its
 attribute changes, is one named transition here (seed 003; docs/pending-exports.md).
 
-A pending export (PE) and what moves it::
+A pending export (PE) and what moves it (✕: the PE is deleted)::
 
-      sync: stage ──────────────────────────────────────────────────────┐
-          │        (from every state but executing: the new changes,  │
-          ▼         pending again, attempts reset)                     │
-      ┌─────────┐  claim   ┌───────────┐  succeed   ┌──────────┐       │
-      │ pending │─────────►│ executing │───────────►│ exported │── confirm ──► (deleted)
-      └─────────┘          └───────────┘            └──────────┘       │
-        ▲  ▲  ▲  release /   │  │  │  │ deprovisioned  │  │            │
-        │  │  └─ nothing sent┘  │  │  └──► (deleted)   │  └ confirm, references
-        │  │     / partly sent  │  │   fail /          │    still wait ──► pending
-        │  │                    │  │   release_stale   │ not_confirmed
-        │  │            fail    │  ▼                   ▼
-        │  │  (max retries) ┌───┘ ┌──────────────────────┐ claim (retry due)
-        │  │                │     │ export_not_confirmed │──────────► executing
-        │  │                ▼     └──────────────────────┘
-        │  │           ┌────────┐  ▲ not_confirmed at max retries ─┐
-        │  └── retry ──│ failed │◄─┼───────────────────────────────┘
-        │              └────────┘  │
-        │                  │ discard ──► (deleted)
-        └──── stage ───────┘
+  (sync) stage ─► pending ──claim──► executing ──succeed──► exported ──confirm──► ✕
+                   ▲  ▲                │  │  │                 │
+                   │  └─── release, ───┘  │  └─ fail ──┐       └─ not_confirmed ─┐
+                   │       nothing sent,  │            ▼                          │
+                   │       partly sent    │   export_not_confirmed ◄──────────────┘
+                   │                      │       └── claim (retry due) ─► executing
+                   │      fail at max ────┘
+                   │      retries         ▼
+                   └────── retry ──────  failed ◄── not_confirmed at max retries
+                                          └── discard ──► ✕
 
-      cancel (sync: nothing left to send, or a create never sent): any state but
-      executing ──► (deleted). confirm_sent_part (confirming import), confirm_by_sync /
-      confirm_partly_by_sync (sync): pending / export_not_confirmed keep their status,
-      lose the changes the target shows (deleted when nothing is left).
-      approve / reject: approval awaiting_approval ──► approved / rejected (status kept).
+Every transition, with the states it moves from (the allowed from-states are the
+``WHERE`` of its statement, see below):
+
+  ======================= ============================= ===============================
+  transition (by)         from                          to
+  ======================= ============================= ===============================
+  stage (sync)            (new), pending, exported,     pending, attempts reset,
+                          export_not_confirmed, failed  approval per policy
+  cancel (sync)           same as stage                 ✕ (also: an obsolete CSO the
+                                                        sync deletes takes its PE)
+  confirm_by_sync         export_not_confirmed          ✕
+  confirm_partly_by_sync  export_not_confirmed          export_not_confirmed, +1 attempt
+  claim (export run)      pending, export_not_confirmed executing
+                          (approval not required or
+                          approved; listed when due by
+                          executable())
+  succeed                 executing                     exported; pending when
+                                                        references wait (partly sent)
+  nothing_sent            executing                     exported (all sent before),
+                                                        else pending
+  release                 executing                     as it was before the claim
+  fail                    executing                     export_not_confirmed, +1
+                                                        attempt, backoff; failed at
+                                                        max_retries
+  deprovisioned           executing (a delete)          ✕, with its CSO
+  release_stale_executing executing                     export_not_confirmed, due now
+  (a run found dead)
+  confirm (import)        exported                      ✕; pending when changes still
+                                                        wait for references
+  not_confirmed (import)  exported                      as fail
+  confirm_sent_part       pending, export_not_confirmed unchanged (confirmed changes
+  (import)                                              removed), or ✕
+  retry (a person)        failed                        pending, attempts reset
+  discard (a person)      failed                        ✕
+  approve / reject        approval awaiting_approval    approved / rejected
+  ======================= ============================= ===============================
 
 An attribute change: ``pending`` ──succeed──► ``exported_pending_confirmation``
 ──confirm──► (deleted) or ──not_confirmed──► ``exported_not_confirmed`` (sent again by
@@ -65,7 +87,7 @@ fixed number of set-based statements (the sync writes through :func:`write_stage
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,12 +127,10 @@ CHUNK = 2000
 class IllegalTransition(Exception):
     """A transition asked of pending exports not in a state it moves from."""
 
-    def __init__(self, transition: str, states: dict[int | None, str | None]) -> None:
+    def __init__(self, transition: str, states: Mapping[int, str | None]) -> None:
         self.transition = transition
         self.states = states
-        named = ", ".join(
-            f"{pk} ({status or 'gone'})" for pk, status in sorted(states.items(), key=str)
-        )
+        named = ", ".join(f"{pk} ({status or 'gone'})" for pk, status in sorted(states.items()))
         super().__init__(f"cannot {transition} pending export(s) {named}")
 
 
@@ -158,7 +178,7 @@ def stage(pe: PendingExport, *, change_type: str, dn: str, approval: str) -> Non
     pe.next_retry_at = None
     pe.last_error = ""
     pe.approval = approval
-    pe.approved_by_id = None
+    pe.approved_by = None
     pe.approved_at = None
     pe.approval_reason = ""
 
@@ -209,7 +229,8 @@ def write_staged(
     _delete(cancelled, "cancel", strict=True)
     insert_instances([pe for pe, _ in new])
     now = timezone.now()
-    columns = [(PendingExport._meta.get_field(f).column, _attname(f)) for f in fields]
+    by_name = {f.name: f for f in PendingExport._meta.concrete_fields}
+    columns = [(str(by_name[f].column), by_name[f].attname) for f in fields]
     written = update_rows(
         PendingExport,
         [
@@ -231,6 +252,7 @@ def write_staged(
     replaced = [pe.pk for pe, _, _ in changed]
     if replaced:
         PendingExportAttributeChange.objects.filter(pending_export_id__in=replaced).delete()
+    staged = [*new, *((pe, changes) for pe, _, changes in changed)]
     rows = [
         {
             "pending_export_id": pe.pk,
@@ -240,14 +262,10 @@ def write_staged(
             "previous_values": list(row.previous_values),
             "status": row.status,
         }
-        for pe, *_, changes in (*new, *changed)
+        for pe, changes in staged
         for row in changes
     ]
     insert_rows(PendingExportAttributeChange, rows, returning=False)
-
-
-def _attname(name: str) -> str:
-    return PendingExport._meta.get_field(name).attname
 
 
 # --------------------------------------------------------------------------- export run
@@ -648,16 +666,17 @@ def retry(locked: Sequence[PendingExport]) -> None:
     if wrong:
         raise IllegalTransition("retry", wrong)
     ids = [pe.pk for pe in locked]
-    reset = {
+    now = timezone.now()
+    reset: dict[str, Any] = {
         "status": S.PENDING,
         "error_count": 0,
         "next_retry_at": None,
         "last_error": "",
-        "updated_at": timezone.now(),
+        "updated_at": now,
     }
     written = PendingExport.objects.filter(one_of("id", ids), status=S.FAILED).update(**reset)
     if written < len(ids):
-        _raise_not_as_read("retry", [(pk, S.FAILED) for pk in ids], reset["updated_at"])
+        _raise_not_as_read("retry", [(pk, S.FAILED) for pk in ids], now)
     PendingExportAttributeChange.objects.filter(
         one_of("pending_export_id", ids), status=AttributeChangeStatus.FAILED
     ).update(status=AttributeChangeStatus.PENDING)

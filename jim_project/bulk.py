@@ -322,7 +322,7 @@ def batch_transaction() -> Iterator[None]:
 # --------------------------------------------------------------------------- lookups
 
 
-def one_of(column: str, values: Iterable[str]) -> Any:
+def one_of(column: str, values: Iterable[Any]) -> Any:
     """A filter "``column`` is one of ``values``" for many values.
 
     On PostgreSQL ``column = ANY(%s)`` with one array parameter: a short statement
