@@ -200,19 +200,31 @@ def update_rows(
     columns: Sequence[str],
     *,
     merge: Sequence[str] = (),
-) -> None:
+    unless_changed: str | None = None,
+) -> int:
     """Write ``columns`` of existing rows; each row holds ``id`` and those columns.
+    Returns the number of rows written.
 
     Columns in ``merge`` (JSON objects) are merged into the current value — only the
-    keys given change — instead of replacing it.
+    keys given change — instead of replacing it. With ``unless_changed`` (a column),
+    each row also holds that column's value as it was read, under
+    ``"<column>__was"``, and is written only while the table still holds that value
+    (a guard in the statement's ``WHERE``; a row another transaction changed is left).
     """
     if not rows:
-        return
+        return 0
     meta = model._meta
     if connection.vendor != "postgresql":
-        _update_rows_portably(model, rows, columns, merge)
-        return
+        return _update_rows_portably(model, rows, columns, merge, unless_changed)
     fields = [next(f for f in meta.concrete_fields if f.column == c) for c in columns]
+    guard = ""
+    definitions = _definitions([meta.pk, *fields])
+    if unless_changed is not None:
+        was = next(f for f in meta.concrete_fields if f.column == unless_changed)
+        column = connection.ops.quote_name(unless_changed)
+        guarded = connection.ops.quote_name(f"{unless_changed}__was")
+        guard = f" AND t.{column} = x.{guarded}"
+        definitions += f", {guarded} {was.db_type(connection).split('(')[0]}"
     table = connection.ops.quote_name(meta.db_table)
     pk = _quoted(meta.pk)
     assignments = ", ".join(
@@ -222,12 +234,15 @@ def update_rows(
     )
     sql = (
         f"UPDATE {table} AS t SET {assignments} "
-        f"FROM jsonb_to_recordset(%s::jsonb) AS x({_definitions([meta.pk, *fields])}) "
-        f"WHERE t.{pk} = x.{pk}"
+        f"FROM jsonb_to_recordset(%s::jsonb) AS x({definitions}) "
+        f"WHERE t.{pk} = x.{pk}{guard}"
     )
+    written = 0
     with connection.cursor() as cursor:
         for start in range(0, len(rows), BATCH_SIZE):
             cursor.execute(sql, [_dumps(rows[start : start + BATCH_SIZE])])
+            written += cursor.rowcount
+    return written
 
 
 def update_instances(objs: Sequence[Model], fields: Sequence[str]) -> None:
@@ -252,10 +267,20 @@ def update_instances(objs: Sequence[Model], fields: Sequence[str]) -> None:
 
 
 def _update_rows_portably(
-    model: type[Model], rows: Sequence[Row], columns: Sequence[str], merge: Sequence[str]
-) -> None:
+    model: type[Model],
+    rows: Sequence[Row],
+    columns: Sequence[str],
+    merge: Sequence[str],
+    unless_changed: str | None,
+) -> int:
     meta = model._meta
     by_column = {f.column: f for f in meta.concrete_fields}
+    if unless_changed is not None:
+        name = by_column[unless_changed].attname
+        now = dict(model.objects.filter(pk__in=[row["id"] for row in rows]).values_list("pk", name))
+        key = f"{unless_changed}__was"
+        rows = [row for row in rows if row["id"] in now and now[row["id"]] == row[key]]
+        rows = [{c: v for c, v in row.items() if c != key} for row in rows]
     current: dict[Any, dict[str, Any]] = {}
     if merge:
         names = [by_column[c].attname for c in merge]
@@ -270,6 +295,7 @@ def _update_rows_portably(
             values[name] = {**(current.get(row["id"], {}).get(name) or {}), **values[name]}
         objs.append(model(**values))
     model.objects.bulk_update(objs, [by_column[c].name for c in columns], batch_size=500)
+    return len(objs)
 
 
 # --------------------------------------------------------------------------- transactions
@@ -296,7 +322,7 @@ def batch_transaction() -> Iterator[None]:
 # --------------------------------------------------------------------------- lookups
 
 
-def one_of(column: str, values: Iterable[str]) -> Any:
+def one_of(column: str, values: Iterable[Any]) -> Any:
     """A filter "``column`` is one of ``values``" for many values.
 
     On PostgreSQL ``column = ANY(%s)`` with one array parameter: a short statement

@@ -35,7 +35,7 @@ from django.db import connection, connections, transaction
 
 logger = logging.getLogger(__name__)
 
-Step = Callable[[], None]
+Step = Callable[[], object]
 
 
 class PageWriter:

@@ -2,9 +2,11 @@
 decisions of the people allowed to make them (the "Approvers" group), each recorded on
 an audit trail that the admin cannot edit.
 
-A rejected export is never sent. It stays, rejected and visible, while sync keeps
-computing the same change; when the change JIM wants differs, sync replaces it and it
-awaits approval again. Rejecting a delete keeps the account.
+The approval's changes are the lifecycle's (:func:`exports.lifecycle.approve`,
+:func:`exports.lifecycle.reject`). A rejected export is never sent. It stays, rejected
+and visible, while sync keeps computing the same change; when the change JIM wants
+differs, sync replaces it and it awaits approval again. Rejecting a delete keeps the
+account.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from connectors.choices import ApprovalMode
+from exports import lifecycle
 from exports.choices import ApprovalAction, ApprovalState, PendingExportChangeType
 from exports.models import ApprovalAuditEntry, PendingExport
 
@@ -69,25 +71,10 @@ def decide(
     """
     if not can_approve(user):
         raise ApprovalDenied(f"{user} may not approve or reject pending exports")
-    now = timezone.now()
     action = ApprovalAction.APPROVED if approve else ApprovalAction.REJECTED
     with transaction.atomic():
-        candidates = [pe.pk for pe in pending_exports]
-        decided = list(
-            PendingExport.objects.select_for_update()
-            .filter(pk__in=candidates, approval=ApprovalState.AWAITING_APPROVAL)
-            .select_related("connected_system", "cs_object")
-            .prefetch_related("attribute_changes")
-        )
-        for pe in decided:
-            pe.approval = ApprovalState.APPROVED if approve else ApprovalState.REJECTED
-            pe.approved_by = user
-            pe.approved_at = now
-            pe.approval_reason = reason
-            pe.updated_at = now
-        PendingExport.objects.bulk_update(
-            decided, ["approval", "approved_by", "approved_at", "approval_reason", "updated_at"]
-        )
+        decided = lifecycle.lock_awaiting_approval(pending_exports)
+        (lifecycle.approve if approve else lifecycle.reject)(decided, user, reason)
         ApprovalAuditEntry.objects.bulk_create(
             [ApprovalAuditEntry.of(pe, user, action, reason) for pe in decided]
         )

@@ -10,7 +10,7 @@ class ExportsConfig(AppConfig):
     def ready(self) -> None:
         from connectors.dead_runs import run_died
         from exports.approval import ensure_approvers_group
-        from exports.export_processor import release_executing_of_dead_run
+        from exports.lifecycle import release_executing_of_dead_run
 
         # The data migration creates the group; a database flush (tests, resets)
         # removes it and sends post_migrate again.

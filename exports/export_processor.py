@@ -1,10 +1,10 @@
 """The export run profile: send executable pending exports through the connector.
 
-Seed 003's "Export" box. Executable exports are ``pending`` ones, and
-``export_not_confirmed`` ones whose ``next_retry_at`` is due, that need no approval or
-are approved. Per batch: mark ``executing``, translate references (CSO ids → the target
+Seed 003's "Export" box. Per batch of executable exports (:func:`exports.lifecycle.
+executable`): claim them (``executing``), translate references (CSO ids → the target
 system's DNs or external ids), call the connector, record one result per export, apply
-successes optimistically to the CSO so the next sync sees no drift.
+successes optimistically to the CSO so the next sync sees no drift. The status changes
+are the lifecycle's transitions (:mod:`exports.lifecycle`), written per batch in bulk.
 
 References go second: an attribute change whose referenced object does not exist in
 the target yet waits — within the run until that object's create has been sent, across
@@ -25,13 +25,10 @@ system's change threshold fails before it claims anything (:mod:`exports.thresho
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
 from connectors.activity import ActivityRecorder, RunFailed
 from connectors.base import (
@@ -46,58 +43,20 @@ from connectors.choices import ActivityPhase, AttributeDataType, CsoStatus, Obje
 from connectors.choices import RpeiErrorType as Err
 from connectors.models import (
     Activity,
-    ConnectedSystem,
     ConnectedSystemObjectType,
     ConnectorSpaceObject,
 )
 from connectors.schema import connector_for, object_type_spec
 from core.bulk import update_instances
+from exports import lifecycle
 from exports.changes import apply_changes, changes_by_export
-from exports.choices import (
-    ApprovalState,
-    AttributeChangeStatus,
-    PendingExportChangeType,
-    PendingExportStatus,
-)
+from exports.choices import AttributeChangeStatus, PendingExportChangeType, PendingExportStatus
+from exports.lifecycle import Transitions, executable, release_stale_executing
 from exports.models import PendingExport, PendingExportAttributeChange
 from exports.thresholds import check_change_threshold
 
 BATCH_SIZE = 500
-SENDABLE_APPROVALS = (ApprovalState.NOT_REQUIRED, ApprovalState.APPROVED)
 NOT_COUNTED = "no attempt was counted against the exports not sent; the next run sends them"
-
-
-def executable_exports(system: ConnectedSystem, now: dt.datetime | None = None):
-    """The pending exports of a system that an export run may send now."""
-    now = now or timezone.now()
-    retry_due = Q(status=PendingExportStatus.EXPORT_NOT_CONFIRMED) & (
-        Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
-    )
-    return PendingExport.objects.filter(
-        Q(status=PendingExportStatus.PENDING) | retry_due,
-        connected_system=system,
-        approval__in=SENDABLE_APPROVALS,
-    )
-
-
-def release_stale_executing(system: ConnectedSystem | None = None) -> int:
-    """Return exports left ``executing`` by a crashed run to retryable.
-
-    Called at the start of every export run (one run per system at a time, so any
-    ``executing`` export of the system is stale) and when a run of the system is found
-    dead (:func:`connectors.dead_runs.fail_dead`: a run starting, a worker starting).
-    """
-    stale = PendingExport.objects.filter(status=PendingExportStatus.EXECUTING)
-    if system is not None:
-        stale = stale.filter(connected_system=system)
-    return stale.update(status=PendingExportStatus.EXPORT_NOT_CONFIRMED, next_retry_at=None)
-
-
-def release_executing_of_dead_run(sender: type, *, activity: Activity, **kwargs: object) -> int:
-    """Receiver of :data:`connectors.dead_runs.run_died`: nothing else of its system
-    could run while it was in progress, so the system's ``executing`` exports were
-    being sent by it."""
-    return release_stale_executing(ConnectedSystem(pk=activity.connected_system_id))
 
 
 def run_export(activity: Activity, recorder: ActivityRecorder) -> None:
@@ -140,9 +99,9 @@ class ExportRun:
         release_stale_executing(self.system)
         # Before anything is claimed or sent: a mass change stops the run here.
         check_change_threshold(
-            self.system, executable_exports(self.system), allowed=self.activity.allow_changes
+            self.system, executable(self.system), allowed=self.activity.allow_changes
         )
-        total = executable_exports(self.system).count()
+        total = executable(self.system).count()
         self.recorder.progress(total=total, processed=0, phase=ActivityPhase.EXPORTING)
         self.connector = connector_for(self.system)
         try:
@@ -154,7 +113,7 @@ class ExportRun:
         last_pk = 0
         while True:
             ids = list(
-                executable_exports(self.system)
+                executable(self.system)
                 .filter(pk__gt=last_pk)
                 .order_by("pk")
                 .values_list("pk", flat=True)[:BATCH_SIZE]
@@ -167,12 +126,12 @@ class ExportRun:
         waiting = [pk for pk in self.waiting if pk]
         self.waiting = []
         for start in range(0, len(waiting), BATCH_SIZE):
-            self._export_batch(waiting[start : start + BATCH_SIZE], second_pass=True)
+            self._export_batch(waiting[start : start + BATCH_SIZE])
 
     # -- one batch --------------------------------------------------------------------
 
-    def _export_batch(self, pe_ids: list[int], *, second_pass: bool = False) -> None:
-        items = self._claim(pe_ids, second_pass=second_pass)
+    def _export_batch(self, pe_ids: list[int]) -> None:
+        items = self._claim(pe_ids)
         while items:
             now, later = _rounds(items)
             try:
@@ -235,23 +194,10 @@ class ExportRun:
             self.connector.open()
             self.opened = True
 
-    def _claim(self, pe_ids: list[int], *, second_pass: bool) -> list[_Item]:
-        """Mark the exports ``executing`` and load them with their CSOs and changes."""
-        claimable = PendingExport.objects.filter(pk__in=pe_ids, approval__in=SENDABLE_APPROVALS)
-        if not second_pass:
-            claimable = claimable.filter(
-                status__in=(PendingExportStatus.PENDING, PendingExportStatus.EXPORT_NOT_CONFIRMED)
-            )
-        # A sync batch that changes one of them holds it locked until it commits
-        # (SyncBatch.hold_exports): wait for it, then claim what it wrote. Locked in
-        # the order the sync locks in, so neither waits for the other for ever.
+    def _claim(self, pe_ids: list[int]) -> list[_Item]:
+        """Claim the exports (``executing``) and load them with their CSOs and changes."""
         with transaction.atomic():
-            claimed_from = dict(
-                claimable.select_for_update().order_by("pk").values_list("pk", "status")
-            )
-            PendingExport.objects.filter(pk__in=claimed_from).update(
-                status=PendingExportStatus.EXECUTING
-            )
+            claimed_from = lifecycle.claim(pe_ids)
         # Not select_related / prefetch_related: they cache a pending export on its CSO
         # and on its changes and those on it, reference cycles that stay in memory until
         # the collector's rare full passes (see core.collector).
@@ -372,7 +318,7 @@ class ExportRun:
         self, items: list[_Item], changes: list[ExportChange | None], results: list[ExportResult]
     ) -> None:
         """Apply every result of a batch with a fixed number of bulk writes."""
-        writes = _Writes()
+        writes = _Outcomes()
         by_id = {r.id: r for r in results}
         for item, change in zip(items, changes, strict=True):
             if change is None:
@@ -387,39 +333,37 @@ class ExportRun:
                 self._not_sent(item, writes)
             else:
                 self._failed(item, result.error, writes)
-        with transaction.atomic():
-            writes.save()
+        writes.save()
 
     def _release(self, items: list[_Item]) -> None:
         """Claimed exports the run will not send after all: as they were before."""
-        writes = _Writes()
+        writes = _Outcomes()
         for item in items:
             self._not_sent(item, writes)
-        with transaction.atomic():
-            writes.save()
+        writes.save()
 
     @staticmethod
-    def _not_sent(item: _Item, writes: _Writes) -> None:
+    def _not_sent(item: _Item, writes: _Outcomes) -> None:
         """Not the object's doing (the target could not take it): no attempt counted,
         executable again as it was before the run claimed it."""
-        item.pe.status = item.claimed_from
-        writes.pes.append(item.pe)
+        lifecycle.release(writes.transitions, item.pe, item.claimed_from)
 
-    def _nothing_to_send(self, item: _Item, writes: _Writes) -> None:
+    def _nothing_to_send(self, item: _Item, writes: _Outcomes) -> None:
         """Nothing of the export can go now: what is left waits for references — it
         joins the run's last pass, like a create whose references wait, for the
         objects it refers to may be created by this run — or was sent already and
         awaits its confirming import (``exported``)."""
-        done = item.awaiting and not item.waiting
-        item.pe.status = PendingExportStatus.EXPORTED if done else PendingExportStatus.PENDING
+        lifecycle.nothing_sent(
+            writes.transitions, item.pe, awaiting=item.awaiting, waiting=bool(item.waiting)
+        )
         if item.waiting:
             self.waiting.append(item.pe.pk)
-        writes.pes.append(item.pe)
 
-    def _succeeded(self, item: _Item, result: ExportResult, writes: _Writes) -> None:
+    def _succeeded(self, item: _Item, result: ExportResult, writes: _Outcomes) -> None:
         pe, cso = item.pe, item.cso
         target = cso.secondary_external_id or cso.external_id
         if pe.change_type == PendingExportChangeType.DELETE:
+            lifecycle.deprovisioned(writes.transitions, pe)
             writes.deleted_csos.append(cso.pk)
             self.recorder.item(
                 ObjectChangeType.DEPROVISIONED,
@@ -445,13 +389,11 @@ class ExportRun:
             cso.secondary_external_id = new_dn
             cso.secondary_external_id_key = self.connector.secondary_id_key(new_dn)
         writes.csos.append(cso)
-        writes.exported_rows.extend(r.pk for r in item.sent)
         if item.waiting:
             self.waiting.append(pe.pk)
-        pe.status = PendingExportStatus.PENDING if item.waiting else PendingExportStatus.EXPORTED
-        pe.last_error = ""
-        pe.next_retry_at = None
-        writes.pes.append(pe)
+        lifecycle.succeed(
+            writes.transitions, pe, [r.pk for r in item.sent], waiting=bool(item.waiting)
+        )
         self.recorder.item(
             change,
             external_id=cso.secondary_external_id or cso.external_id,
@@ -460,30 +402,21 @@ class ExportRun:
             details={"attributes": sorted({r.attribute for r in item.sent})},
         )
 
-    def _failed(self, item: _Item, message: str, writes: _Writes) -> None:
+    def _failed(self, item: _Item, message: str, writes: _Outcomes) -> None:
         """A failed attempt: retry later with exponential backoff, or give up at max."""
         pe, cso = item.pe, item.cso
-        pe.error_count += 1
-        pe.last_error = message
         target = cso.secondary_external_id or cso.external_id or ""
-        if pe.error_count >= pe.max_retries:
-            pe.status = PendingExportStatus.FAILED
-            pe.next_retry_at = None
-            writes.failed_pes.append(pe.pk)
+        backoff = self.system.export_retry_backoff_seconds
+        if lifecycle.fail(writes.transitions, pe, message, backoff):
             text = (
                 f"{pe.change_type} of {target} failed {pe.error_count} times; giving up: {message}"
             )
         else:
-            pe.status = PendingExportStatus.EXPORT_NOT_CONFIRMED
-            pe.next_retry_at = timezone.now() + dt.timedelta(
-                seconds=self.system.export_retry_backoff_seconds * 2 ** (pe.error_count - 1)
-            )
             text = (
                 f"{pe.change_type} of {target} failed (attempt {pe.error_count} of "
                 f"{pe.max_retries}, retry after {pe.next_retry_at:%Y-%m-%d %H:%M:%S} UTC): "
                 f"{message}"
             )
-        writes.pes.append(pe)
         self.recorder.error(
             Err.EXPORT_FAILED,
             text,
@@ -494,48 +427,29 @@ class ExportRun:
 
 
 @dataclass
-class _Writes:
-    """The writes of one export batch, made in bulk."""
+class _Outcomes:
+    """The writes of one export batch: its transitions, and what they did to the CSOs
+    (the values sent applied; a deprovisioned object's CSO deleted). One transaction."""
 
+    transitions: Transitions = field(default_factory=Transitions)
     csos: list[ConnectorSpaceObject] = field(default_factory=list)
-    pes: list[PendingExport] = field(default_factory=list)
-    exported_rows: list[int] = field(default_factory=list)
-    failed_pes: list[int] = field(default_factory=list)
     deleted_csos: list[int] = field(default_factory=list)
 
     def save(self) -> None:
-        now = timezone.now()
-        for obj in (*self.csos, *self.pes):
-            obj.updated_at = now
-        update_instances(
-            self.csos,
-            [
-                "attributes",
-                "external_id",
-                "secondary_external_id",
-                "secondary_external_id_key",
-                "updated_at",
-            ],
-        )
-        update_instances(
-            self.pes,
-            [
-                "change_type",
-                "dn",
-                "status",
-                "error_count",
-                "last_error",
-                "next_retry_at",
-                "updated_at",
-            ],
-        )
-        PendingExportAttributeChange.objects.filter(pk__in=self.exported_rows).update(
-            status=AttributeChangeStatus.EXPORTED_PENDING_CONFIRMATION
-        )
-        PendingExportAttributeChange.objects.filter(pending_export_id__in=self.failed_pes).update(
-            status=AttributeChangeStatus.FAILED
-        )
-        ConnectorSpaceObject.objects.filter(pk__in=self.deleted_csos).delete()
+        with transaction.atomic():
+            self.transitions.save()
+            update_instances(
+                self.csos,
+                [
+                    "attributes",
+                    "external_id",
+                    "secondary_external_id",
+                    "secondary_external_id_key",
+                    "updated_at",
+                ],
+            )
+            if self.deleted_csos:
+                ConnectorSpaceObject.objects.filter(pk__in=self.deleted_csos).delete()
 
 
 def _rounds(items: list[_Item]) -> tuple[list[_Item], list[_Item]]:

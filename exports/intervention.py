@@ -15,8 +15,10 @@ Seed 003 leaves a ``failed`` export waiting for manual intervention. A person ho
 
 Both act on exports in status ``failed`` only (others are left alone; see
 :func:`refusal`) and write one audit entry per export with the user, the time, the
-reason and what the export was. A discard needs a reason, and is refused while a sync
-runs: the sync may be writing the very exports it would delete.
+reason and what the export was. The status changes are the lifecycle's
+(:func:`exports.lifecycle.retry`, :func:`exports.lifecycle.discard`). A discard needs
+a reason, and is refused while a sync runs: the sync may be writing the very exports it
+would delete.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from connectors.choices import (
 from connectors.dead_runs import fail_dead
 from connectors.models import Activity, ConnectedSystemAttribute, ConnectorSpaceObject
 from core.bulk import one_of
+from exports import lifecycle
 from exports.choices import (
     ApprovalAction,
-    AttributeChangeStatus,
     PendingExportChangeType,
     PendingExportStatus,
 )
@@ -88,28 +90,13 @@ def retry(
     Raises :class:`InterventionDenied` when the user lacks the permission.
     """
     _check_permission(user)
-    now = timezone.now()
     with transaction.atomic():
-        retried = _lock_failed(pending_exports)
+        retried = lifecycle.lock_failed(pending_exports)
         entries = [
             ApprovalAuditEntry.of(pe, user, ApprovalAction.RETRIED, reason) for pe in retried
         ]
-        ids = [pe.pk for pe in retried]
-        reset = {
-            "status": PendingExportStatus.PENDING,
-            "error_count": 0,
-            "next_retry_at": None,
-            "last_error": "",
-            "updated_at": now,
-        }
-        PendingExport.objects.filter(one_of("id", ids)).update(**reset)
-        PendingExportAttributeChange.objects.filter(
-            one_of("pending_export_id", ids), status=AttributeChangeStatus.FAILED
-        ).update(status=AttributeChangeStatus.PENDING)
+        lifecycle.retry(retried)
         ApprovalAuditEntry.objects.bulk_create(entries)
-    for pe in retried:
-        for field, value in reset.items():
-            setattr(pe, field, value)
     return retried
 
 
@@ -133,7 +120,7 @@ def discard(
             "has finished"
         )
     with transaction.atomic():
-        discarded = _lock_failed(pending_exports)
+        discarded = lifecycle.lock_failed(pending_exports)
         entries = [
             ApprovalAuditEntry.of(pe, user, ApprovalAction.DISCARDED, reason) for pe in discarded
         ]
@@ -144,7 +131,7 @@ def discard(
         mvo_ids = {pe.metaverse_object_id or pe.cs_object.metaverse_object_id for pe in discarded}
         mvo_ids |= _mvos_referring_to(never_created)
         kept_csos = {pe.cs_object_id for pe in discarded} - set(never_created)
-        PendingExport.objects.filter(one_of("id", [pe.pk for pe in discarded])).delete()
+        lifecycle.discard(discarded)
         ConnectorSpaceObject.objects.filter(one_of("id", never_created)).delete()
         _mark_for_sync(mvo_ids - {None}, kept_csos)
     return discarded
@@ -166,22 +153,6 @@ def _check_permission(user: Any) -> None:
             f"{user} may not retry or discard pending exports "
             f"(that needs the {INTERVENE_PERMISSION} permission)"
         )
-
-
-def _lock_failed(pending_exports: Iterable[PendingExport]) -> list[PendingExport]:
-    """The failed ones of ``pending_exports``, locked, with what the audit entry reads
-    (loaded a chunk at a time: ``--all`` can name every export of a system)."""
-    ids = sorted({pe.pk for pe in pending_exports})
-    locked: list[PendingExport] = []
-    for start in range(0, len(ids), CHUNK):
-        locked.extend(
-            PendingExport.objects.select_for_update(of=("self",))
-            .filter(pk__in=ids[start : start + CHUNK], status=PendingExportStatus.FAILED)
-            .select_related("connected_system", "cs_object")
-            .prefetch_related("attribute_changes")
-            .order_by("pk")
-        )
-    return locked
 
 
 def _never_created(pe: PendingExport) -> bool:

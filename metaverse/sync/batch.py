@@ -27,6 +27,7 @@ from core.bulk import (
     update_instances,
 )
 from exports.choices import PendingExportStatus
+from exports.lifecycle import write_staged
 from exports.models import PendingExport, PendingExportAttributeChange
 from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject, MetaverseObjectKey
@@ -76,6 +77,11 @@ class ExportState:
     deleted: bool = False
     #: the stored export's status and last update when the batch loaded it
     loaded: tuple[str, dt.datetime] | None = None
+
+    def loaded_status(self) -> str:
+        """The status the stored export had when the batch loaded it."""
+        assert self.loaded is not None, "a stored pending export is loaded with its state"
+        return self.loaded[0]
 
 
 class SyncBatch:
@@ -381,14 +387,14 @@ class SyncBatch:
         their attribute changes."""
         new_pes: list[tuple[PendingExport, ExportState]] = []
         changed: list[tuple[PendingExport, ExportState]] = []
-        deleted: list[int] = []
+        cancelled: list[tuple[int, str]] = []
         for cso_id, state in self.exports.items():
             if cso_id in self.deleted_csos or not state.dirty:
                 continue
             state.dirty = False
             if state.deleted:
                 if state.pe is not None and state.pe.pk:
-                    deleted.append(state.pe.pk)
+                    cancelled.append((state.pe.pk, state.loaded_status()))
                 continue
             pe = state.pe
             assert pe is not None
@@ -396,25 +402,14 @@ class SyncBatch:
             if pe.metaverse_object_id in self.deleted_mvos:
                 pe.metaverse_object = None
             (changed if pe.pk else new_pes).append((pe, state))
-        if deleted:
-            PendingExport.objects.filter(pk__in=deleted).delete()
-        insert_instances([pe for pe, _ in new_pes])
-        update_instances([pe for pe, _ in changed], [*PE_FIELDS, "updated_at"])
-        replaced = [pe.pk for pe, _ in changed]
-        if replaced:
-            PendingExportAttributeChange.objects.filter(pending_export_id__in=replaced).delete()
-        rows = [
-            {
-                "pending_export_id": pe.pk,
-                "attribute": row.attribute,
-                "change_type": row.change_type,
-                "values": list(row.values),
-                "previous_values": list(row.previous_values),
-                "status": row.status,
-            }
-            for pe, state in (*new_pes, *changed)
-            for row in state.rows
-        ]
-        insert_rows(PendingExportAttributeChange, rows, returning=False)
+        # The PEs (and their changes' statuses) were moved in memory by the lifecycle's
+        # transitions (stage, cancel, confirm by sync); this writes them.
+        write_staged(
+            [(pe, state.rows) for pe, state in new_pes],
+            [(pe, state.loaded_status(), state.rows) for pe, state in changed],
+            cancelled,
+            PE_FIELDS,
+        )
+        rows = sum(len(state.rows) for _, state in (*new_pes, *changed))
         self.inserted[PendingExport] += len(new_pes)
-        self.inserted[PendingExportAttributeChange] += len(rows)
+        self.inserted[PendingExportAttributeChange] += rows

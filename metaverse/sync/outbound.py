@@ -13,7 +13,9 @@ For each export rule of the MVO's type (seeds 001 and 003):
 * out of scope (or the MVO is deleted) → a ``delete`` for CSOs JIM provisioned when the
   rule says delete (a create not yet sent is cancelled instead), otherwise a disconnect.
 
-No value is sent back to the system that contributed it (circular sync).
+No value is sent back to the system that contributed it (circular sync). What a
+pending export's status becomes is the lifecycle's (:mod:`exports.lifecycle`: stage,
+cancel); the batch writes it (:meth:`SyncBatch.commit`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from connectors.choices import CsoStatus, JoinType, RpeiErrorType
 from connectors.models import ConnectorSpaceObject
 from core.bulk import new_instance, one_of
+from exports import lifecycle
 from exports.approval import initial_approval
 from exports.choices import (
     ApprovalState,
@@ -386,6 +389,7 @@ class ExportEvaluator:
             return ""
         if not merged and not target_dn:
             if pe is not None:
+                lifecycle.cancel(pe)
                 state.deleted = state.dirty = True
                 return "cancel"
             return ""
@@ -413,21 +417,15 @@ class ExportEvaluator:
                 max_retries=system.max_retries,
             )
             state.pe = pe
-        pe.change_type = change_type
-        pe.status = PendingExportStatus.PENDING
-        pe.dn = dn
-        pe.error_count = 0
-        pe.next_retry_at = None
-        pe.last_error = ""
+        lifecycle.stage(
+            pe,
+            change_type=change_type,
+            dn=dn,
+            approval=initial_approval(system.approval_mode, change_type),
+        )
+        lifecycle.restage_changes(rows)
         pe.metaverse_object_id = mvo.pk if mvo is not None else None
         pe.sync_rule_id = rule.id
-        pe.approval = initial_approval(system.approval_mode, change_type)
-        pe.approved_by_id = None
-        pe.approved_at = None
-        pe.approval_reason = ""
-        for row in rows:  # re-staged: sent again, like the export it belongs to
-            if row.status == AttributeChangeStatus.FAILED:
-                row.status = AttributeChangeStatus.PENDING
         state.rows = rows
         state.deleted = False
         state.dirty = True
@@ -461,6 +459,8 @@ class ExportEvaluator:
             return None
         never_created = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(cso, pe)
         if never_created:
+            if pe is not None:
+                lifecycle.cancel(pe)  # deleted with its CSO
             self.batch.disconnect(cso)
             self.batch.deleted_csos.add(cso.pk)
             return ExportEffect(system, "cancel", cso.secondary_external_id or "")

@@ -28,6 +28,7 @@ from connectors.models import Activity, ConnectorSpaceObject
 from core.bulk import PlannerStatistics, batch_transaction, one_of
 from core.collector import collector_paused
 from core.writer import PageWriter
+from exports import lifecycle
 from exports.choices import PendingExportChangeType, PendingExportStatus
 from exports.reconciliation import reconcile_changes
 from metaverse.choices import MvoStatus
@@ -326,12 +327,11 @@ class SyncRun:
                 copy.deepcopy(state.rows), outcome.cso.attributes, multivalued
             )
             if not left:
+                lifecycle.confirm_by_sync(state.pe)
                 state.deleted = state.dirty = True
             elif confirmed_any:
+                lifecycle.confirm_partly_by_sync(state.pe)
                 state.rows = left
-                if state.pe.change_type == PendingExportChangeType.CREATE:
-                    state.pe.change_type = PendingExportChangeType.UPDATE
-                state.pe.error_count += 1
                 state.dirty = True
 
     # -- RPEIs ----------------------------------------------------------------------

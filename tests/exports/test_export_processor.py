@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from connectors import registry
 from connectors.models import ConnectedSystem, ConnectorSpaceObject
-from exports.export_processor import release_stale_executing, run_export
+from exports.export_processor import run_export
+from exports.lifecycle import release_stale_executing
 from exports.models import PendingExport
 from tests.exports.memory_connector import MemoryConnector
 from tests.sync.scenario import build_scenario, rpeis, run_processor
