@@ -450,6 +450,7 @@ def _raise_not_as_read(
             one_of("id", [pk for pk, _ in asked])
         ).values_list("pk", "status", "updated_at")
     }
+    states: dict[int, str | None]
     if written_at is None:
         states = {pk: now[pk][0] for pk, _ in asked if pk in now}
         states = states or {pk: None for pk, _ in asked}
