@@ -1,6 +1,6 @@
 """From the dashboard to a way out of ``failed``, in a real headless Chromium: an
 operator sees the failed exports with their last errors, follows the link to the
-admin and retries them with a reason (fixtures of :mod:`tests.console.test_browser`)."""
+admin and retries them with a reason."""
 
 from __future__ import annotations
 
@@ -9,12 +9,6 @@ from django.urls import reverse
 from playwright.sync_api import Page
 
 from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
-from tests.console.test_browser import (  # noqa: F401 (fixtures)
-    allow_orm_beside_playwright,
-    browser,
-    logged_in,
-    page,
-)
 from tests.sync.scenario import build_scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,7 +29,7 @@ def failed() -> list[PendingExport]:
 
 
 def test_operator_retries_failed_exports_from_the_dashboard(
-    logged_in: Page,  # noqa: F811 (the fixture)
+    logged_in: Page,
     live_server,
     failed,
 ):
