@@ -41,6 +41,9 @@ def test_operator_retries_failed_exports_from_the_dashboard(
     assert ERROR in panel.text_content()
     tab.click("#failed-exports >> text=Retry or discard failed exports")
     tab.wait_for_selector("#changelist")
+    # The admin's actions script sets the select-all box from the rows' boxes when the
+    # page is shown (``pageshow``, after ``load``): a click before that is undone.
+    tab.wait_for_load_state("load")
     assert "status__exact=failed" in tab.url
     tab.check("#action-toggle")  # every failed export of the list
     tab.select_option("select[name=action]", "retry_selected")
