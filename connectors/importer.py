@@ -95,7 +95,6 @@ from connectors.schema import (
 )
 from exports.confirmation import confirm_exports
 from jim_project.bulk import PlannerStatistics, insert_rows, one_of, update_rows
-from jim_project.collector import collector_paused
 from jim_project.writer import PageWriter
 
 logger = logging.getLogger(__name__)
@@ -120,14 +119,12 @@ LOOKUP_CHUNK = 5000
 
 def run_full_import(activity: Activity, recorder: ActivityRecorder) -> None:
     """Run-profile entry point: full import (with deletion detection)."""
-    with collector_paused():
-        ImportRun(activity, recorder, delta=False).run()
+    ImportRun(activity, recorder, delta=False).run()
 
 
 def run_delta_import(activity: Activity, recorder: ActivityRecorder) -> None:
     """Run-profile entry point: delta import (deletes come from the connector)."""
-    with collector_paused():
-        ImportRun(activity, recorder, delta=True).run()
+    ImportRun(activity, recorder, delta=True).run()
 
 
 @dataclass

@@ -29,7 +29,6 @@ from exports.choices import PendingExportChangeType, PendingExportStatus
 from exports.evaluation import EvaluationResult, ExportEvaluator, TargetIndex
 from exports.reconciliation import reconcile_changes
 from jim_project.bulk import PlannerStatistics, batch_transaction, one_of
-from jim_project.collector import collector_paused
 from jim_project.writer import PageWriter
 from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject
@@ -53,14 +52,12 @@ PendingReferences = list[tuple[CompiledRule, CompiledFlow, list[int]]]
 
 def run_full_sync(activity: Activity, recorder: ActivityRecorder) -> None:
     """Run profile entry point: sync every CSO of the activity's connected system."""
-    with collector_paused():
-        SyncRun(activity, recorder, delta=False).run()
+    SyncRun(activity, recorder, delta=False).run()
 
 
 def run_delta_sync(activity: Activity, recorder: ActivityRecorder) -> None:
     """Run profile entry point: sync the CSOs changed since the last sync."""
-    with collector_paused():
-        SyncRun(activity, recorder, delta=True).run()
+    SyncRun(activity, recorder, delta=True).run()
 
 
 @dataclass
