@@ -95,7 +95,6 @@ from connectors.schema import (
     object_type_spec,
 )
 from core.bulk import PlannerStatistics, insert_rows, one_of, update_rows
-from core.collector import collector_paused
 from core.writer import PageWriter
 
 logger = logging.getLogger(__name__)
@@ -136,14 +135,12 @@ class Confirm(Protocol):
 
 def run_full_import(activity: Activity, recorder: ActivityRecorder, *, confirm: Confirm) -> None:
     """Run-profile entry point: full import (with deletion detection)."""
-    with collector_paused():
-        ImportRun(activity, recorder, delta=False, confirm=confirm).run()
+    ImportRun(activity, recorder, delta=False, confirm=confirm).run()
 
 
 def run_delta_import(activity: Activity, recorder: ActivityRecorder, *, confirm: Confirm) -> None:
     """Run-profile entry point: delta import (deletes come from the connector)."""
-    with collector_paused():
-        ImportRun(activity, recorder, delta=True, confirm=confirm).run()
+    ImportRun(activity, recorder, delta=True, confirm=confirm).run()
 
 
 @dataclass

@@ -50,9 +50,9 @@ def changes_by_export(
     """The attribute changes of these pending exports, by pending export id (one query).
 
     Not ``prefetch_related``: it caches each pending export on its changes and the
-    changes on their pending export, a reference cycle per pending export. Imports
-    and syncs run with the cycle collector paused (:mod:`core.collector`), so
-    such cycles stayed in memory to the end of the run (about 6 KB per object).
+    changes on their pending export, a reference cycle per pending export. Runs go
+    with the cycle collector paused (:mod:`core.collector`), so such cycles
+    stayed in memory to the end of the run (about 6 KB per object).
     """
     changes: dict[int, list[PendingExportAttributeChange]] = {}
     rows = PendingExportAttributeChange.objects.filter(

@@ -33,7 +33,6 @@ failed (its lock went with the connection).
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -60,6 +59,7 @@ from connectors.choices import (
 )
 from connectors.dead_runs import fail_dead
 from connectors.models import Activity, ConnectedSystem, RunProfile
+from core.collector import collector_paused
 
 logger = logging.getLogger(__name__)
 
@@ -300,26 +300,6 @@ def _title(activity: Activity) -> str:
 
 
 @contextmanager
-def fewer_garbage_collections(threshold: int = 100_000) -> Iterator[None]:
-    """Keep Python's cycle collector out of the way while a run works.
-
-    A run allocates many short-lived dicts and lists, and each allocation burst made
-    the collector scan every object alive — Django's included. Objects alive at the
-    start are frozen out of the scans for the run and the youngest generation is
-    collected less often (an import's collection time fell from 7 s to under 2 s per
-    100,000 objects); both are restored after.
-    """
-    previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(threshold, previous[0]), *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
-
-
-@contextmanager
 def _connections_named(activity_id: int) -> Iterator[None]:
     """Name the run's PostgreSQL connections (``application_name``) while it runs —
     Django's, and any opened meanwhile, the write-behind thread's included — so they
@@ -380,7 +360,7 @@ def _run(activity: Activity, lock: run_lock.RunLock, on_progress: ProgressCallba
     recorder = _RunRecorder(activity, lock, on_progress)
     status, message = ActivityStatus.COMPLETE, ""
     try:
-        with fewer_garbage_collections():
+        with collector_paused():
             _processor(activity.profile_type)(activity, recorder)
     except KeyboardInterrupt:
         _finish(activity, recorder, ActivityStatus.CANCELLED, "Interrupted.")

@@ -1,8 +1,11 @@
-"""Small builders for tests: connected systems, CSV files, runs.
+"""The one way the tests build connected systems, CSV files and runs.
 
 They build what ``jim apply`` would (systems, object types, attributes, run
 profiles) with the ORM, and run profiles the way ``jim run`` does, so tests read as
-"given this file, a full import does that".
+"given this file, a full import does that". Every test that makes a connected system
+with the ORM makes it here (the scenario tests that go through ``jim apply`` on
+purpose use YAML instead); :mod:`tests.sync.scenario` builds its HR → Directory
+configuration from these.
 
 ``attributes`` follow the YAML form: ``{"age": "integer", "managerId": {"type":
 "reference", "references": "person"}, "groups": {"multivalued": True}}``.
@@ -44,7 +47,7 @@ def make_connected_system(
     connector: str = "csv",
     settings: dict[str, Any] | None = None,
     *,
-    object_type: str = "person",
+    object_type: str | None = "person",
     external_id: str = "employeeId",
     secondary_external_id: str = "",
     container: str = "",
@@ -53,31 +56,47 @@ def make_connected_system(
     page_size: int | None = None,
     deletion_threshold: str = "",
     base_dir: Path | None = None,
+    **fields: Any,
 ) -> ConnectedSystem:
-    """A connected system with one object type, its declared attributes and profiles."""
+    """A connected system with one object type (none when ``object_type`` is None), its
+    declared attributes and run profiles; ``fields`` are other fields of the system
+    (``secret_settings``, ``approval_mode``, ``export_max_retries``…)."""
     system = ConnectedSystem.objects.create(
         name=name,
         connector=connector,
         settings=settings or {},
         deletion_threshold=deletion_threshold,
         config_base_dir=str(base_dir) if base_dir else "",
+        **fields,
     )
-    add_object_type(
-        system,
-        object_type,
-        external_id=external_id,
-        secondary_external_id=secondary_external_id,
-        container=container,
-        attributes=attributes,
-    )
-    for profile_type in profiles:
-        RunProfile.objects.create(
-            connected_system=system,
-            name=PROFILE_NAMES[profile_type],
-            profile_type=profile_type,
-            page_size=page_size,
+    if object_type is not None:
+        add_object_type(
+            system,
+            object_type,
+            external_id=external_id,
+            secondary_external_id=secondary_external_id,
+            container=container,
+            attributes=attributes,
         )
+    for profile_type in profiles:
+        add_run_profile(system, profile_type, page_size=page_size)
     return system
+
+
+def add_run_profile(
+    system: ConnectedSystem,
+    profile_type: str,
+    name: str | None = None,
+    *,
+    page_size: int | None = None,
+) -> RunProfile:
+    """A run profile of ``system``, named as the spec names its type unless ``name``."""
+    return RunProfile.objects.create(
+        connected_system=system,
+        name=name or PROFILE_NAMES[profile_type],
+        profile_type=profile_type,
+        page_size=page_size,
+    )
 
 
 def add_object_type(
@@ -90,6 +109,7 @@ def add_object_type(
     attributes: AttributeDeclarations | None = None,
     selected: bool = True,
 ) -> ConnectedSystemObjectType:
+    """An object type of ``system`` with its declared attributes."""
     object_type = ConnectedSystemObjectType.objects.create(
         connected_system=system,
         name=name,
@@ -99,15 +119,27 @@ def add_object_type(
         selected=selected,
     )
     for attribute, declaration in (attributes or {}).items():
-        spec = {"type": declaration} if isinstance(declaration, str) else dict(declaration)
-        ConnectedSystemAttribute.objects.create(
-            object_type=object_type,
-            name=attribute,
-            data_type=spec.get("type", "text"),
-            multivalued=bool(spec.get("multivalued", False)),
-            references=spec.get("references", ""),
-        )
+        add_attribute(object_type, attribute, declaration)
     return object_type
+
+
+def add_attribute(
+    object_type: ConnectedSystemObjectType,
+    name: str,
+    declaration: str | Mapping[str, Any] = "text",
+) -> ConnectedSystemAttribute:
+    """An attribute of ``object_type``, declared as in YAML: a type, or a mapping of
+    ``type``, ``multivalued``, ``references``, ``writability``."""
+    spec = {"type": declaration} if isinstance(declaration, str) else dict(declaration)
+    extra = {key: spec[key] for key in ("writability",) if key in spec}
+    return ConnectedSystemAttribute.objects.create(
+        object_type=object_type,
+        name=name,
+        data_type=spec.get("type", "text"),
+        multivalued=bool(spec.get("multivalued", False)),
+        references=spec.get("references", ""),
+        **extra,
+    )
 
 
 def write_csv(

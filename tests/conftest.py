@@ -8,6 +8,8 @@ Fixtures:
     ldap_connection  a SYNC ldap3 connection bound as the admin, unbound afterwards.
     ldap_ou          a fresh ``ou=t<N>,dc=example,dc=org`` holding ``ou=people`` and
                      ``ou=groups``; deleted with everything beneath it afterwards.
+    ldap_password    ``JIM_LDAP_PASSWORD`` set, for applying the spec's example
+                     (:mod:`tests.support.configuration`).
 
 Every test that uses ``slapd`` (directly or through another fixture) is marked
 ``ldap``, so ``pytest -m "not ldap"`` leaves them out; and every test marked ``ldap``
@@ -24,6 +26,7 @@ import ldap3
 import pytest
 from ldap3.core.exceptions import LDAPException
 
+from tests.support.configuration import PASSWORD
 from tests.support.slapd import Slapd, SlapdError, delete_subtree, start_slapd
 
 _ou_numbers = itertools.count(1)
@@ -73,6 +76,13 @@ def ldap_ou(slapd: Slapd) -> Iterator[str]:
         delete_subtree(connection, dn)
     finally:
         connection.unbind()
+
+
+@pytest.fixture
+def ldap_password(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The example's bind password, in ``JIM_LDAP_PASSWORD`` for the test."""
+    monkeypatch.setenv("JIM_LDAP_PASSWORD", PASSWORD)
+    return PASSWORD
 
 
 @pytest.fixture(autouse=True)

@@ -47,6 +47,7 @@ from metaverse.models import (
     SyncRuleFlow,
     SyncRuleJoin,
 )
+from tests.builders import add_run_profile, make_connected_system
 
 pytestmark = pytest.mark.django_db
 
@@ -96,26 +97,27 @@ def world() -> World:
     person = MetaverseObjectType.objects.create(name="person")
     MetaverseAttribute.objects.create(object_type=person, name="employeeId")
     MetaverseAttribute.objects.create(object_type=person, name="manager", data_type="reference")
-    hr = ConnectedSystem.objects.create(name="HR", connector="csv", settings={"path": "hr.csv"})
-    directory = ConnectedSystem.objects.create(
-        name="Directory",
-        connector="ldap",
-        settings={"url": "ldap://127.0.0.1:3890", "base_dn": "dc=example,dc=org"},
+    hr = make_connected_system(
+        "HR",
+        "csv",
+        {"path": "hr.csv"},
+        attributes={
+            "employeeId": "text",
+            "managerId": {"type": "reference", "references": "person"},
+        },
+        profiles=(),
+    )
+    directory = make_connected_system(
+        "Directory",
+        "ldap",
+        {"url": "ldap://127.0.0.1:3890", "base_dn": "dc=example,dc=org"},
+        object_type="inetOrgPerson",
+        external_id="entryUUID",
+        secondary_external_id="dn",
+        profiles=(),
         secret_settings={"bind_password": "never-shown"},
     )
-    hr_person = ConnectedSystemObjectType.objects.create(
-        connected_system=hr, name="person", external_id_attribute="employeeId"
-    )
-    ConnectedSystemAttribute.objects.create(object_type=hr_person, name="employeeId")
-    ConnectedSystemAttribute.objects.create(
-        object_type=hr_person, name="managerId", data_type="reference", references="person"
-    )
-    dir_person = ConnectedSystemObjectType.objects.create(
-        connected_system=directory,
-        name="inetOrgPerson",
-        external_id_attribute="entryUUID",
-        secondary_external_id_attribute="dn",
-    )
+    hr_person, dir_person = hr.object_types.get(), directory.object_types.get()
     import_rule = SyncRule.objects.create(
         name="HR people in",
         connected_system=hr,
@@ -179,10 +181,8 @@ def world() -> World:
         join_type=JoinType.PROVISIONED,
         status=CsoStatus.NORMAL,
     )
-    profile = RunProfile.objects.create(
-        connected_system=hr, name="Full Import", profile_type=RunProfileType.FULL_IMPORT
-    )
-    RunProfile.objects.create(connected_system=directory, name="Export", profile_type="export")
+    profile = add_run_profile(hr, RunProfileType.FULL_IMPORT)
+    add_run_profile(directory, RunProfileType.EXPORT)
     schedule = Schedule.objects.create(name="Every 15 minutes", cron="*/15 * * * *")
     ScheduleStep.objects.create(schedule=schedule, run_profile=profile)
     started = timezone.now() - timedelta(minutes=5)
@@ -461,7 +461,7 @@ def test_big_changelists_run_a_fixed_number_of_queries(
                 connected_system=world.directory, profile_type="export", profile_name="Export"
             )
         elif grow == "systems":
-            ConnectedSystem.objects.create(name=f"S{n}", connector="csv")
+            make_connected_system(f"S{n}", object_type=None, profiles=())
     assert queries() == before
 
 
@@ -501,11 +501,8 @@ def test_mvo_page_queries_do_not_grow_with_joined_csos(admin_client: Any, world:
 
     before = queries()
     for n in range(5):
-        system = ConnectedSystem.objects.create(name=f"Extra {n}", connector="csv")
-        object_type = ConnectedSystemObjectType.objects.create(
-            connected_system=system, name="person", external_id_attribute="id"
-        )
-        make_cso(system, object_type, f"e{n}", metaverse_object=world.worker)
+        system = make_connected_system(f"Extra {n}", external_id="id", profiles=())
+        make_cso(system, system.object_types.get(), f"e{n}", metaverse_object=world.worker)
     assert queries() == before
 
 

@@ -15,8 +15,9 @@ from django.db import connection
 from django.forms import CheckboxInput
 from django.urls import reverse
 
-from connectors.models import ConnectedSystem, ConnectedSystemObjectType
+from connectors.models import ConnectedSystem
 from console.admin.forms import ConnectedSystemForm
+from tests.builders import make_connected_system
 
 pytestmark = pytest.mark.django_db
 
@@ -69,16 +70,15 @@ def raw_column(system: ConnectedSystem) -> str:
 
 @pytest.fixture
 def directory() -> ConnectedSystem:
-    system = ConnectedSystem.objects.create(
-        name="Directory",
-        connector="ldap",
-        settings=LDAP_SETTINGS,
+    return make_connected_system(
+        "Directory",
+        "ldap",
+        LDAP_SETTINGS,
+        object_type="inetOrgPerson",
+        external_id="entryUUID",
+        profiles=(),
         secret_settings={"bind_password": PASSWORD},
     )
-    ConnectedSystemObjectType.objects.create(
-        connected_system=system, name="inetOrgPerson", external_id_attribute="entryUUID"
-    )
-    return system
 
 
 def save(admin_client: Any, system: ConnectedSystem, **changes: Any) -> Any:
@@ -231,7 +231,7 @@ def test_the_add_form_offers_every_connectors_secrets_and_names_their_users() ->
 
 
 def test_the_change_form_of_a_csv_system_offers_no_secret() -> None:
-    system = ConnectedSystem.objects.create(name="HR", connector="csv", settings={"path": "x"})
+    system = make_connected_system("HR", "csv", {"path": "x"}, object_type=None, profiles=())
     form = ConnectedSystemForm(instance=system)
     assert not [name for name in form.fields if name.startswith(("secret__", "clear__"))]
 

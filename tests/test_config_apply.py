@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from django.conf import settings
-from django.core.management import call_command
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from connectors.models import (
     ConnectedSystem,
@@ -25,95 +18,28 @@ from connectors.models import (
     ConnectedSystemObjectType,
     RunProfile,
     Schedule,
-    ScheduleStep,
 )
 from metaverse.models import (
     MetaverseAttribute,
     MetaverseObject,
     MetaverseObjectType,
     SyncRule,
-    SyncRuleFlow,
-    SyncRuleJoin,
+)
+from tests.support.cli import jim
+from tests.support.configuration import (
+    CONFIG_MODELS,
+    EXAMPLE,
+    PASSWORD,
+    config_state,
+    example,
+    no_writes,
+    write_config,
 )
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLE = Path(settings.BASE_DIR) / "examples" / "hr-to-ldap.yaml"
-PASSWORD = "s3cret-Passw0rd"
-
-CONFIG_MODELS = (
-    MetaverseObjectType,
-    MetaverseAttribute,
-    ConnectedSystem,
-    ConnectedSystemObjectType,
-    ConnectedSystemAttribute,
-    RunProfile,
-    SyncRule,
-    SyncRuleJoin,
-    SyncRuleFlow,
-    Schedule,
-    ScheduleStep,
-)
-
 
 # --------------------------------------------------------------------------- helpers
-
-
-def jim(*args: str) -> tuple[int, str, str]:
-    """Run ``manage.py jim ARGS`` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("jim", *args, stdout=out, stderr=err)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
-
-
-def example() -> dict[str, Any]:
-    """The example file's data, to change and write elsewhere."""
-    return yaml.safe_load(EXAMPLE.read_text())
-
-
-def write_config(folder: Path, data: dict[str, Any] | str, name: str = "jim.yaml") -> Path:
-    """Write a configuration (data or YAML text) next to a copy of the example's hr.csv."""
-    (folder / "hr.csv").write_text((EXAMPLE.parent / "hr.csv").read_text())
-    path = folder / name
-    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def config_state() -> dict[str, list[dict[str, Any]]]:
-    """Every row of every configuration model, for 'nothing changed' assertions."""
-    state: dict[str, list[dict[str, Any]]] = {
-        model.__name__: list(model.objects.order_by("pk").values()) for model in CONFIG_MODELS
-    }
-    state["authoritative"] = list(
-        MetaverseObjectType.authoritative_systems.through.objects.order_by("pk").values()
-    )
-    state["secrets"] = [
-        {"name": s.name, "secrets": s.secret_settings}
-        for s in ConnectedSystem.objects.order_by("pk")
-    ]
-    return state
-
-
-@contextmanager
-def no_writes() -> Iterator[None]:
-    """Assert that the block runs no INSERT, UPDATE or DELETE."""
-    with CaptureQueriesContext(connection) as queries:
-        yield
-    writes = [
-        q["sql"]
-        for q in queries.captured_queries
-        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
-    ]
-    assert writes == []
-
-
-@pytest.fixture
-def ldap_password(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("JIM_LDAP_PASSWORD", PASSWORD)
-    return PASSWORD
 
 
 @pytest.fixture

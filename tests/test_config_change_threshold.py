@@ -9,22 +9,16 @@ from typing import Any
 import pytest
 
 from connectors.models import ConnectedSystem, ConnectedSystemAttribute
-from tests.test_config_apply import (
+from tests.support.cli import jim
+from tests.support.configuration import (
     EXAMPLE,
-    PASSWORD,
     config_state,
     example,
-    jim,
     no_writes,
     write_config,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ldap_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JIM_LDAP_PASSWORD", PASSWORD)
 
 
 def _hr(data: dict[str, Any]) -> dict[str, Any]:

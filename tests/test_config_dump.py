@@ -9,9 +9,6 @@ import yaml
 
 from connectors.models import (
     ConnectedSystem,
-    ConnectedSystemAttribute,
-    ConnectedSystemObjectType,
-    RunProfile,
     Schedule,
     ScheduleStep,
 )
@@ -22,12 +19,13 @@ from metaverse.models import (
     SyncRuleFlow,
     SyncRuleJoin,
 )
-from tests.test_config_apply import (
+from tests.builders import add_object_type, make_connected_system
+from tests.support.cli import jim
+from tests.support.configuration import (
     EXAMPLE,
     PASSWORD,
     config_state,
     example,
-    jim,
     no_writes,
     write_config,
 )
@@ -36,8 +34,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def applied(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JIM_LDAP_PASSWORD", PASSWORD)
+def applied(ldap_password: str) -> None:
     status, _, err = jim("apply", str(EXAMPLE))
     assert status == 0, err
 
@@ -169,10 +166,12 @@ def test_a_secret_is_dumped_as_its_variable_never_its_value(applied: None) -> No
 def test_a_secret_set_outside_the_file_is_dumped_as_the_default_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    system = ConnectedSystem.objects.create(
-        name="Corp Directory",
-        connector="ldap",
-        settings={"url": "ldap://x", "base_dn": "dc=x"},
+    system = make_connected_system(
+        "Corp Directory",
+        "ldap",
+        {"url": "ldap://x", "base_dn": "dc=x"},
+        object_type=None,
+        profiles=(),
         secret_settings={"bind_password": "typed-in-the-admin"},
     )
     text = dump()
@@ -204,21 +203,24 @@ def test_a_configuration_built_in_the_admin_round_trips(tmp_path: Path) -> None:
     person = MetaverseObjectType.objects.create(name="person")
     MetaverseAttribute.objects.create(object_type=person, name="employeeId")
     MetaverseAttribute.objects.create(object_type=person, name="groups", multivalued=True)
-    hr = ConnectedSystem.objects.create(
-        name="HR", connector="csv", settings={"path": "/data/hr.csv"}, deletion_threshold="500"
+    hr = make_connected_system(
+        "HR",
+        "csv",
+        {"path": "/data/hr.csv"},
+        object_type=None,
+        page_size=250,
+        deletion_threshold="500",
     )
-    hr_person = ConnectedSystemObjectType.objects.create(
-        connected_system=hr, name="person", external_id_attribute="employeeId", selected=False
-    )
-    ConnectedSystemAttribute.objects.create(object_type=hr_person, name="employeeId")
-    ConnectedSystemAttribute.objects.create(
-        object_type=hr_person, name="startDate", data_type="datetime"
-    )
-    ConnectedSystemAttribute.objects.create(
-        object_type=hr_person, name="badge", writability="read_only"
-    )
-    RunProfile.objects.create(
-        connected_system=hr, name="Full Import", profile_type="full_import", page_size=250
+    hr_person = add_object_type(
+        hr,
+        "person",
+        external_id="employeeId",
+        attributes={
+            "employeeId": "text",
+            "startDate": "datetime",
+            "badge": {"writability": "read_only"},
+        },
+        selected=False,
     )
     for name in ("B rule", "A rule"):
         rule = SyncRule.objects.create(

@@ -13,7 +13,8 @@ import pytest
 
 from connectors.models import ConnectedSystem
 from tests.builders import run, write_csv
-from tests.test_config_apply import config_state, jim
+from tests.support.cli import jim
+from tests.support.configuration import config_state
 
 pytestmark = pytest.mark.django_db
 

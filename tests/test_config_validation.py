@@ -11,11 +11,12 @@ import yaml
 
 from connectors.models import (
     Activity,
-    ConnectedSystemAttribute,
     ConnectedSystemObjectType,
     ConnectorSpaceObject,
 )
-from tests.test_config_apply import EXAMPLE, config_state, example, jim, no_writes, write_config
+from tests.builders import add_attribute
+from tests.support.cli import jim
+from tests.support.configuration import EXAMPLE, config_state, example, no_writes, write_config
 
 pytestmark = pytest.mark.django_db
 
@@ -465,10 +466,11 @@ def _import_hr_person(columns: list[str]) -> None:
     attributes, and CSOs."""
     object_type = ConnectedSystemObjectType.objects.get(connected_system__name="HR", name="person")
     system = object_type.connected_system
-    ConnectedSystemAttribute.objects.bulk_create(
-        [ConnectedSystemAttribute(object_type=object_type, name=c) for c in columns],
-        ignore_conflicts=True,
-    )
+    declared = set(object_type.attributes.values_list("name", flat=True))
+    for column in columns:
+        if column not in declared:
+            add_attribute(object_type, column)
+            declared.add(column)
     ConnectorSpaceObject.objects.create(
         connected_system=system,
         object_type=object_type,

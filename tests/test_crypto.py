@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from connectors.models import ConnectedSystem
+from tests.builders import make_connected_system
 
 pytestmark = pytest.mark.django_db
 
@@ -27,10 +28,12 @@ def _raw_secret_column(system: ConnectedSystem) -> str:
 
 @pytest.fixture
 def directory() -> ConnectedSystem:
-    return ConnectedSystem.objects.create(
-        name="Directory",
-        connector="ldap",
-        settings={"url": "ldap://127.0.0.1:389", "bind_dn": "cn=admin,dc=example,dc=org"},
+    return make_connected_system(
+        "Directory",
+        "ldap",
+        {"url": "ldap://127.0.0.1:389", "bind_dn": "cn=admin,dc=example,dc=org"},
+        object_type=None,
+        profiles=(),
         secret_settings={"bind_password": PASSWORD},
     )
 
@@ -59,7 +62,7 @@ def test_the_same_secret_is_stored_differently_each_time(directory):
 
 
 def test_no_secrets_are_stored_encrypted_too():
-    system = ConnectedSystem.objects.create(name="HR", connector="csv")
+    system = make_connected_system("HR", object_type=None, profiles=())
 
     assert _raw_secret_column(system).startswith("fernet:")
     assert ConnectedSystem.objects.get(pk=system.pk).secret_settings == {}
@@ -104,8 +107,12 @@ def test_without_an_encryption_key_the_secret_key_is_the_key(directory, settings
 
 def test_an_explicit_encryption_key_survives_a_secret_key_change(settings):
     settings.JIM_ENCRYPTION_KEY = "jim-encryption-passphrase"
-    system = ConnectedSystem.objects.create(
-        name="Directory", connector="ldap", secret_settings={"bind_password": PASSWORD}
+    system = make_connected_system(
+        "Directory",
+        "ldap",
+        object_type=None,
+        profiles=(),
+        secret_settings={"bind_password": PASSWORD},
     )
     settings.SECRET_KEY = "a-rotated-secret-key"
 

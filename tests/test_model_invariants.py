@@ -10,7 +10,6 @@ from connectors.models import (
     DEFAULT_DELETION_THRESHOLD_COUNT,
     Activity,
     ConnectedSystem,
-    ConnectedSystemObjectType,
     ConnectorSpaceObject,
     change_limit,
     deletion_limit,
@@ -19,14 +18,7 @@ from connectors.models import (
 )
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject, MetaverseObjectType, SyncRule, SyncRuleFlow
-
-
-def make_system(name: str) -> ConnectedSystem:
-    system = ConnectedSystem.objects.create(name=name, connector="csv")
-    ConnectedSystemObjectType.objects.create(
-        connected_system=system, name="person", external_id_attribute="employeeId"
-    )
-    return system
+from tests.builders import make_connected_system
 
 
 def make_cso(system: ConnectedSystem, **fields) -> ConnectorSpaceObject:
@@ -53,12 +45,12 @@ def violates(constraint: str):
 
 @pytest.fixture
 def hr(db) -> ConnectedSystem:
-    return make_system("HR")
+    return make_connected_system("HR", profiles=())
 
 
 @pytest.fixture
 def directory(db) -> ConnectedSystem:
-    return make_system("Directory")
+    return make_connected_system("Directory", profiles=())
 
 
 # -- connector space ----------------------------------------------------------------
@@ -130,7 +122,7 @@ def test_one_running_sync_overall(hr, directory, second):
 
 
 def test_a_sync_may_run_beside_other_systems_imports_and_exports(hr, directory):
-    third = make_system("Payroll")
+    third = make_connected_system("Payroll", profiles=())
     make_activity(hr, "full_sync", "in_progress")
     make_activity(directory, "delta_import", "in_progress")
     make_activity(third, "export", "in_progress")

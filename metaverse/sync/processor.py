@@ -26,7 +26,6 @@ from connectors.activity import ActivityRecorder, write_rpeis
 from connectors.choices import ActivityPhase, CsoStatus, JoinType, ObjectChangeType
 from connectors.models import Activity, ConnectorSpaceObject
 from core.bulk import PlannerStatistics, batch_transaction, one_of
-from core.collector import collector_paused
 from core.writer import PageWriter
 from exports import lifecycle
 from exports.choices import PendingExportChangeType, PendingExportStatus
@@ -54,14 +53,12 @@ PendingReferences = list[tuple[CompiledRule, CompiledFlow, list[int]]]
 
 def run_full_sync(activity: Activity, recorder: ActivityRecorder) -> None:
     """Run profile entry point: sync every CSO of the activity's connected system."""
-    with collector_paused():
-        SyncRun(activity, recorder, delta=False).run()
+    SyncRun(activity, recorder, delta=False).run()
 
 
 def run_delta_sync(activity: Activity, recorder: ActivityRecorder) -> None:
     """Run profile entry point: sync the CSOs changed since the last sync."""
-    with collector_paused():
-        SyncRun(activity, recorder, delta=True).run()
+    SyncRun(activity, recorder, delta=True).run()
 
 
 @dataclass

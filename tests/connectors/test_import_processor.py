@@ -17,6 +17,7 @@ from connectors.choices import CsoStatus
 from connectors.models import ConnectedSystem, ConnectedSystemAttribute, ConnectorSpaceObject
 from core.writer import PageWriter
 from tests.builders import (
+    add_attribute,
     changes,
     csos,
     errors,
@@ -412,9 +413,7 @@ def test_an_unresolved_reference_resolves_on_a_later_import(tmp_path):
 def test_a_cso_the_run_did_not_touch_gets_its_reference_resolved_after_the_last_page(
     scripted,
 ):
-    ConnectedSystemAttribute.objects.create(
-        object_type=scripted.object_types.get(), name="manager", data_type="reference"
-    )
+    add_attribute(scripted.object_types.get(), "manager", "reference")
     ScriptedConnector.reset([page(obj("person", "u1", dn="uid=a,dc=x", manager="uid=b,dc=x"))])
     run(scripted)
     assert csos(scripted)["u1"].unresolved_references == {"manager": ["uid=b,dc=x"]}
@@ -448,9 +447,7 @@ def test_a_reservation_never_fulfilled_leaves_the_reference_unresolved(tmp_path)
 
 
 def test_dn_references_resolve_against_the_normalised_dn(scripted):
-    ConnectedSystemAttribute.objects.create(
-        object_type=scripted.object_types.get(), name="manager", data_type="reference"
-    )
+    add_attribute(scripted.object_types.get(), "manager", "reference")
     ScriptedConnector.reset(
         [
             page(obj("person", "u1", dn="uid=a,dc=x", manager="UID=b, DC=x")),

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 
 from connectors.choices import COUNTED_CHANGE_TYPES, ActivityStatus
 from connectors.models import Activity, ConnectorSpaceObject, RunProfile
 from runs import runner
 from tests.builders import make_csv_system, people, person, run, write_csv
+from tests.support.cli import jim
 from tests.support.runs import held
 
 pytestmark = pytest.mark.django_db
@@ -30,17 +30,6 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-def jim(*args: str, stderr: io.StringIO | None = None) -> tuple[int, str, str]:
-    """Run ``manage.py jim …`` in-process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), stderr or io.StringIO()
-    try:
-        call_command("jim", *args, stdout=out, stderr=err)
-        status = 0
-    except SystemExit as exit_:
-        status = int(exit_.code)
-    return status, out.getvalue(), err.getvalue()
 
 
 # --------------------------------------------------------------------------- jim run

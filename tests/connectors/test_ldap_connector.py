@@ -28,17 +28,7 @@ from core.dn import (
     parse_dn_in_full,
     split_dn,
 )
-
-
-def ldap_settings(slapd, **overrides):
-    settings = {
-        "url": slapd.url,
-        "bind_dn": slapd.service_dn,
-        "bind_password": slapd.service_password,
-        "base_dn": slapd.base_dn,
-    }
-    settings.update(overrides)
-    return settings
+from tests.support.slapd import service_settings
 
 
 def add_user(slapd, ou: str, uid: str, password: str) -> str:
@@ -171,7 +161,7 @@ def test_values_are_written_in_ldap_syntax():
 
 
 def test_bind_and_secondary_ids(slapd):
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         assert connector.secondary_id_key("UID=X, OU=People,DC=Example,DC=org") == (
             "uid=x,ou=people,dc=example,dc=org"
         )
@@ -184,7 +174,7 @@ def test_bind_and_secondary_ids(slapd):
 
 def test_a_wrong_password_names_the_bind_dn(slapd):
     with pytest.raises(ConnectionFailed) as failure:
-        LdapConnector(ldap_settings(slapd, bind_password="wrong")).open()
+        LdapConnector(service_settings(slapd, bind_password="wrong")).open()
     message = str(failure.value)
     assert slapd.service_dn in message and "invalidCredentials" in message
     assert not failure.value.transient
@@ -194,25 +184,25 @@ def test_a_stopped_server_cannot_be_reached(slapd):
     slapd.stop()
     try:
         with pytest.raises(ConnectionFailed, match=f"cannot reach {slapd.url}: ") as failure:
-            LdapConnector(ldap_settings(slapd, timeout=3)).open()
+            LdapConnector(service_settings(slapd, timeout=3)).open()
         assert failure.value.transient
         assert "Traceback" not in str(failure.value)
     finally:
         slapd.start()
-    with LdapConnector(ldap_settings(slapd)):
+    with LdapConnector(service_settings(slapd)):
         pass
 
 
 def test_a_base_dn_that_does_not_exist_is_a_configuration_error(slapd):
     missing = f"ou=nowhere,{slapd.base_dn}"
     with pytest.raises(ConnectorConfigurationError, match="base_dn 'ou=nowhere,dc=example"):
-        LdapConnector(ldap_settings(slapd, base_dn=missing)).open()
+        LdapConnector(service_settings(slapd, base_dn=missing)).open()
     with pytest.raises(ConnectorConfigurationError, match="not a valid DN"):
-        LdapConnector(ldap_settings(slapd, base_dn="nonsense")).open()
+        LdapConnector(service_settings(slapd, base_dn="nonsense")).open()
 
 
 def test_an_anonymous_bind_that_may_not_see_the_base_says_so(slapd):
-    settings = ldap_settings(slapd, bind_dn="", bind_password="")
+    settings = service_settings(slapd, bind_dn="", bind_password="")
     with pytest.raises(ConnectorConfigurationError, match="an anonymous bind cannot see it"):
         LdapConnector(settings).open()
 
@@ -234,11 +224,11 @@ def test_an_anonymous_bind_that_may_not_see_the_base_says_so(slapd):
 )
 def test_bad_settings_are_configuration_errors(slapd, overrides, message):
     with pytest.raises(ConnectorConfigurationError, match=message):
-        LdapConnector(ldap_settings(slapd, **overrides)).open()
+        LdapConnector(service_settings(slapd, **overrides)).open()
 
 
 def test_starttls_on_an_ldaps_url_is_refused(slapd):
-    settings = ldap_settings(slapd, url=slapd.ldaps_url, start_tls=True, ca_file=slapd.ca_file)
+    settings = service_settings(slapd, url=slapd.ldaps_url, start_tls=True, ca_file=slapd.ca_file)
     with pytest.raises(ConnectorConfigurationError, match="already uses TLS"):
         LdapConnector(settings).open()
 
@@ -247,21 +237,21 @@ def test_starttls_on_an_ldaps_url_is_refused(slapd):
 
 
 def test_ldaps_with_the_ca_file(slapd):
-    settings = ldap_settings(slapd, url=slapd.ldaps_url, ca_file=str(slapd.ca_file))
+    settings = service_settings(slapd, url=slapd.ldaps_url, ca_file=str(slapd.ca_file))
     with LdapConnector(settings) as connector:
         assert connector.connection.server.ssl
         assert any(spec.name == "inetOrgPerson" for spec in connector.discover_schema())
 
 
 def test_starttls_with_the_ca_file(slapd):
-    settings = ldap_settings(slapd, start_tls=True, ca_file=str(slapd.ca_file))
+    settings = service_settings(slapd, start_tls=True, ca_file=str(slapd.ca_file))
     with LdapConnector(settings) as connector:
         assert connector.connection.tls_started
         assert connector.discover_schema()
 
 
 def test_a_relative_ca_file_is_found_beside_the_configuration(slapd):
-    settings = ldap_settings(slapd, url=slapd.ldaps_url, ca_file=slapd.ca_file.name)
+    settings = service_settings(slapd, url=slapd.ldaps_url, ca_file=slapd.ca_file.name)
     with LdapConnector(settings, base_dir=slapd.ca_file.parent):
         pass
 
@@ -269,9 +259,9 @@ def test_a_relative_ca_file_is_found_beside_the_configuration(slapd):
 @pytest.mark.parametrize("mode", ["ldaps", "start_tls"])
 def test_an_untrusted_certificate_is_refused(slapd, mode):
     settings = (
-        ldap_settings(slapd, url=slapd.ldaps_url)
+        service_settings(slapd, url=slapd.ldaps_url)
         if mode == "ldaps"
-        else ldap_settings(slapd, start_tls=True)
+        else service_settings(slapd, start_tls=True)
     )
     with pytest.raises(
         ConnectionFailed, match=r"certificate is not trusted.*set ca_file"
@@ -281,7 +271,7 @@ def test_an_untrusted_certificate_is_refused(slapd, mode):
 
 
 def test_tls_verify_false_connects_without_checking(slapd):
-    with LdapConnector(ldap_settings(slapd, url=slapd.ldaps_url, tls_verify=False)):
+    with LdapConnector(service_settings(slapd, url=slapd.ldaps_url, tls_verify=False)):
         pass
 
 
@@ -290,7 +280,7 @@ def test_tls_verify_false_connects_without_checking(slapd):
 
 @pytest.fixture(scope="module")
 def discovered(slapd):
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         return {spec.name: spec for spec in connector.discover_schema()}
 
 
@@ -335,7 +325,7 @@ def test_an_exceeded_size_limit_is_a_clear_error(slapd, ldap_ou):
     rule = f'dn.exact="{user}" size.soft=5 size.hard=5 size.prtotal=5'
     connection.modify("olcDatabase={2}mdb,cn=config", {limits: [(ldap3.MODIFY_ADD, [rule])]})
     try:
-        settings = ldap_settings(slapd, bind_dn=user, bind_password="limited-Pa55")
+        settings = service_settings(slapd, bind_dn=user, bind_password="limited-Pa55")
         with LdapConnector(settings) as connector:
             spec = next(s for s in connector.discover_schema() if s.name == "organizationalRole")
             spec.container = f"ou=groups,{ldap_ou}"

@@ -5,83 +5,31 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
-import ldap3
 import pytest
 
 from connectors.backends.ldap import LdapConnector
 from connectors.backends.ldap.exporting import result_of
 from connectors.backends.ldap.transport import Response
 from connectors.base import (
-    AttributeSpec,
     ConnectionFailed,
-    ExportAttributeChange,
-    ExportChange,
     ObjectTypeSpec,
 )
-from tests.connectors.test_ldap_import import add_entries, group, ldap_settings, person
-
-PERSON = ObjectTypeSpec(
-    "inetOrgPerson",
-    "entryUUID",
-    "dn",
-    attributes={
-        "employeeNumber": AttributeSpec("employeeNumber", "integer"),
-        "manager": AttributeSpec("manager", "reference"),
-    },
+from tests.connectors.ldap_entries import (
+    GROUP,
+    add_entries,
+    change,
+    group,
+    new_person,
+    person,
+    read,
 )
-GROUP = ObjectTypeSpec(
-    "groupOfNames",
-    "entryUUID",
-    "dn",
-    attributes={"member": AttributeSpec("member", "reference", multivalued=True)},
-)
-
-
-def change(
-    change_id: int,
-    change_type: str,
-    spec: ObjectTypeSpec = PERSON,
-    *,
-    dn: str | None = None,
-    new_dn: str | None = None,
-    external_id: str | None = None,
-    **attributes: tuple[str, list[Any]],
-) -> ExportChange:
-    """An export change; ``attributes`` are ``name=(kind, values)``."""
-    return ExportChange(
-        change_id,
-        change_type,
-        spec,
-        external_id=external_id,
-        dn=dn,
-        new_dn=new_dn,
-        attribute_changes=[
-            ExportAttributeChange(name, kind, values) for name, (kind, values) in attributes.items()
-        ],
-    )
-
-
-def new_person(change_id: int, dn: str, sn: str = "Doe", **attributes: Any) -> ExportChange:
-    return change(change_id, "create", dn=dn, sn=("update", [sn]), **attributes)
-
-
-def read(slapd, dn: str, *attributes: str) -> dict[str, list[str]] | None:
-    """The entry's attributes (as text), or None when there is no such entry."""
-    connection = slapd.connection()
-    try:
-        if not connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(attributes)):
-            return None
-        raw = connection.response[0]["raw_attributes"]
-        return {name: sorted(v.decode() for v in values) for name, values in raw.items() if values}
-    finally:
-        connection.unbind()
+from tests.support.slapd import service_settings
 
 
 @pytest.fixture
 def connector(slapd):
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         yield connector
 
 
@@ -394,7 +342,7 @@ def test_a_container_and_its_entries_are_created_in_the_order_given(slapd, ldap_
 
 def test_a_stopped_server_fails_the_export_with_connection_failed(slapd, ldap_ou):
     changes = [new_person(n, f"uid=n{n},ou=people,{ldap_ou}") for n in range(5)]
-    with LdapConnector(ldap_settings(slapd, timeout=3)) as connector:
+    with LdapConnector(service_settings(slapd, timeout=3)) as connector:
         connector.export([changes[0]])  # the schema is read; the connection works
         slapd.stop()
         try:
@@ -405,7 +353,7 @@ def test_a_stopped_server_fails_the_export_with_connection_failed(slapd, ldap_ou
     slapd.stop()
     try:
         with pytest.raises(ConnectionFailed, match="cannot reach"):
-            LdapConnector(ldap_settings(slapd, timeout=3)).open()
+            LdapConnector(service_settings(slapd, timeout=3)).open()
     finally:
         slapd.start()
 
@@ -421,7 +369,7 @@ def test_a_connection_lost_mid_batch_fails_the_rest_as_transient(slapd, ldap_ou)
         slapd.stop()
 
     stopper = threading.Thread(target=stop_once_the_batch_is_under_way)
-    with LdapConnector(ldap_settings(slapd, timeout=5)) as connector:
+    with LdapConnector(service_settings(slapd, timeout=5)) as connector:
         connector.directory_schema()
         stopper.start()
         try:

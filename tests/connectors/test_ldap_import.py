@@ -8,122 +8,32 @@ from __future__ import annotations
 
 import base64
 import time
-from collections import deque
-from collections.abc import Iterable
-from functools import partial
 from typing import Any
 
 import ldap3
 import pytest
 
 from connectors.backends.ldap import LdapConnector
-from connectors.backends.ldap import internals as ldap_internals
-from connectors.backends.ldap import wire as ldap_wire
 from connectors.base import (
-    AttributeSpec,
     ConnectorConfigurationError,
     ConnectorError,
     ImportObject,
-    ObjectTypeSpec,
 )
 from connectors.models import ConnectorSpaceObject
 from tests.builders import add_object_type, make_connected_system, run
-
-Entry = tuple[str, dict[str, Any]]
-
+from tests.connectors.ldap_entries import (
+    add_entries,
+    delete_entries,
+    delta_import,
+    full_import,
+    group,
+    groups_spec,
+    people_spec,
+    person,
+)
+from tests.support.slapd import service_settings
 
 # --------------------------------------------------------------------------- helpers
-
-
-def ldap_settings(slapd, **overrides: Any) -> dict[str, Any]:
-    settings = {
-        "url": slapd.url,
-        "bind_dn": slapd.service_dn,
-        "bind_password": slapd.service_password,
-        "base_dn": slapd.base_dn,
-    }
-    settings.update(overrides)
-    return settings
-
-
-def person(ou: str, uid: str, **attributes: Any) -> Entry:
-    values = {"objectClass": ["inetOrgPerson"], "cn": f"Person {uid}", "sn": uid, "uid": uid}
-    values.update(attributes)
-    return f"uid={uid},ou=people,{ou}", values
-
-
-def group(ou: str, cn: str, members: list[str]) -> Entry:
-    return f"cn={cn},ou=groups,{ou}", {"objectClass": ["groupOfNames"], "cn": cn, "member": members}
-
-
-def add_entries(slapd, entries: Iterable[Entry], window: int = 64) -> None:
-    """Add entries with up to ``window`` requests in flight (the connector's transport)."""
-    _pipelined(slapd, ((dn, attributes) for dn, attributes in entries), window)
-
-
-def delete_entries(slapd, dns: Iterable[str], window: int = 64) -> None:
-    """Delete leaf entries with up to ``window`` requests in flight."""
-    _pipelined(slapd, ((dn, None) for dn in dns), window)
-
-
-def _pipelined(slapd, requests: Iterable[tuple[str, dict | None]], window: int) -> None:
-    """Adds (attributes given) or deletes (None), pipelined; every one must succeed."""
-    in_flight: deque[tuple[int, str]] = deque()
-    with LdapConnector(ldap_settings(slapd)) as connector:
-        transport = connector._session()
-
-        def collect() -> None:
-            message_id, dn = in_flight.popleft()
-            response = transport.wait(message_id, dn)
-            assert response.ok, (dn, response)
-
-        for dn, attributes in requests:
-            if attributes is None:
-                build = partial(ldap_internals.delete_message, dn=dn)
-            else:
-                build = partial(_add_message, dn=dn, attributes=attributes)
-            in_flight.append((transport.send(build, dn), dn))
-            if len(in_flight) >= window:
-                collect()
-        while in_flight:
-            collect()
-
-
-def _add_message(message_id: int, dn: str, attributes: dict) -> bytes:
-    single = {name: v if isinstance(v, list) else [v] for name, v in attributes.items()}
-    return ldap_wire.add_message(message_id, dn, single)
-
-
-def people_spec(ou: str, **attributes: str) -> ObjectTypeSpec:
-    return ObjectTypeSpec(
-        "inetOrgPerson",
-        "entryUUID",
-        "dn",
-        container=f"ou=people,{ou}",
-        attributes={name: AttributeSpec(name, data_type) for name, data_type in attributes.items()},
-    )
-
-
-def groups_spec(ou: str) -> ObjectTypeSpec:
-    return ObjectTypeSpec(
-        "groupOfNames",
-        "entryUUID",
-        "dn",
-        container=f"ou=groups,{ou}",
-        attributes={"member": AttributeSpec("member", "reference", multivalued=True)},
-    )
-
-
-def full_import(connector: LdapConnector, specs: list[ObjectTypeSpec], page_size: int = 500):
-    stream = connector.import_objects(specs, delta=False, persisted_data={}, page_size=page_size)
-    objects = [obj for page in stream.pages for obj in page.objects]
-    return stream.watermark, objects
-
-
-def delta_import(connector: LdapConnector, specs: list[ObjectTypeSpec], watermark: dict):
-    stream = connector.import_objects(specs, delta=True, persisted_data=watermark)
-    pages = list(stream.pages)
-    return stream.watermark, [obj for page in pages for obj in page.objects]
 
 
 def by_uid(objects: list[ImportObject]) -> dict[str, ImportObject]:
@@ -136,7 +46,7 @@ def by_uid(objects: list[ImportObject]) -> dict[str, ImportObject]:
 def test_a_full_import_reads_page_by_page_lazily(slapd, ldap_ou):
     add_entries(slapd, (person(ldap_ou, f"p{n:03d}") for n in range(300)))
     connection = slapd.connection()
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         stream = connector.import_objects(
             [people_spec(ldap_ou)], delta=False, persisted_data={}, page_size=50
         )
@@ -181,7 +91,7 @@ def test_values_are_converted_by_data_type(slapd, ldap_ou):
             ),
         ],
     )
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         spec = people_spec(ldap_ou, employeenumber="integer")
         watermark, objects = full_import(connector, [spec])
     jdoe = by_uid(objects)["jdoe"]
@@ -207,7 +117,7 @@ def test_a_value_that_does_not_convert_is_an_error_naming_entry_and_attribute(sl
         slapd,
         [person(ldap_ou, "ok", employeeNumber="7"), person(ldap_ou, "bad", employeeNumber="E-7")],
     )
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         stream = connector.import_objects(
             [people_spec(ldap_ou, employeeNumber="integer")], delta=False, persisted_data={}
         )
@@ -224,7 +134,7 @@ def test_group_members_are_dn_references(slapd, ldap_ou):
     members = [f"uid=m{n},ou=people,{ldap_ou}" for n in range(3)]
     add_entries(slapd, [person(ldap_ou, f"m{n}") for n in range(3)])
     add_entries(slapd, [group(ldap_ou, "staff", members)])
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         _, objects = full_import(connector, [people_spec(ldap_ou), groups_spec(ldap_ou)])
     (staff,) = [obj for obj in objects if obj.object_type == "groupOfNames"]
     assert sorted(staff.attributes["member"]) == members
@@ -235,7 +145,7 @@ def test_a_missing_container_is_a_configuration_error(slapd, ldap_ou):
     spec = people_spec(ldap_ou)
     spec.container = f"ou=nowhere,{ldap_ou}"
     with (
-        LdapConnector(ldap_settings(slapd)) as connector,
+        LdapConnector(service_settings(slapd)) as connector,
         pytest.raises(ConnectorConfigurationError, match="container 'ou=nowhere,ou=t"),
     ):
         connector.import_objects([spec], delta=False, persisted_data={})
@@ -247,7 +157,7 @@ def test_ten_thousand_entries_in_pages(slapd, ldap_ou):
     started = time.monotonic()
     seen: set[str] = set()
     pages = 0
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         stream = connector.import_objects(
             [people_spec(ldap_ou)], delta=False, persisted_data={}, page_size=1000
         )
@@ -280,7 +190,7 @@ def log_entries_since(slapd, req_start: str) -> list[str]:
 
 def test_the_full_import_watermark_is_the_newest_log_entry(slapd, ldap_ou):
     add_entries(slapd, [person(ldap_ou, "a")])
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         watermark, _ = full_import(connector, [people_spec(ldap_ou)])
     assert watermark["delta_method"] == "accesslog"
     assert log_entries_since(slapd, watermark["req_start"]) == [watermark["req_start"]]
@@ -289,7 +199,7 @@ def test_the_full_import_watermark_is_the_newest_log_entry(slapd, ldap_ou):
 def test_changes_during_a_full_import_are_in_the_next_delta(slapd, ldap_ou):
     add_entries(slapd, [person(ldap_ou, f"p{n}") for n in range(5)])
     spec = people_spec(ldap_ou)
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         stream = connector.import_objects([spec], delta=False, persisted_data={}, page_size=2)
         pages = iter(stream.pages)
         next(pages)
@@ -319,7 +229,7 @@ def test_a_delta_import_sees_adds_modifies_renames_moves_and_deletes(slapd, ldap
     outsider = f"uid=outsider,{elsewhere}"
     add_entries(slapd, [(outsider, {"objectClass": ["inetOrgPerson"], "cn": "o", "sn": "o"})])
     specs = [people_spec(ldap_ou), groups_spec(ldap_ou)]
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         watermark, before = full_import(connector, specs)
         uuids = {obj.attributes["uid"][0]: obj.external_id for obj in before}
         connection = slapd.connection(raise_exceptions=True)
@@ -355,7 +265,7 @@ def test_several_changes_of_one_entry_are_one_object_and_a_delete_wins(slapd, ld
     people = f"ou=people,{ldap_ou}"
     add_entries(slapd, [person(ldap_ou, "busy"), person(ldap_ou, "doomed")])
     spec = people_spec(ldap_ou)
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         watermark, before = full_import(connector, [spec])
         doomed = next(o.external_id for o in before if o.attributes["uid"] == ["doomed"])
         connection = slapd.connection(raise_exceptions=True)
@@ -380,7 +290,7 @@ def test_several_changes_of_one_entry_are_one_object_and_a_delete_wins(slapd, ld
 
 def test_a_delta_without_a_watermark_asks_for_a_full_import(slapd, ldap_ou):
     with (
-        LdapConnector(ldap_settings(slapd)) as connector,
+        LdapConnector(service_settings(slapd)) as connector,
         pytest.raises(ConnectorError, match="run a full import first"),
     ):
         connector.import_objects([people_spec(ldap_ou)], delta=True, persisted_data={})
@@ -389,7 +299,7 @@ def test_a_delta_without_a_watermark_asks_for_a_full_import(slapd, ldap_ou):
 def test_a_purged_watermark_asks_for_a_full_import(slapd, ldap_ou):
     purged = {"delta_method": "accesslog", "req_start": "20000101000000.000000Z"}
     with (
-        LdapConnector(ldap_settings(slapd)) as connector,
+        LdapConnector(service_settings(slapd)) as connector,
         pytest.raises(ConnectorError, match=r"no longer holds .* Run a full import"),
     ):
         connector.import_objects([people_spec(ldap_ou)], delta=True, persisted_data=purged)
@@ -397,7 +307,7 @@ def test_a_purged_watermark_asks_for_a_full_import(slapd, ldap_ou):
 
 def test_an_unreadable_accesslog_suggests_modify_timestamp(slapd, ldap_ou):
     add_entries(slapd, [person(ldap_ou, "reader", userPassword="reader-Pa55")])
-    settings = ldap_settings(
+    settings = service_settings(
         slapd, bind_dn=f"uid=reader,ou=people,{ldap_ou}", bind_password="reader-Pa55"
     )
     with LdapConnector(settings) as connector:
@@ -409,7 +319,7 @@ def test_an_unreadable_accesslog_suggests_modify_timestamp(slapd, ldap_ou):
 
 
 def test_delta_method_none_has_no_delta_import(slapd, ldap_ou):
-    with LdapConnector(ldap_settings(slapd, delta_method="none")) as connector:
+    with LdapConnector(service_settings(slapd, delta_method="none")) as connector:
         watermark, _ = full_import(connector, [people_spec(ldap_ou)])
         assert watermark == {}
         with pytest.raises(ConnectorConfigurationError, match="no delta import"):
@@ -418,7 +328,7 @@ def test_delta_method_none_has_no_delta_import(slapd, ldap_ou):
 
 def test_a_watermark_of_another_method_asks_for_a_full_import(slapd, ldap_ou):
     with (
-        LdapConnector(ldap_settings(slapd, delta_method="modify_timestamp")) as connector,
+        LdapConnector(service_settings(slapd, delta_method="modify_timestamp")) as connector,
         pytest.raises(ConnectorError, match=r"with delta_method accesslog.*full import"),
     ):
         connector.import_objects(
@@ -436,7 +346,7 @@ def test_a_modify_timestamp_delta_sees_changes_but_not_deletes(slapd, ldap_ou):
     add_entries(slapd, [person(ldap_ou, f"p{n}") for n in range(4)])
     time.sleep(1.1)  # modifyTimestamp counts seconds
     spec = people_spec(ldap_ou)
-    with LdapConnector(ldap_settings(slapd, delta_method="modify_timestamp")) as connector:
+    with LdapConnector(service_settings(slapd, delta_method="modify_timestamp")) as connector:
         watermark, _ = full_import(connector, [spec])
         assert watermark["delta_method"] == "modify_timestamp"
         assert watermark["modify_timestamp"].endswith("Z")
@@ -460,7 +370,7 @@ def make_directory(slapd, ldap_ou: str, **settings: Any):
     system = make_connected_system(
         "Directory",
         "ldap",
-        ldap_settings(slapd, **settings),
+        service_settings(slapd, **settings),
         object_type="inetOrgPerson",
         external_id="entryUUID",
         secondary_external_id="dn",

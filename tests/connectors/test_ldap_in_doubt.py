@@ -12,8 +12,8 @@ import ldap3
 
 from connectors.backends.ldap import LdapConnector
 from connectors.base import ObjectTypeSpec
-from tests.connectors.test_ldap_export_ops import change, new_person, read
-from tests.connectors.test_ldap_import import ldap_settings
+from tests.connectors.ldap_entries import change, new_person, read
+from tests.support.slapd import service_settings
 
 
 def add_out_of_band(slapd, dn: str, attributes: dict) -> str:
@@ -53,7 +53,7 @@ def test_a_create_of_the_entry_there_already_succeeds_with_its_entry_uuid(slapd,
         manager=("update", [manager]),
         employeeNumber=("update", [42]),
     )
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         (result,) = connector.export([create])
     assert result.ok, result.error
     assert (result.external_id, result.dn) == (uuid, dn)
@@ -65,7 +65,7 @@ def test_a_create_of_a_different_entry_there_names_what_differs(slapd, ldap_ou):
         slapd, dn, {"objectClass": ["inetOrgPerson"], "cn": ["J"], "sn": ["Other"], "uid": "jdoe"}
     )
     create = new_person(1, dn, cn=("update", ["J"]), mail=("update", ["j@example.org"]))
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         (result,) = connector.export([create])
     assert not result.ok and not result.transient
     assert result.error.startswith(f"add {dn!r} failed: entryAlreadyExists (68)")
@@ -79,7 +79,7 @@ def test_a_create_of_a_different_entry_there_names_what_differs(slapd, ldap_ou):
 def test_a_delete_of_an_entry_that_is_gone_succeeds(slapd, ldap_ou):
     people = f"ou=people,{ldap_ou}"
     spec = ObjectTypeSpec("inetOrgPerson", "entryUUID", "dn", container=people)
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         results = connector.export(
             [
                 change(1, "delete", dn=f"uid=gone,{people}"),
@@ -105,7 +105,7 @@ def test_an_export_broken_by_a_stopped_server_converges_when_run_again(slapd, ld
         slapd.stop()
 
     stopper = threading.Thread(target=stop_once_the_batch_is_under_way)
-    with LdapConnector(ldap_settings(slapd, timeout=5)) as connector:
+    with LdapConnector(service_settings(slapd, timeout=5)) as connector:
         connector.directory_schema()
         stopper.start()
         try:
@@ -120,7 +120,7 @@ def test_an_export_broken_by_a_stopped_server_converges_when_run_again(slapd, ld
         for result in failed
     )
 
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         again = connector.export(changes)
 
     assert [result.error for result in again if not result.ok] == []

@@ -20,8 +20,8 @@ from connectors.backends.ldap import LdapConnector
 from connectors.backends.ldap import internals as ldap_internals
 from connectors.backends.ldap import wire as ldap_wire
 from connectors.base import ConnectionFailed
-from tests.connectors.test_ldap_export_ops import new_person
-from tests.connectors.test_ldap_import import add_entries, ldap_settings, people_spec, person
+from tests.connectors.ldap_entries import add_entries, new_person, people_spec, person
+from tests.support.slapd import service_settings
 
 # --------------------------------------------------------------------------- version
 
@@ -74,7 +74,7 @@ def raw_messages(connector: LdapConnector, base: str, attributes: list[str]) -> 
 
 def test_the_lean_decoder_reads_real_entries_as_ldap3_does(slapd, ldap_ou):
     add_entries(slapd, [person(ldap_ou, uid, **values) for uid, values in ODD_ENTRIES.items()])
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         messages = raw_messages(connector, ldap_ou, ["*", "+"])
         connector.close()  # the test read the socket itself: the session is spent
     entries = [m for m in messages if ldap_internals.decode_payload(m)[1] == 4]
@@ -127,8 +127,8 @@ def test_a_ranged_attribute_is_left_to_ldap3():
 @pytest.fixture(params=["ldaps", "start_tls"])
 def tls_settings(request, slapd):
     if request.param == "ldaps":
-        return ldap_settings(slapd, url=slapd.ldaps_url, ca_file=str(slapd.ca_file))
-    return ldap_settings(slapd, start_tls=True, ca_file=str(slapd.ca_file))
+        return service_settings(slapd, url=slapd.ldaps_url, ca_file=str(slapd.ca_file))
+    return service_settings(slapd, start_tls=True, ca_file=str(slapd.ca_file))
 
 
 def test_bulk_exports_and_paged_imports_over_tls(slapd, ldap_ou, tls_settings):
@@ -163,7 +163,7 @@ def test_no_thread_but_the_callers_touches_the_socket(slapd, ldap_ou, tls_settin
 def test_tls_and_plain_connections_opened_and_closed_in_turn(slapd, ldap_ou, tls_settings):
     """The pattern that made ldap3's ASYNC strategy fail by chance: a TLS connection
     closed, and the next connection opened at once on the same descriptor number."""
-    plain = ldap_settings(slapd)
+    plain = service_settings(slapd)
     for _ in range(30):
         with LdapConnector(tls_settings) as connector:
             connector.directory_schema()
@@ -193,7 +193,7 @@ def test_a_server_that_stops_answering_is_a_lost_connection(slapd, ldap_ou):
     """slapd frozen (SIGSTOP): no answer within ``timeout`` closes the connection and
     fails the export with ConnectionFailed (transient); nothing waits for ever."""
     people = f"ou=people,{ldap_ou}"
-    with LdapConnector(ldap_settings(slapd, timeout=2)) as connector:
+    with LdapConnector(service_settings(slapd, timeout=2)) as connector:
         connector.directory_schema()
         freeze(slapd.pid)
         try:

@@ -17,15 +17,14 @@ import pytest
 from connectors.backends.ldap import LdapConnector, importing
 from connectors.backends.ldap import newest as ldap_newest
 from connectors.backends.ldap.newest import MICROSECOND, SECOND, Probe, find_newest, parse_time
-from tests.connectors.test_ldap_import import (
+from tests.connectors.ldap_entries import (
     add_entries,
     delta_import,
     full_import,
-    ldap_settings,
     people_spec,
     person,
 )
-from tests.support.slapd import ACCESSLOG_DATABASE_DN, SERVICE_LIMITS, start_slapd
+from tests.support.slapd import ACCESSLOG_DATABASE_DN, SERVICE_LIMITS, service_settings, start_slapd
 
 NOW = dt.datetime(2026, 3, 14, 15, 9, 26, 535897, tzinfo=dt.UTC)
 
@@ -168,7 +167,7 @@ def small_probes(monkeypatch):
 
 
 def watermark(slapd, **settings) -> tuple[dict, int]:
-    with LdapConnector(ldap_settings(slapd, **settings)) as connector:
+    with LdapConnector(service_settings(slapd, **settings)) as connector:
         found = connector._watermark()
         return found, connector.newest_probes
 
@@ -249,7 +248,7 @@ def test_a_delta_import_reads_more_changes_than_the_size_limit(slapd, ldap_ou, s
     """600 changes since the watermark: more than the service account's 500 per search;
     the log is read paged (its ``size.prtotal=unlimited``)."""
     spec = people_spec(ldap_ou)
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         first, _ = full_import(connector, [spec])
         add_entries(slapd, [person(ldap_ou, f"p{n:03d}") for n in range(600)])
         second, changed = delta_import(connector, [spec], first)

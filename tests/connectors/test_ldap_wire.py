@@ -21,8 +21,16 @@ from pyasn1.codec.ber import decoder
 from connectors.backends.ldap import LdapConnector
 from connectors.backends.ldap import wire as ldap_wire
 from connectors.base import ConnectionFailed
-from tests.connectors.test_ldap_export_ops import GROUP, change, new_person, read
-from tests.connectors.test_ldap_import import add_entries, group, ldap_settings, person
+from tests.connectors.ldap_entries import (
+    GROUP,
+    add_entries,
+    change,
+    group,
+    new_person,
+    person,
+    read,
+)
+from tests.support.slapd import service_settings
 
 MESSAGE_IDS = [1, 127, 128, 255, 256, 65535, 70000, 2**31 - 1]
 POST_READ = post_read_control(["entryUUID"])
@@ -229,7 +237,7 @@ def test_invalid_changes_are_refused_as_ldap3_refuses_them():
 
 @pytest.fixture
 def connector(slapd):
-    with LdapConnector(ldap_settings(slapd)) as connector:
+    with LdapConnector(service_settings(slapd)) as connector:
         yield connector
 
 

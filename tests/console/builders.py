@@ -1,4 +1,5 @@
-"""Builders for the console page tests: objects made with the ORM, as runs leave them."""
+"""Builders for the console page tests: activities, CSOs and MVOs made with the ORM, as
+runs leave them (connected systems and run profiles: :mod:`tests.builders`)."""
 
 from __future__ import annotations
 
@@ -13,28 +14,22 @@ from connectors.choices import ActivityStatus
 from connectors.models import (
     Activity,
     ConnectedSystem,
-    ConnectedSystemObjectType,
     ConnectorSpaceObject,
     RunProfile,
 )
 from metaverse.models import MetaverseObject, MetaverseObjectType
 
+#: What a read-only operator may see: the console pages, nothing to change.
+VIEW_PERMISSIONS = (
+    "view_connectedsystem",
+    "view_activity",
+    "view_metaverseobject",
+    "view_connectorspaceobject",
+    "view_pendingexport",
+)
+
 #: Headers of an HTMX request (what makes ``request.htmx`` true).
 HTMX = {"HX-Request": "true"}
-
-
-def make_system(name: str = "HR", connector: str = "csv") -> ConnectedSystem:
-    system = ConnectedSystem.objects.create(name=name, connector=connector)
-    ConnectedSystemObjectType.objects.create(
-        connected_system=system, name="person", external_id_attribute="employeeId"
-    )
-    return system
-
-
-def make_run_profile(
-    system: ConnectedSystem, name: str = "Full Import", profile_type: str = "full_import"
-) -> RunProfile:
-    return RunProfile.objects.create(connected_system=system, name=name, profile_type=profile_type)
 
 
 def make_activity(

@@ -1,18 +1,16 @@
-"""Users and helpers for the console page tests."""
+"""Users and browser fixtures of the console page tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connections
+from playwright.sync_api import Browser, Page, sync_playwright
 
-#: What a read-only operator may see: the console pages, nothing to change.
-VIEW_PERMISSIONS = (
-    "view_connectedsystem",
-    "view_activity",
-    "view_metaverseobject",
-    "view_connectorspaceobject",
-    "view_pendingexport",
-)
+from tests.console.browser import CATCH_UP_MS, CHROMIUM, CHROMIUM_ARGS, OPERATOR, log_in
+from tests.console.builders import VIEW_PERMISSIONS
 
 
 @pytest.fixture
@@ -45,3 +43,39 @@ def operator_client(client, operator):
 def viewer_client(client, viewer):
     client.force_login(viewer)
     return client
+
+
+# --------------------------------------------------------------------------- browser
+
+
+@pytest.fixture
+def allow_orm_beside_playwright(monkeypatch) -> None:
+    """Playwright's sync API runs an event loop in this thread; let the ORM run too."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def browser(allow_orm_beside_playwright) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+        # Inside sync_playwright() the ORM runs in another context, with its own
+        # connection: close it, or the test database cannot be dropped afterwards.
+        connections.close_all()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(CATCH_UP_MS)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def logged_in(page: Page, live_server) -> Page:
+    """``page`` logged in to the admin as a superuser, through the login form."""
+    User.objects.create_superuser(OPERATOR[0], "operator@example.org", OPERATOR[1])
+    return log_in(page, live_server, *OPERATOR)

@@ -13,15 +13,8 @@ from django.urls import reverse
 
 from connectors.models import Activity, ConnectorSpaceObject, RunProfileExecutionItem
 from metaverse.models import MetaverseObject
-from tests.console.builders import (
-    HTMX,
-    make_activity,
-    make_cso,
-    make_mvo,
-    make_run_profile,
-    make_system,
-    require_admin_for,
-)
+from tests.builders import add_run_profile, make_connected_system
+from tests.console.builders import HTMX, make_activity, make_cso, make_mvo, require_admin_for
 from tests.support.runs import held
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def profile():
-    return make_run_profile(make_system("HR"))
+    return add_run_profile(make_connected_system("HR", profiles=()), "full_import")
 
 
 @pytest.fixture

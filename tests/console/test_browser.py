@@ -11,9 +11,8 @@ cluster (``manage.py qcluster`` on the test database) runs the import, and the b
 reaches complete by polling alone. And an approver approves pending exports in the
 admin, through the bulk action and through a pending export's own Approve button.
 
-The fixtures (``browser``, ``page``, ``logged_in``, ``qcluster``) and the helpers
-(:func:`log_in`, :func:`progress_value`, :func:`wait_for_progress`,
-:func:`watch_live_part`) are meant to be reused.
+The browser fixtures (``browser``, ``page``, ``logged_in``) are in
+``tests/console/conftest.py``, the helpers they share in :mod:`tests.console.browser`.
 """
 
 from __future__ import annotations
@@ -29,84 +28,26 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from connectors.models import Activity, ConnectedSystem
+from connectors.models import Activity
 from exports.models import ApprovalAuditEntry, PendingExport
-from tests.builders import make_csv_system, people
-from tests.console.builders import make_activity, make_run_profile, make_system
+from tests.builders import add_run_profile, make_connected_system, make_csv_system, people
+from tests.console.browser import APPROVER, OPERATOR, log_in
+from tests.console.builders import make_activity
 from tests.support import die_with_parent, tail
 from tests.support.postgres import subprocess_database_url
 from tests.sync.scenario import build_scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-OPERATOR = ("operator", "pw-operator-browser")
-APPROVER = ("alice", "pw-approver-browser")
-#: How long to wait for the page to catch up with the database (polling is every 1 s).
-CATCH_UP_MS = 10_000
 #: How long a real cluster may take to start and run a small import (about 2 s here).
 RUN_MS = 30_000
 #: Rows of the HR file a run from the admin imports.
 ROWS = 2_000
-
-
-@pytest.fixture
-def allow_orm_beside_playwright(monkeypatch) -> None:
-    """Playwright's sync API runs an event loop in this thread; let the ORM run too."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def browser(allow_orm_beside_playwright) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-        # Inside sync_playwright() the ORM runs in another context, with its own
-        # connection: close it, or the test database cannot be dropped afterwards.
-        connections.close_all()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(CATCH_UP_MS)
-    yield page
-    context.close()
-
-
-def log_in(page: Page, live_server, username: str, password: str) -> Page:
-    """Log ``page`` in to the admin through its login form."""
-    page.goto(live_server.url + reverse("admin:login"))
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + reverse("admin:index"))
-    return page
-
-
-@pytest.fixture
-def logged_in(page: Page, live_server) -> Page:
-    """``page`` logged in to the admin as a superuser, through the login form."""
-    User.objects.create_superuser(OPERATOR[0], "operator@example.org", OPERATOR[1])
-    return log_in(page, live_server, *OPERATOR)
 
 
 class QCluster:
@@ -210,7 +151,7 @@ def advance(activity: Activity, **fields) -> None:
 def test_progress_bar_follows_the_run_live_and_stops_polling_when_done(logged_in, live_server):
     page = logged_in
     activity = make_activity(
-        make_run_profile(make_system("HR")),
+        add_run_profile(make_connected_system("HR", profiles=()), "full_import"),
         status="in_progress",
         phase="importing",
         started_seconds_ago=5,
@@ -307,8 +248,7 @@ def test_run_from_the_admin_is_followed_live_to_complete(
 @pytest.fixture
 def awaiting() -> list[PendingExport]:
     """Two creates for the directory, awaiting approval (its policy: ``all``)."""
-    scenario = build_scenario()
-    ConnectedSystem.objects.filter(pk=scenario.directory.pk).update(approval_mode="all")
+    scenario = build_scenario(approval_mode="all")
     scenario.hr_row("1", accountName="ada", firstName="Ada", lastName="Lovelace")
     scenario.hr_row("2", accountName="alan", firstName="Alan", lastName="Turing")
     scenario.sync()

@@ -1,6 +1,6 @@
 """From the dashboard to a way out of ``failed``, in a real headless Chromium: an
 operator sees the failed exports with their last errors, follows the link to the
-admin and retries them with a reason (fixtures of :mod:`tests.console.test_browser`)."""
+admin and retries them with a reason."""
 
 from __future__ import annotations
 
@@ -9,12 +9,6 @@ from django.urls import reverse
 from playwright.sync_api import Page
 
 from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
-from tests.console.test_browser import (  # noqa: F401 (fixtures)
-    allow_orm_beside_playwright,
-    browser,
-    logged_in,
-    page,
-)
 from tests.sync.scenario import build_scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,7 +29,7 @@ def failed() -> list[PendingExport]:
 
 
 def test_operator_retries_failed_exports_from_the_dashboard(
-    logged_in: Page,  # noqa: F811 (the fixture)
+    logged_in: Page,
     live_server,
     failed,
 ):
@@ -47,6 +41,9 @@ def test_operator_retries_failed_exports_from_the_dashboard(
     assert ERROR in panel.text_content()
     tab.click("#failed-exports >> text=Retry or discard failed exports")
     tab.wait_for_selector("#changelist")
+    # The admin's actions script sets the select-all box from the rows' boxes when the
+    # page is shown (``pageshow``, after ``load``): a click before that is undone.
+    tab.wait_for_load_state("load")
     assert "status__exact=failed" in tab.url
     tab.check("#action-toggle")  # every failed export of the list
     tab.select_option("select[name=action]", "retry_selected")

@@ -13,15 +13,8 @@ from django.utils import timezone
 
 from connectors.models import ConnectedSystem, ConnectorSpaceObject
 from exports.models import PendingExport
-from tests.console.builders import (
-    HTMX,
-    make_activity,
-    make_cso,
-    make_mvo,
-    make_run_profile,
-    make_system,
-    require_admin_for,
-)
+from tests.builders import add_run_profile, make_connected_system
+from tests.console.builders import HTMX, make_activity, make_cso, make_mvo, require_admin_for
 
 pytestmark = pytest.mark.django_db
 
@@ -30,15 +23,15 @@ DASHBOARD = "/dashboard/"
 
 def populate(system_name: str, objects: int = 3) -> dict:
     """A system with joined, unjoined and obsolete CSOs, two run profiles and exports."""
-    system = make_system(system_name)
+    system = make_connected_system(system_name, profiles=())
     joined = [
         make_cso(system, f"{system_name}-j{i}", mvo=make_mvo(f"{system_name} {i}"))
         for i in range(objects)
     ]
     unjoined = make_cso(system, f"{system_name}-u1")
     make_cso(system, f"{system_name}-o1", status="obsolete")
-    import_profile = make_run_profile(system, "Full Import", "full_import")
-    make_run_profile(system, "Export", "export")  # never run
+    import_profile = add_run_profile(system, "full_import")
+    add_run_profile(system, "export")  # never run
     make_activity(import_profile, started_seconds_ago=3600, error_count=9)
     latest = make_activity(import_profile, started_seconds_ago=120, duration=65, error_count=3)
     PendingExport.objects.create(connected_system=system, cs_object=joined[0], change_type="update")
@@ -192,7 +185,7 @@ def fail(system, external_id: str, error: str, *, seconds_ago: float = 0) -> Pen
 def test_failed_exports_are_shown_with_their_last_error_and_a_way_to_act(viewer_client):
     require_admin_for(PendingExport, ConnectorSpaceObject)
     hr = populate("HR")["system"]
-    directory = make_system("Directory", connector="ldap")
+    directory = make_connected_system("Directory", "ldap", profiles=())
     older = fail(directory, "old", "insufficientAccessRights: no write access", seconds_ago=7200)
     newer = fail(directory, "new", "objectClassViolation: sn is required", seconds_ago=60)
 
@@ -219,7 +212,7 @@ def test_failed_exports_are_shown_with_their_last_error_and_a_way_to_act(viewer_
 
 
 def test_the_most_recent_failed_exports_only_are_listed(viewer_client):
-    directory = make_system("Directory", connector="ldap")
+    directory = make_connected_system("Directory", "ldap", profiles=())
     for n in range(12):
         fail(directory, f"p{n}", f"error {n}", seconds_ago=1000 - n)
 
@@ -241,7 +234,7 @@ def test_no_failed_exports_no_panel(viewer_client):
 
 
 def test_failed_exports_panel_is_refreshed_with_the_partial(viewer_client):
-    fail(make_system("Directory", connector="ldap"), "p", "refused")
+    fail(make_connected_system("Directory", "ldap", profiles=()), "p", "refused")
 
     response = viewer_client.get(DASHBOARD, headers=HTMX)
 
@@ -269,7 +262,7 @@ def test_dashboard_runs_a_fixed_number_of_queries(viewer_client, django_assert_m
     populate("S0", objects=1)
     with CaptureQueriesContext(connection) as no_failures:
         viewer_client.get(DASHBOARD)
-    fail(make_system("F0"), "f0", "refused")
+    fail(make_connected_system("F0", profiles=()), "f0", "refused")
     with CaptureQueriesContext(connection) as small:
         viewer_client.get(DASHBOARD)
     assert len(small) == len(no_failures) + 1  # the failed exports listed

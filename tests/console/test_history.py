@@ -21,7 +21,8 @@ from runs.progress import (
     percent_done,
     seconds_remaining,
 )
-from tests.console.builders import make_activity, make_run_profile, make_system
+from tests.builders import add_run_profile, make_connected_system
+from tests.console.builders import make_activity
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -145,7 +146,7 @@ def test_chart_without_runs_is_empty():
 
 @pytest.fixture
 def profile(db):
-    return make_run_profile(make_system("HR"))
+    return add_run_profile(make_connected_system("HR", profiles=()), "full_import")
 
 
 def test_anonymous_user_is_sent_to_the_admin_login(client, profile):
@@ -167,7 +168,7 @@ def test_unknown_run_profile_is_404(viewer_client):
 def test_page_draws_the_last_50_runs_as_inline_svg(viewer_client, profile):
     for n in range(55):
         make_activity(profile, started_seconds_ago=10_000 - n * 100, duration=n + 1)
-    other = make_run_profile(profile.connected_system, "Delta Import", "delta_import")
+    other = add_run_profile(profile.connected_system, "delta_import")
     make_activity(other, duration=999)
     make_activity(profile, status="queued", started_seconds_ago=0, duration=None)
 

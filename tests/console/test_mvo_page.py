@@ -11,14 +11,8 @@ from django.urls import reverse
 from connectors.models import ConnectorSpaceObject, RunProfileExecutionItem
 from exports.models import PendingExport, PendingExportAttributeChange
 from metaverse.models import MetaverseAttribute, MetaverseObject, SyncRule
-from tests.console.builders import (
-    make_activity,
-    make_cso,
-    make_mvo,
-    make_run_profile,
-    make_system,
-    require_admin_for,
-)
+from tests.builders import add_run_profile, make_connected_system
+from tests.console.builders import make_activity, make_cso, make_mvo, require_admin_for
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +24,8 @@ def mvo_url(mvo: MetaverseObject) -> str:
 @pytest.fixture
 def world():
     """Jane, sourced from HR, joined in HR and the Directory, with her manager Bob."""
-    hr = make_system("HR")
-    directory = make_system("Directory", connector="ldap")
+    hr = make_connected_system("HR", profiles=())
+    directory = make_connected_system("Directory", "ldap", profiles=())
     bob = make_mvo("Bob Boss", employeeId=["E0"])
     jane = make_mvo(
         "Jane Doe",
@@ -236,7 +230,7 @@ def test_no_pending_exports_says_so(viewer_client, world):
 
 
 def test_history_lists_the_items_naming_the_mvo_or_its_csos_newest_first(viewer_client, world):
-    profile = make_run_profile(world["hr"])
+    profile = add_run_profile(world["hr"], "full_import")
     older = make_activity(profile, started_seconds_ago=600)
     newer = make_activity(profile, started_seconds_ago=60)
     RunProfileExecutionItem.objects.create(

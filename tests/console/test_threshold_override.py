@@ -10,10 +10,16 @@ from django.urls import reverse
 from django_q.conf import Conf
 
 from connectors.models import Activity, RunProfile, RunProfileExecutionItem
-from tests.builders import make_csv_system, people, run, write_csv
-from tests.console.builders import make_activity, make_run_profile, make_system
-from tests.console.conftest import VIEW_PERMISSIONS
-from tests.test_config_apply import jim
+from tests.builders import (
+    add_run_profile,
+    make_connected_system,
+    make_csv_system,
+    people,
+    run,
+    write_csv,
+)
+from tests.console.builders import VIEW_PERMISSIONS, make_activity
+from tests.support.cli import jim
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +29,7 @@ DELETIONS = "Run again, allowing these deletions"
 
 @pytest.fixture
 def profile() -> RunProfile:
-    return make_run_profile(make_system("Directory"), name="Export", profile_type="export")
+    return add_run_profile(make_connected_system("Directory", profiles=()), "export")
 
 
 def stopped_at(profile: RunProfile, error_type: str, **fields) -> Activity:
@@ -205,7 +211,7 @@ def test_jim_queue_passes_the_threshold_flags(profile, flags, allowed) -> None:
 
 
 def test_the_change_threshold_and_optional_are_editable_in_the_admin(admin_client) -> None:
-    system = make_system("HR")
+    system = make_connected_system("HR", profiles=())
     object_type = system.object_types.get()
     object_type.attributes.create(name="department")
 

@@ -1,19 +1,18 @@
-"""Failed pending exports made the way an export run fails them (memory connector)."""
+"""Failed pending exports made the way an export run fails them (memory connector), and
+the users who act on them."""
 
 from __future__ import annotations
 
-from exports.export_processor import run_export
+from django.contrib.auth.models import Permission, User
+
 from exports.models import PendingExport
+from tests.exports.exporting import export
 from tests.exports.memory_connector import MemoryConnector
-from tests.sync.scenario import Scenario, run_processor
+from tests.sync.scenario import Scenario
 
 
 def dn(account: str) -> str:
     return f"uid={account},ou=people,dc=example,dc=org"
-
-
-def export(scenario: Scenario):
-    return run_processor(scenario.directory, "export", run_export)
 
 
 def failed_creates(scenario: Scenario, *accounts: str) -> list[PendingExport]:
@@ -26,3 +25,12 @@ def failed_creates(scenario: Scenario, *accounts: str) -> list[PendingExport]:
     pes = list(PendingExport.objects.filter(status="failed").order_by("pk"))
     assert len(pes) == len(accounts)
     return pes
+
+
+def user_with(username: str, *codenames: str, **fields) -> User:
+    """A user holding these exports permissions (fetched again: no permission cache)."""
+    user = User.objects.create_user(username, password="pw", **fields)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="exports", codename__in=codenames)
+    )
+    return User.objects.get(pk=user.pk)

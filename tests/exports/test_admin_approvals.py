@@ -7,7 +7,6 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group, Permission, User
 from django.urls import reverse
 
-from connectors.models import ConnectedSystem
 from exports.models import ApprovalAuditEntry, PendingExport
 from tests.sync.scenario import build_scenario
 
@@ -18,8 +17,7 @@ CHANGELIST = "admin:exports_pendingexport_changelist"
 
 @pytest.fixture
 def awaiting():
-    s = build_scenario()
-    ConnectedSystem.objects.filter(pk=s.directory.pk).update(approval_mode="all")
+    s = build_scenario(approval_mode="all")
     s.hr_row("1", accountName="first")
     s.hr_row("2", accountName="second")
     s.sync()

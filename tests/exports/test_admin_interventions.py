@@ -8,8 +8,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from exports.models import ApprovalAuditEntry, PendingExport
-from tests.exports.conftest import user_with
-from tests.exports.failures import dn, failed_creates
+from tests.exports.failures import dn, failed_creates, user_with
 from tests.support.runs import held
 
 pytestmark = pytest.mark.django_db

@@ -5,30 +5,19 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group, User
 
-from connectors import registry
 from connectors.models import ConnectedSystem, ConnectorSpaceObject
 from exports.approval import ApprovalDenied, decide
-from exports.export_processor import run_export
 from exports.models import ApprovalAuditEntry, PendingExport
+from tests.exports.exporting import export
 from tests.exports.memory_connector import MemoryConnector
-from tests.sync.scenario import build_scenario, run_processor
-from tests.sync.test_sync_lifecycle import _provisioned
+from tests.sync.scenario import build_scenario, provisioned
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def scenario(monkeypatch):
-    monkeypatch.setitem(
-        registry.CONNECTORS, "memory", "tests.exports.memory_connector:MemoryConnector"
-    )
-    MemoryConnector.reset()
-    s = build_scenario()
-    ConnectedSystem.objects.filter(pk=s.directory.pk).update(
-        connector="memory", approval_mode="deletes"
-    )
-    s.directory.refresh_from_db()
-    return s
+def scenario(memory_connector):
+    return build_scenario(connector="memory", approval_mode="deletes")
 
 
 @pytest.fixture
@@ -38,12 +27,8 @@ def approver():
     return User.objects.get(pk=user.pk)  # fresh permission cache
 
 
-def export(scenario):
-    return run_processor(scenario.directory, "export", run_export)
-
-
 def _leaver(scenario):
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     MemoryConnector.directory[target.secondary_external_id] = {"id": "x", "attributes": {}}
     scenario.update_hr("1001", status="Terminated")
     scenario.sync(delta=True)
@@ -102,7 +87,7 @@ def test_only_approvers_may_decide(scenario):
 
 def test_changed_export_needs_approval_again(scenario, approver):
     ConnectedSystem.objects.filter(pk=scenario.directory.pk).update(approval_mode="all")
-    _provisioned(scenario)
+    provisioned(scenario)
     scenario.update_hr("1001", lastName="Jones")
     scenario.sync(delta=True)
     pe = scenario.export_of("1001")

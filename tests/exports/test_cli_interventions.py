@@ -13,9 +13,8 @@ from django.core.management.base import CommandError
 
 from connectors.models import Activity, ConnectorSpaceObject
 from exports.models import ApprovalAuditEntry, PendingExport
-from tests.connectors.test_jim_run import jim
-from tests.exports.conftest import user_with
-from tests.exports.failures import dn, failed_creates
+from tests.exports.failures import dn, failed_creates, user_with
+from tests.support.cli import jim
 from tests.support.runs import held
 
 pytestmark = pytest.mark.django_db

@@ -13,12 +13,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from connectors import registry
-from connectors.models import ConnectedSystem
-from exports.export_processor import run_export
 from exports.models import PendingExport
+from tests.exports.exporting import export
 from tests.exports.memory_connector import MemoryConnector
-from tests.sync.scenario import build_scenario, rpeis, run_processor
+from tests.sync.scenario import build_scenario, rpeis
 
 pytestmark = pytest.mark.django_db
 
@@ -26,21 +24,8 @@ DN = "uid={},ou=people,dc=example,dc=org"
 
 
 @pytest.fixture
-def scenario(monkeypatch):
-    monkeypatch.setitem(
-        registry.CONNECTORS, "memory", "tests.exports.memory_connector:MemoryConnector"
-    )
-    MemoryConnector.reset()
-    s = build_scenario()
-    ConnectedSystem.objects.filter(pk=s.directory.pk).update(
-        connector="memory", export_retry_backoff_seconds=60, export_max_retries=3
-    )
-    s.directory.refresh_from_db()
-    return s
-
-
-def export(scenario):
-    return run_processor(scenario.directory, "export", run_export)
+def scenario(memory_connector):
+    return build_scenario(connector="memory", export_retry_backoff_seconds=60, export_max_retries=3)
 
 
 def _people(scenario, *accounts: str) -> None:

@@ -8,30 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from connectors import registry
-from connectors.models import ConnectedSystem
-from exports.export_processor import run_export
 from exports.models import PendingExport
+from tests.exports.exporting import export
 from tests.exports.memory_connector import MemoryConnector
-from tests.sync.scenario import build_scenario, run_processor
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def scenario(monkeypatch):
-    monkeypatch.setitem(
-        registry.CONNECTORS, "memory", "tests.exports.memory_connector:MemoryConnector"
-    )
-    MemoryConnector.reset()
-    s = build_scenario()
-    ConnectedSystem.objects.filter(pk=s.directory.pk).update(connector="memory")
-    s.directory.refresh_from_db()
-    return s
-
-
-def export(scenario):
-    return run_processor(scenario.directory, "export", run_export)
 
 
 def _exported(scenario) -> PendingExport:

@@ -16,16 +16,15 @@ from django.db import connection
 
 from exports.models import PendingExport
 from metaverse.sync.batch import SyncBatch
-from tests.exports.memory_connector import MemoryConnector
-from tests.exports.test_export_sync_race import (
+from tests.exports.exporting import (
     DN,
     assert_converged,
     confirming_import,
     export,
     hr_marked,
-    scenario,  # noqa: F401 (the fixture)
     sent_values,
 )
+from tests.exports.memory_connector import MemoryConnector
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,7 +41,7 @@ def _waiting_on_a_lock(pid: int) -> bool:
 
 
 def test_an_export_claim_waits_for_the_sync_batch_then_sends_what_it_wrote(
-    scenario,  # noqa: F811 (the fixture imported above)
+    scenario,
     monkeypatch,
 ):
     scenario.hr_row("1001", accountName="jsmith")

@@ -15,12 +15,10 @@ from exports.intervention import (
     retry,
 )
 from exports.models import ApprovalAuditEntry, PendingExport
-from tests.exports.conftest import user_with
-from tests.exports.failures import dn, export, failed_creates
+from tests.exports.failures import dn, export, failed_creates, user_with
 from tests.exports.memory_connector import MemoryConnector
 from tests.support.runs import held
-from tests.sync.scenario import changes
-from tests.sync.test_sync_lifecycle import _provisioned
+from tests.sync.scenario import changes, provisioned
 
 pytestmark = pytest.mark.django_db
 
@@ -151,7 +149,7 @@ def test_earlier_audit_entries_of_a_discarded_export_stay(failing, intervener):
 def test_a_discarded_update_keeps_the_object_and_the_next_delta_sync_stages_it_again(
     failing, intervener
 ):
-    target = _provisioned(failing)
+    target = provisioned(failing)
     MemoryConnector.directory[target.secondary_external_id] = {"id": "x", "attributes": {}}
     failing.update_hr("1001", lastName="Jones")
     failing.sync(delta=True)

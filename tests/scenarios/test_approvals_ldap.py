@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 
 from exports.approval import decide
 from exports.models import PendingExport
-from tests.scenarios.conftest import make_estate, person
+from tests.scenarios.estate import make_estate, person
 
 pytestmark = pytest.mark.django_db
 

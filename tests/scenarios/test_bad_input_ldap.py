@@ -13,7 +13,7 @@ import pytest
 from connectors.models import ConnectedSystemAttribute, ConnectorSpaceObject
 from exports.models import PendingExport
 from tests.builders import errors, write_csv
-from tests.scenarios.conftest import PEOPLE_HEADER, person
+from tests.scenarios.estate import PEOPLE_HEADER, person
 
 pytestmark = pytest.mark.django_db
 

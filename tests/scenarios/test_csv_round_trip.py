@@ -21,7 +21,7 @@ from connectors.models import Activity, ConnectedSystem, ConnectorSpaceObject
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
 from tests.builders import run, write_csv
-from tests.scenarios.conftest import PEOPLE_HEADER, person
+from tests.scenarios.estate import PEOPLE_HEADER, person
 
 pytestmark = pytest.mark.django_db
 

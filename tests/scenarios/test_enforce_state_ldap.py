@@ -8,7 +8,7 @@ import pytest
 
 from exports.models import PendingExport
 from metaverse.models import SyncRule
-from tests.scenarios.conftest import person
+from tests.scenarios.estate import person
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.db.models import Sum
 from connectors.models import ConnectedSystem
 from exports.models import PendingExport
 from metaverse.models import SyncRule
-from tests.scenarios.conftest import person
-from tests.test_config_apply import jim
+from tests.scenarios.estate import person
+from tests.support.cli import jim
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from connectors.models import ConnectedSystem, RunProfile
 from exports import export_processor
 from exports.models import PendingExport
 from runs.runner import execute, start_activity
-from tests.scenarios.conftest import person
+from tests.scenarios.estate import person
 
 pytestmark = pytest.mark.django_db
 

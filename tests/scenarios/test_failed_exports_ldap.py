@@ -11,7 +11,7 @@ from connectors.models import ConnectedSystem
 from exports.intervention import discard, retry
 from exports.models import ApprovalAuditEntry, PendingExport
 from metaverse.models import SyncRule
-from tests.scenarios.conftest import Estate, make_estate, person
+from tests.scenarios.estate import Estate, make_estate, person
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from connectors.models import ConnectorSpaceObject
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
-from tests.scenarios.conftest import person
+from tests.scenarios.estate import person
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from exports.models import PendingExport, PendingExportAttributeChange
-from tests.scenarios.conftest import person
+from tests.scenarios.estate import person
 
 pytestmark = pytest.mark.django_db
 

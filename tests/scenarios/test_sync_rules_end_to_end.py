@@ -8,7 +8,7 @@ import pytest
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject, SyncRuleFlow
 from tests.builders import errors, rpeis
-from tests.scenarios.conftest import person
+from tests.scenarios.estate import person
 
 pytestmark = pytest.mark.django_db
 

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.activity import ActivityRecorder, RunFailed
-from connectors.choices import ActivityStatus, AttributeDataType, RunProfileType
+from connectors.choices import ActivityStatus, CsoStatus, RunProfileType
 from connectors.models import (
     Activity,
     ConnectedSystem,
-    ConnectedSystemAttribute,
     ConnectedSystemObjectType,
     ConnectorSpaceObject,
     RunProfileExecutionItem,
@@ -31,6 +30,7 @@ from metaverse.models import (
     SyncRuleJoin,
 )
 from metaverse.sync import run_delta_sync, run_full_sync
+from tests.builders import make_connected_system
 
 PERSON_ATTRIBUTES = {
     "employeeId": ("text", False),
@@ -151,6 +151,54 @@ def run_processor(system: ConnectedSystem, profile: str, processor: Any) -> Acti
     return activity
 
 
+def provisioned(
+    scenario: Scenario, employee_id: str = "1001", account: str = "jsmith"
+) -> ConnectorSpaceObject:
+    """Sync a joiner, then pretend export and confirming import happened."""
+    scenario.hr_row(employee_id, accountName=account)
+    scenario.sync()
+    target = scenario.dir_cso_of(employee_id)
+    pe = PendingExport.objects.get(cs_object=target)
+    target.attributes = {c.attribute: c.values for c in pe.attribute_changes.all()}
+    target.status = CsoStatus.NORMAL
+    target.external_id = f"uuid-{account}"
+    target.sync_pending = False
+    target.save()
+    pe.delete()
+    return target
+
+
+def second_source(scenario: Scenario, precedence: int) -> tuple[ConnectedSystem, SyncRule]:
+    """A phone book CSV that also flows department and phone, joined on employeeId."""
+    book = make_connected_system(
+        "Phonebook",
+        "csv",
+        {"path": "p.csv"},
+        object_type="entry",
+        external_id="id",
+        profiles=(),
+    )
+    book_type = book.object_types.get()
+    rule = SyncRule.objects.create(
+        name="Phonebook in",
+        connected_system=book,
+        direction="import",
+        cs_object_type=book_type,
+        mv_object_type=scenario.person,
+        precedence=precedence,
+    )
+    SyncRuleJoin.objects.create(sync_rule=rule, cs_attribute="id", mv_attribute="employeeId")
+    SyncRuleFlow.objects.create(sync_rule=rule, order=0, target="department", source="dept")
+    SyncRuleFlow.objects.create(sync_rule=rule, order=1, target="phone", source="phone")
+    ConnectorSpaceObject.objects.create(
+        connected_system=book,
+        object_type=book_type,
+        external_id="1001",
+        attributes={"id": ["1001"], "dept": ["Phonebook dept"], "phone": ["555"]},
+    )
+    return book, rule
+
+
 def changes(pe: PendingExport) -> dict[tuple[str, str], list[Any]]:
     return {(c.attribute, c.change_type): c.values for c in pe.attribute_changes.all()}
 
@@ -159,33 +207,38 @@ def rpeis(activity: Activity) -> list[RunProfileExecutionItem]:
     return list(activity.items.order_by("pk"))
 
 
-def build_scenario() -> Scenario:
-    hr = ConnectedSystem.objects.create(name="HR", connector="csv", settings={"path": "hr.csv"})
-    hr_person = ConnectedSystemObjectType.objects.create(
-        connected_system=hr, name="person", external_id_attribute="employeeId"
+def build_scenario(**directory_fields: Any) -> Scenario:
+    """The HR → Directory configuration; ``directory_fields`` are fields of the
+    Directory system: ``connector`` (``ldap`` unless given), ``approval_mode``…"""
+    hr = make_connected_system(
+        "HR",
+        "csv",
+        {"path": "hr.csv"},
+        attributes={
+            **dict.fromkeys(
+                ("employeeId", "firstName", "lastName", "accountName", "status", "department"),
+                "text",
+            ),
+            "managerId": {"type": "reference", "references": "person"},
+        },
+        profiles=(),
     )
-    for name in ("employeeId", "firstName", "lastName", "accountName", "status", "department"):
-        ConnectedSystemAttribute.objects.create(object_type=hr_person, name=name)
-    ConnectedSystemAttribute.objects.create(
-        object_type=hr_person, name="managerId", data_type="reference", references="person"
-    )
-    directory = ConnectedSystem.objects.create(
-        name="Directory",
-        connector="ldap",
-        settings={"url": "ldap://127.0.0.1:1", "base_dn": "dc=example,dc=org"},
-    )
-    dir_person = ConnectedSystemObjectType.objects.create(
-        connected_system=directory,
-        name="inetOrgPerson",
-        external_id_attribute="entryUUID",
-        secondary_external_id_attribute="dn",
+    directory = make_connected_system(
+        "Directory",
+        directory_fields.pop("connector", "ldap"),
+        {"url": "ldap://127.0.0.1:1", "base_dn": "dc=example,dc=org"},
+        object_type="inetOrgPerson",
+        external_id="entryUUID",
+        secondary_external_id="dn",
         container="ou=people,dc=example,dc=org",
+        attributes={
+            **dict.fromkeys(("uid", "cn", "sn", "mail", "telephoneNumber"), "text"),
+            "manager": "reference",
+        },
+        profiles=(),
+        **directory_fields,
     )
-    for name in ("uid", "cn", "sn", "mail", "telephoneNumber"):
-        ConnectedSystemAttribute.objects.create(object_type=dir_person, name=name)
-    ConnectedSystemAttribute.objects.create(
-        object_type=dir_person, name="manager", data_type=AttributeDataType.REFERENCE
-    )
+    hr_person, dir_person = hr.object_types.get(), directory.object_types.get()
     person = MetaverseObjectType.objects.create(name="person")
     for name, (data_type, multivalued) in PERSON_ATTRIBUTES.items():
         MetaverseAttribute.objects.create(

@@ -12,9 +12,7 @@ import pytest
 
 from exports.models import PendingExport, PendingExportAttributeChange
 from metaverse.models import SyncRule, SyncRuleFlow
-from tests.sync.scenario import build_scenario, changes, rpeis
-from tests.sync.test_sync_lifecycle import _provisioned
-from tests.sync.test_sync_rules import _second_source
+from tests.sync.scenario import build_scenario, changes, provisioned, rpeis, second_source
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +44,7 @@ def _directory_contributes_phone(scenario) -> None:
 
 @KINDS
 def test_drift_is_corrected_when_the_rule_enforces_state(scenario, delta):
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     _edit_in_target(target, cn="Hacked Name")
 
     activity = scenario.sync(scenario.directory, delta=delta)
@@ -59,7 +57,7 @@ def test_drift_is_corrected_when_the_rule_enforces_state(scenario, delta):
 @KINDS
 def test_drift_is_left_alone_when_the_rule_does_not_enforce_state(scenario, delta):
     _enforce(scenario, False)
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     _edit_in_target(target, cn="Hacked Name")
 
     activity = scenario.sync(scenario.directory, delta=delta)
@@ -72,7 +70,7 @@ def test_drift_is_left_alone_when_the_rule_does_not_enforce_state(scenario, delt
 @KINDS
 def test_a_real_change_still_flows_out_without_enforce_state(scenario, delta):
     _enforce(scenario, False)
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     _edit_in_target(target, mail="mine@example.org")
     scenario.sync(scenario.directory, delta=delta)
     scenario.update_hr("1001", lastName="Jones")
@@ -88,7 +86,7 @@ def test_a_real_change_still_flows_out_without_enforce_state(scenario, delta):
 def test_a_change_the_target_contributes_does_not_revert_its_drift(scenario, delta):
     _enforce(scenario, False)
     _directory_contributes_phone(scenario)
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     _edit_in_target(target, cn="Hacked Name", telephoneNumber="+44 1")
 
     scenario.sync(scenario.directory, delta=delta)
@@ -100,7 +98,7 @@ def test_a_change_the_target_contributes_does_not_revert_its_drift(scenario, del
 @KINDS
 def test_a_change_the_target_contributes_comes_with_drift_correction(scenario, delta):
     _directory_contributes_phone(scenario)
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     _edit_in_target(target, cn="Hacked Name", telephoneNumber="+44 1")
 
     scenario.sync(scenario.directory, delta=delta)
@@ -136,8 +134,8 @@ def test_a_full_sync_of_a_source_that_joins_evaluates_every_rule(scenario):
     # A source that joins rather than projects is no target: its full sync is how an
     # export rule's change (here: a value the Directory lacks) reaches its objects.
     _enforce(scenario, False)
-    book, _ = _second_source(scenario, precedence=5)
-    target = _provisioned(scenario)
+    book, _ = second_source(scenario, precedence=5)
+    target = provisioned(scenario)
     scenario.sync(book)  # joins
     PendingExport.objects.all().delete()
     target.attributes.pop("mail")

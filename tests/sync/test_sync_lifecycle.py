@@ -8,9 +8,9 @@ from connectors.choices import CsoStatus, JoinType
 from connectors.models import ConnectorSpaceObject
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
-from tests.sync.scenario import build_scenario, changes, rpeis
+from tests.sync.scenario import build_scenario, changes, provisioned, rpeis
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rpei_writes")]
 
 
 @pytest.fixture
@@ -75,23 +75,8 @@ def test_rerun_with_no_change_stages_nothing_and_records_nothing(scenario):
     assert MetaverseObject.objects.count() == 1
 
 
-def _provisioned(scenario, employee_id: str = "1001", account: str = "jsmith"):
-    """Sync a joiner, then pretend export and confirming import happened."""
-    scenario.hr_row(employee_id, accountName=account)
-    scenario.sync()
-    target = scenario.dir_cso_of(employee_id)
-    pe = PendingExport.objects.get(cs_object=target)
-    target.attributes = {c.attribute: c.values for c in pe.attribute_changes.all()}
-    target.status = CsoStatus.NORMAL
-    target.external_id = f"uuid-{account}"
-    target.sync_pending = False
-    target.save()
-    pe.delete()
-    return target
-
-
 def test_mover_stages_one_update_with_only_the_changed_attribute(scenario):
-    _provisioned(scenario)
+    provisioned(scenario)
     scenario.update_hr("1001", lastName="Jones")
 
     activity = scenario.sync(delta=True)
@@ -109,7 +94,7 @@ def test_mover_stages_one_update_with_only_the_changed_attribute(scenario):
 
 
 def test_rename_stages_a_modify_dn(scenario):
-    _provisioned(scenario)
+    provisioned(scenario)
     scenario.update_hr("1001", accountName="jsmith2")
 
     scenario.sync(delta=True)
@@ -121,7 +106,7 @@ def test_rename_stages_a_modify_dn(scenario):
 
 
 def test_leaver_out_of_scope_stages_a_delete_for_a_provisioned_object(scenario):
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     scenario.update_hr("1001", status="Terminated")
 
     scenario.sync(delta=True)

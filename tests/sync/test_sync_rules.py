@@ -8,13 +8,12 @@ import pytest
 from django.utils import timezone
 
 from connectors.choices import CsoStatus
-from connectors.models import ConnectedSystem, ConnectedSystemObjectType, ConnectorSpaceObject
+from connectors.models import ConnectedSystem, ConnectorSpaceObject
 from exports.models import PendingExport, PendingExportAttributeChange
-from metaverse.models import MetaverseObject, SyncRule, SyncRuleFlow, SyncRuleJoin
-from tests.sync.scenario import build_scenario, changes, rpeis
-from tests.sync.test_sync_lifecycle import _provisioned
+from metaverse.models import MetaverseObject, SyncRule, SyncRuleFlow
+from tests.sync.scenario import build_scenario, changes, provisioned, rpeis, second_source
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rpei_writes")]
 
 
 @pytest.fixture
@@ -22,36 +21,8 @@ def scenario():
     return build_scenario()
 
 
-def _second_source(scenario, precedence: int) -> tuple[ConnectedSystem, SyncRule]:
-    """A phone book CSV that also flows department and phone, joined on employeeId."""
-    book = ConnectedSystem.objects.create(
-        name="Phonebook", connector="csv", settings={"path": "p.csv"}
-    )
-    book_type = ConnectedSystemObjectType.objects.create(
-        connected_system=book, name="entry", external_id_attribute="id"
-    )
-    rule = SyncRule.objects.create(
-        name="Phonebook in",
-        connected_system=book,
-        direction="import",
-        cs_object_type=book_type,
-        mv_object_type=scenario.person,
-        precedence=precedence,
-    )
-    SyncRuleJoin.objects.create(sync_rule=rule, cs_attribute="id", mv_attribute="employeeId")
-    SyncRuleFlow.objects.create(sync_rule=rule, order=0, target="department", source="dept")
-    SyncRuleFlow.objects.create(sync_rule=rule, order=1, target="phone", source="phone")
-    ConnectorSpaceObject.objects.create(
-        connected_system=book,
-        object_type=book_type,
-        external_id="1001",
-        attributes={"id": ["1001"], "dept": ["Phonebook dept"], "phone": ["555"]},
-    )
-    return book, rule
-
-
 def test_rule_listed_first_has_precedence(scenario):
-    book, _ = _second_source(scenario, precedence=5)
+    book, _ = second_source(scenario, precedence=5)
     scenario.hr_row("1001", accountName="jsmith", department="HR dept")
     scenario.sync()
 
@@ -64,7 +35,7 @@ def test_rule_listed_first_has_precedence(scenario):
 
 
 def test_later_rule_takes_over_when_earlier_system_has_no_value(scenario):
-    book, _ = _second_source(scenario, precedence=5)
+    book, _ = second_source(scenario, precedence=5)
     scenario.hr_row("1001", accountName="jsmith")  # no department in HR
     scenario.sync()
     scenario.sync(book)
@@ -77,7 +48,7 @@ def test_later_rule_takes_over_when_earlier_system_has_no_value(scenario):
 
 
 def test_recalled_values_when_contributing_system_disconnects(scenario):
-    book, _ = _second_source(scenario, precedence=5)
+    book, _ = second_source(scenario, precedence=5)
     scenario.hr_row("1001", accountName="jsmith")
     scenario.sync()
     scenario.sync(book)
@@ -136,7 +107,7 @@ def test_second_object_of_a_system_cannot_join_the_same_mvo(scenario):
 
 
 def test_drift_in_target_is_corrected_when_enforce_state(scenario):
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     target.attributes["cn"] = ["Hacked Name"]
     target.sync_pending = True
     target.save()
@@ -151,7 +122,7 @@ def test_drift_in_target_is_corrected_when_enforce_state(scenario):
 
 def test_no_drift_correction_without_enforce_state(scenario):
     SyncRule.objects.filter(pk=scenario.dir_out.pk).update(enforce_state=False)
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     target.attributes["cn"] = ["Hacked Name"]
     target.sync_pending = True
     target.save()
@@ -183,7 +154,7 @@ def test_value_contributed_by_the_target_is_not_exported_back(scenario):
 
 
 def test_last_connector_removed_deletes_mvo_and_deprovisions(scenario):
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     scenario.obsolete_hr("1001")
 
     activity = scenario.sync(delta=True)
@@ -201,7 +172,7 @@ def test_last_connector_removed_deletes_mvo_and_deprovisions(scenario):
 def test_grace_period_keeps_the_mvo_until_due_then_housekeeping_deletes(scenario):
     scenario.person.deletion_grace_period_days = 7
     scenario.person.save()
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     scenario.obsolete_hr("1001")
 
     scenario.sync(delta=True)
@@ -269,7 +240,7 @@ def test_delta_sync_touches_only_changed_objects(scenario):
 
 def test_approval_policy_marks_deletes_awaiting_approval(scenario):
     ConnectedSystem.objects.filter(pk=scenario.directory.pk).update(approval_mode="deletes")
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     assert not PendingExport.objects.exists()
     scenario.update_hr("1001", status="Terminated")
 
@@ -280,7 +251,7 @@ def test_approval_policy_marks_deletes_awaiting_approval(scenario):
 
 
 def test_back_in_scope_cancels_a_pending_delete(scenario):
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     scenario.update_hr("1001", status="Terminated")
     scenario.sync(delta=True)
     assert PendingExport.objects.get(cs_object=target).change_type == "delete"
@@ -292,7 +263,7 @@ def test_back_in_scope_cancels_a_pending_delete(scenario):
 
 
 def test_changes_merge_into_the_one_open_export(scenario):
-    _provisioned(scenario)
+    provisioned(scenario)
     scenario.update_hr("1001", lastName="Jones")
     scenario.sync(delta=True)
     scenario.update_hr("1001", lastName="Brown", firstName="Jim")
@@ -309,7 +280,7 @@ def test_changes_merge_into_the_one_open_export(scenario):
 
 
 def test_export_not_confirmed_is_confirmed_during_sync(scenario):
-    target = _provisioned(scenario)
+    target = provisioned(scenario)
     scenario.update_hr("1001", lastName="Jones")
     scenario.sync(delta=True)
     pe = scenario.export_of("1001")
