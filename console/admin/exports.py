@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils.html import format_html
 
 from console.admin.approvals import ApprovalAdminMixin
-from console.admin.connectors import (
+from console.admin.helpers import (
     CSO_JSON_FIELDS,
     SYSTEM_DETAIL_FIELDS,
     LargeTableAdmin,

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from connectors.models import ConnectedSystemObjectType, ConnectorSpaceObject
-from console.admin.connectors import (
+from console.admin.helpers import (
     CSO_JSON_FIELDS,
     SYSTEM_DETAIL_FIELDS,
     LargeTableAdmin,
