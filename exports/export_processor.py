@@ -32,6 +32,7 @@ from django.db import transaction
 
 from connectors.activity import ActivityRecorder, RunFailed
 from connectors.base import (
+    AttributeChangeKind,
     Connector,
     ConnectorError,
     ExportAttributeChange,
@@ -50,13 +51,26 @@ from connectors.schema import connector_for, object_type_spec
 from core.bulk import update_instances
 from exports import lifecycle
 from exports.changes import apply_changes, changes_by_export
-from exports.choices import AttributeChangeStatus, PendingExportChangeType, PendingExportStatus
+from exports.choices import (
+    AttributeChangeStatus,
+    AttributeChangeType,
+    PendingExportChangeType,
+    PendingExportStatus,
+)
 from exports.lifecycle import Transitions, executable, release_stale_executing
 from exports.models import PendingExport, PendingExportAttributeChange
 from exports.thresholds import check_change_threshold
 
 BATCH_SIZE = 500
 NOT_COUNTED = "no attempt was counted against the exports not sent; the next run sends them"
+
+#: the connector's name of each kind of attribute change a pending export stores
+CHANGE_KIND: dict[str, AttributeChangeKind] = {
+    AttributeChangeType.ADD: "add",
+    AttributeChangeType.UPDATE: "update",
+    AttributeChangeType.REMOVE: "remove",
+    AttributeChangeType.REMOVE_ALL: "remove_all",
+}
 
 
 def run_export(activity: Activity, recorder: ActivityRecorder) -> None:
@@ -83,7 +97,7 @@ class ExportRun:
         self.activity = activity
         self.recorder = recorder
         self.system = activity.connected_system
-        self.connector: Connector | None = None
+        self.connector: Connector = connector_for(self.system)  # opened when first sending
         self.types = {
             t.pk: object_type_spec(t)
             for t in ConnectedSystemObjectType.objects.filter(
@@ -103,7 +117,6 @@ class ExportRun:
         )
         total = executable(self.system).count()
         self.recorder.progress(total=total, processed=0, phase=ActivityPhase.EXPORTING)
-        self.connector = connector_for(self.system)
         try:
             self._export_all()
         finally:
@@ -284,7 +297,9 @@ class ExportRun:
         if not item.sent and not (pe.change_type == "update" and pe.dn):
             return None
         changes = [
-            ExportAttributeChange(row.attribute, row.change_type, self._translate(spec, row))
+            ExportAttributeChange(
+                row.attribute, CHANGE_KIND[row.change_type], self._translate(spec, row)
+            )
             for row in item.sent
         ]
         if pe.change_type == PendingExportChangeType.CREATE:

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from importlib import import_module
-from typing import Any
+from typing import Any, TypedDict
 
 import psycopg
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -370,7 +370,9 @@ def _run(activity: Activity, lock: run_lock.RunLock, on_progress: ProgressCallba
     _finish(activity, recorder, status, message)
 
 
-def _failure(activity: Activity, recorder: ActivityRecorder, exc: Exception) -> tuple[str, str]:
+def _failure(
+    activity: Activity, recorder: ActivityRecorder, exc: Exception
+) -> tuple[ActivityStatus, str]:
     """The status and message of a run stopped by ``exc``."""
     if isinstance(exc, run_lock.LockLost):
         return ActivityStatus.FAILED, (
@@ -498,8 +500,16 @@ def _one_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- summary
 
 
+class ErrorSummary(TypedDict):
+    """One error RPEI, as an activity's summary lists it."""
+
+    external_id: str
+    error_type: str
+    message: str
+
+
 def activity_summary(
-    activity: Activity, *, errors: list[dict[str, Any]] | None = None
+    activity: Activity, *, errors: list[ErrorSummary] | None = None
 ) -> dict[str, Any]:
     """The activity as the JSON of ``jim run --json`` / ``jim activity --json``.
 

@@ -111,8 +111,9 @@ class SyncBatch:
         self.deleted_mvos: set[int] = set()
         self.deleted_csos: set[int] = set()
         #: MVOs whose pending exports another run holds: their changes are left for
-        #: the next sync (see :meth:`hold_exports`)
-        self.busy_mvos: set[int] = set()
+        #: the next sync (see :meth:`hold_exports`); None when such an export's CSO is
+        #: joined to no MVO (then every unjoined CSO of the batch keeps its sync mark)
+        self.busy_mvos: set[int | None] = set()
         self.mvo_join_values_before: dict[int, dict[str, list[Any]]] = {}
         #: rows inserted by :meth:`commit`, by model (for the planner's statistics)
         self.inserted: Counter[type[Model]] = Counter()
@@ -136,7 +137,9 @@ class SyncBatch:
         joined = ConnectorSpaceObject.objects.filter(one_of("metaverse_object_id", wanted))
         for cso in joined:
             cso = self.csos.get(cso.pk, cso)
-            self.mvo_csos[cso.metaverse_object_id][cso.connected_system_id] = cso
+            mvo_id = cso.metaverse_object_id
+            assert mvo_id is not None  # joined to one of `wanted`, not yet in the batch
+            self.mvo_csos[mvo_id][cso.connected_system_id] = cso
         self.load_exports(
             cso.pk for mvo_id in wanted for cso in self.mvo_csos.get(mvo_id, {}).values()
         )
@@ -260,10 +263,12 @@ class SyncBatch:
             state = self.exports[cso_id]
             if current.get(pk) == state.loaded:
                 continue
+            pe = state.pe
+            assert pe is not None  # `edited` holds stored exports only
             state.dirty = False
             self.deleted_csos.discard(cso_id)
             self.dirty_csos.pop(cso_id, None)
-            self.busy_mvos.add(self._mvo_of(cso_id, state.pe))
+            self.busy_mvos.add(self._mvo_of(cso_id, pe))
 
     def _mvo_of(self, cso_id: int, pe: PendingExport) -> int | None:
         for mvo_id, by_system in self.mvo_csos.items():

@@ -368,8 +368,8 @@ class ExportEvaluator:
         creating = cso.status == CsoStatus.PENDING_PROVISIONING and _create_not_sent(cso, pe)
         if creating and new_dn:
             # Not created yet: the new DN is simply the DN to create with.
-            cso.secondary_external_id = dn
-            cso.secondary_external_id_key = self._dn_key(rule.system_id, dn)
+            cso.secondary_external_id = new_dn
+            cso.secondary_external_id_key = self._dn_key(rule.system_id, new_dn)
             self.batch.cso_changed(cso)
             new_dn = ""
         merged = merge_rows(state.rows, rows, desired)

@@ -170,10 +170,11 @@ class SyncRun:
             if outcome.error is not None:
                 continue  # left as it was: tried again by the next sync that takes it
             mvo_id = cso.metaverse_object_id
-            waits = mvo_id in self.deferred_references or mvo_id in self.deferred_exports
-            if waits:
-                self.marked_until_last_pass[mvo_id] = cso.pk
-            keep = waits or mvo_id in batch.busy_mvos
+            if mvo_id in self.deferred_references or mvo_id in self.deferred_exports:
+                self.marked_until_last_pass[mvo_id] = cso.pk  # waits for the last pass
+                keep = True
+            else:
+                keep = mvo_id in batch.busy_mvos
             if cso.sync_pending != keep:
                 cso.sync_pending = keep
                 batch.cso_changed(cso)
@@ -211,16 +212,17 @@ class SyncRun:
         return _Outcome(cso, inbound=result)
 
     def _resolve_references(self, batch: SyncBatch, outcomes: list[_Outcome]) -> None:
-        pending = [o for o in outcomes if o.inbound and o.inbound.pending_references]
+        pending = [r for o in outcomes if (r := o.inbound) is not None and r.pending_references]
         if not pending:
             return
         mvo_of_cso = self._mvo_of_cso(
-            batch, {i for o in pending for _, _, ids in o.inbound.pending_references for i in ids}
+            batch, {i for r in pending for _, _, ids in r.pending_references for i in ids}
         )
-        for outcome in pending:
-            result = outcome.inbound
+        for result in pending:
+            mvo = result.mvo
+            assert mvo is not None  # references are only collected by flows into an MVO
             changed, unresolved = resolve_references(
-                batch, result.mvo, result.pending_references, mvo_of_cso
+                batch, mvo, result.pending_references, mvo_of_cso
             )
             if changed:
                 result.changed_attributes.extend(changed)
@@ -228,7 +230,7 @@ class SyncRun:
                 if result.change == ObjectChangeType.NONE:
                     result.change = ObjectChangeType.ATTRIBUTE_FLOW
             if unresolved:
-                self.deferred_references[result.mvo.pk] = unresolved
+                self.deferred_references[mvo.pk] = unresolved
 
     def _mvo_of_cso(self, batch: SyncBatch, cso_ids: set[int]) -> dict[int, int | None]:
         known = {i: batch.csos[i].metaverse_object_id for i in cso_ids if i in batch.csos}
@@ -257,7 +259,9 @@ class SyncRun:
                 evaluator.deprovision_all(mvo)
                 outcome.details["metaverse_object_deleted"] = True
             else:
-                outcome.details["metaverse_object_deletion_due"] = mvo.deletion_due_at.isoformat()
+                due = mvo.deletion_due_at
+                assert due is not None  # scheduled, now or before, always with its due date
+                outcome.details["metaverse_object_deletion_due"] = due.isoformat()
         return deleted
 
     def _evaluate_exports(
@@ -277,17 +281,18 @@ class SyncRun:
         by_level: dict[int, list[Scope]] = defaultdict(list)
         for outcome in outcomes:
             result = outcome.inbound
-            if result is None or result.mvo is None or result.mvo.pk in deleted:
+            mvo = result.mvo if result is not None else None
+            if result is None or mvo is None or mvo.pk in deleted:
                 continue
-            if result.mvo.status == MvoStatus.DELETION_SCHEDULED:
+            if mvo.status == MvoStatus.DELETION_SCHEDULED:
                 continue
-            scope = _export_scope(outcome.cso, result, self.ruleset)
-            by_level[level_of[outcome.cso.pk]].append((result.mvo, *scope))
+            scope = _export_scope(outcome.cso, mvo, result, self.ruleset)
+            by_level[level_of[outcome.cso.pk]].append((mvo, *scope))
         evaluator.prefetch_references([mvo for level in by_level.values() for mvo, *_ in level])
         for level in sorted(by_level):
             for mvo, only_system, drift_of in by_level[level]:
-                result = evaluator.evaluate(mvo, only_system=only_system, drift_of=drift_of)
-                if result.deferred:
+                evaluation = evaluator.evaluate(mvo, only_system=only_system, drift_of=drift_of)
+                if evaluation.deferred:
                     self.deferred_exports.add(mvo.pk)
             evaluator.finish_provisioning()
         self._reevaluate_deferred_in_batch(batch, evaluator)
@@ -413,7 +418,7 @@ class SyncRun:
             self.recorder.flush()
         self.deferred_references, self.deferred_exports = {}, set()
 
-    def _finish_deferred_batch(self, mvo_ids: list[int]) -> set[int]:
+    def _finish_deferred_batch(self, mvo_ids: list[int]) -> set[int | None]:
         """Finish these MVOs; returns those whose exports another run holds (their CSOs
         stay marked for the next sync)."""
         batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
@@ -488,7 +493,7 @@ class SyncRun:
 
 
 def _export_scope(
-    cso: ConnectorSpaceObject, result: InboundResult, ruleset: RuleSet
+    cso: ConnectorSpaceObject, mvo: MetaverseObject, result: InboundResult, ruleset: RuleSet
 ) -> tuple[int | None, int | None]:
     """Which export rules to evaluate for the MVO of a synced CSO, as ``(only_system,
     drift_of)`` for :meth:`ExportEvaluator.evaluate` — in full and delta syncs alike
@@ -504,7 +509,6 @@ def _export_scope(
       its MVO changed, the change flows out to the other systems too.
     """
     system_id = cso.connected_system_id
-    mvo = result.mvo
     targets = {rule.system_id for rule in ruleset.export_rules.get(mvo.object_type_id, [])}
     if (
         cso.join_type == JoinType.PROJECTED

@@ -9,7 +9,6 @@ object never queries the configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from jinja2 import nodes
 
@@ -227,12 +226,13 @@ def _mv_attributes_read(source: str) -> frozenset[str]:
     from jinja2.sandbox import SandboxedEnvironment
 
     tree = SandboxedEnvironment().parse("{{ " + source + " }}")
-    names: set[str] = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target: Any = node.node
-        if isinstance(target, nodes.Name) and target.name == "mv":
-            if isinstance(node, nodes.Getattr):
-                names.add(node.attr)
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                names.add(node.arg.value)
+    names = {node.attr for node in tree.find_all(nodes.Getattr) if _is_mv(node.node)}
+    for node in tree.find_all(nodes.Getitem):
+        key = node.arg
+        if _is_mv(node.node) and isinstance(key, nodes.Const) and isinstance(key.value, str):
+            names.add(key.value)
     return frozenset(names)
+
+
+def _is_mv(node: nodes.Expr) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "mv"
