@@ -61,7 +61,7 @@ def reference_attribute_names(mvo: MetaverseObject) -> set[str]:
 
 def reference_links(values: list[Any]) -> dict[Any, ReferenceLink]:
     """Links for every reference value (an MVO id), with one query for all of them."""
-    ids = {_as_id(value) for value in values} - {None}
+    ids = {reference_id(value) for value in values} - {None}
     targets = (
         MetaverseObject.objects.filter(pk__in=ids).select_related("object_type").in_bulk()
         if ids
@@ -69,7 +69,7 @@ def reference_links(values: list[Any]) -> dict[Any, ReferenceLink]:
     )
     links = {}
     for value in values:
-        target = targets.get(_as_id(value))
+        target = targets.get(reference_id(value))
         links[value] = (
             ReferenceLink(value, str(target), reverse("console:mvo", args=[target.pk]))
             if target
@@ -85,8 +85,9 @@ def _reference_link(links: dict[Any, ReferenceLink], value: Any) -> ReferenceLin
     return ReferenceLink(value, str(value), "")
 
 
-def _as_id(value: Any) -> int | None:
-    """An MVO id from a reference value (an int, or digits as text); None otherwise."""
+def reference_id(value: Any) -> int | None:
+    """An object id from a stored reference value (an int, or digits as text); None
+    otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -55,7 +55,6 @@ from console.admin.helpers import (
     LeanChangeListMixin,
     ReadOnlyAdminMixin,
     SummaryDeleteMixin,
-    as_int,
     change_link,
     changelist_link,
     format_duration,
@@ -70,6 +69,7 @@ from console.admin.runs import (
     ConnectedSystemRunMixin,
     RunProfileRunMixin,
 )
+from console.mvo import reference_id
 from exports.models import PendingExport
 from metaverse.models import SyncRule
 from runs.threshold_override import audit_line
@@ -319,10 +319,10 @@ def cso_reference_links(cso: ConnectorSpaceObject) -> tuple[set[str], dict[int, 
         ).values_list("name", flat=True)
     )
     ids = {
-        as_int(value)
+        reference_id(value)
         for name in names
         for value in (cso.attributes or {}).get(name, [])
-        if as_int(value) is not None
+        if reference_id(value) is not None
     }
     targets = (
         ConnectorSpaceObject.objects.only("id", "external_id", "secondary_external_id").in_bulk(ids)
@@ -422,7 +422,7 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
 
     @staticmethod
     def _reference(value: Any, targets: dict[int, ConnectorSpaceObject]) -> str:
-        target = targets.get(as_int(value))
+        target = targets.get(reference_id(value))
         if target is None:
             return format_html("{} (no such CSO)", value)
         return change_link(target, f"{target} (CSO {target.pk})")

@@ -84,17 +84,6 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def as_int(value: Any) -> int | None:
-    """An object id from a stored reference value (an int, or digits as text)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
 class LeanChangeList(ChangeList):
     """A changelist whose rows start from the admin's :meth:`changelist_queryset`
     (so its annotations can be sorted on)."""

@@ -77,6 +77,21 @@ def in_scope(rule: CompiledRule, cs: AttributeView, mv: AttributeView) -> bool:
         ) from None
 
 
+def flow_values(
+    rule: CompiledRule, flow: CompiledFlow, cs: AttributeView, mv: AttributeView
+) -> list[Any]:
+    """The values of an expression flow; :class:`ObjectError` when it fails."""
+    assert flow.expression is not None  # callers take direct flows another way
+    try:
+        return values_of(flow.expression.evaluate(cs=cs, mv=mv))
+    except ExpressionError as exc:
+        raise ObjectError(
+            RpeiErrorType.EXPRESSION_ERROR,
+            f"sync rule {rule.name!r}: flow to {flow.target} "
+            f"({flow.expression.source!r}) failed: {exc}",
+        ) from None
+
+
 def sync_inbound(batch: SyncBatch, cso: ConnectorSpaceObject) -> InboundResult:
     """Run the import side of sync for one CSO of the system being synced."""
     result = InboundResult()
@@ -204,14 +219,7 @@ def _flow(
     result: InboundResult,
 ) -> None:
     if flow.expression is not None:
-        try:
-            values = values_of(flow.expression.evaluate(cs=cs, mv=mv_view(batch, mvo)))
-        except ExpressionError as exc:
-            raise ObjectError(
-                RpeiErrorType.EXPRESSION_ERROR,
-                f"sync rule {rule.name!r}: flow to {flow.target} "
-                f"({flow.expression.source!r}) failed: {exc}",
-            ) from None
+        values = flow_values(rule, flow, cs, mv_view(batch, mvo))
     else:
         values = list(cso.attributes.get(flow.source, []))
         cs_type = batch.ruleset.cs_types[cso.object_type_id]

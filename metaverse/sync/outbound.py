@@ -45,6 +45,7 @@ from metaverse.sync.inbound import (
     ObjectError,
     cs_view,
     disconnect,
+    flow_values,
     in_scope,
     mv_view,
     recall,
@@ -264,14 +265,7 @@ class ExportEvaluator:
                 desired[flow.target] = CIRCULAR
                 continue
             if flow.expression is not None:
-                try:
-                    values = values_of(flow.expression.evaluate(mv=mv, cs=AttributeView({})))
-                except ExpressionError as exc:
-                    raise ObjectError(
-                        RpeiErrorType.EXPRESSION_ERROR,
-                        f"sync rule {rule.name!r}: flow to {flow.target} "
-                        f"({flow.expression.source!r}) failed: {exc}",
-                    ) from None
+                values = flow_values(rule, flow, AttributeView({}), mv)
             elif flow.source in mv_type.references:
                 values = self._reference_values(mvo.attributes.get(flow.source, []), rule, final)
                 if values is DEFERRED:

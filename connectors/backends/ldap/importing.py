@@ -110,11 +110,18 @@ class Importer:
         return wanted
 
     def _full_pages(self, readers: list[EntryReader], page_size: int) -> Iterator[ImportPage]:
+        return self._pages(readers, page_size, condition="", reading="reading")
+
+    def _pages(
+        self, readers: list[EntryReader], page_size: int, *, condition: str, reading: str
+    ) -> Iterator[ImportPage]:
+        """Every entry of each reader's object class (and ``condition``), in pages."""
         for reader in readers:
             spec = reader.spec
             base = spec.container or self.settings.base_dn
-            search_filter = f"(objectClass={escape_filter_chars(spec.name)})"
-            what = f"reading {spec.name} entries under {base!r}"
+            object_class = f"(objectClass={escape_filter_chars(spec.name)})"
+            search_filter = f"(&{object_class}{condition})" if condition else object_class
+            what = f"{reading} {spec.name} entries under {base!r}"
             attributes = self._attributes_to_read(reader)
             for entries in self.session.paged_search(
                 base, search_filter, attributes, page_size, what
@@ -384,13 +391,4 @@ class Importer:
         self, readers: list[EntryReader], since: str | None, page_size: int
     ) -> Iterator[ImportPage]:
         condition = f"(modifyTimestamp>={escape_filter_chars(since)})" if since else ""
-        for reader in readers:
-            spec = reader.spec
-            base = spec.container or self.settings.base_dn
-            search_filter = f"(&(objectClass={escape_filter_chars(spec.name)}){condition})"
-            what = f"reading changed {spec.name} entries under {base!r}"
-            attributes = self._attributes_to_read(reader)
-            for entries in self.session.paged_search(
-                base, search_filter, attributes, page_size, what
-            ):
-                yield page_of(reader, entries)
+        return self._pages(readers, page_size, condition=condition, reading="reading changed")
