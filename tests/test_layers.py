@@ -9,7 +9,18 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("core", "connectors", "metaverse", "exports", "runs", "console", "jim_project")
+APPS = (
+    "core",
+    "access",
+    "audit",
+    "connectors",
+    "metaverse",
+    "exports",
+    "runs",
+    "console",
+    "api",
+    "jim_project",
+)
 
 
 def private_imports_across_apps() -> list[str]:

@@ -1,0 +1,1 @@
+"""Access models (API keys, failed logins)."""

@@ -1,0 +1,1 @@
+"""The REST API for integrations, versioned under ``/api/v1/``."""
