@@ -79,25 +79,3 @@ def decide(
             [ApprovalAuditEntry.of(pe, user, action, reason) for pe in decided]
         )
     return decided
-
-
-#: What the "Approvers" group may do (the data migration 0002 froze the same list).
-APPROVERS_GROUP = "Approvers"
-APPROVER_PERMISSIONS = (
-    "approve_pendingexport",
-    "view_pendingexport",
-    "view_pendingexportattributechange",
-    "view_approvalauditentry",
-)
-
-
-def ensure_approvers_group(**kwargs: Any) -> None:
-    """Create the "Approvers" group if it is missing (after migrate and after a flush)."""
-    from django.contrib.auth.models import Group, Permission
-
-    group, _ = Group.objects.get_or_create(name=APPROVERS_GROUP)
-    group.permissions.add(
-        *Permission.objects.filter(
-            content_type__app_label="exports", codename__in=APPROVER_PERMISSIONS
-        )
-    )
