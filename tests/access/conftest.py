@@ -15,6 +15,12 @@ from access.roles import ROLES
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """Sign-ins by the dozen: a fast hasher (what is hashed does not matter here)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def member_of(role: str, username: str | None = None, **fields) -> User:
     """A user who joined ``role`` (and so became staff), fetched afresh."""
     user = User.objects.create_user(username or role.lower(), password=PASSWORD, **fields)
