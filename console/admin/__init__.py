@@ -11,4 +11,5 @@ from console.admin import (  # noqa: F401
     login,
     metaverse,
     runs,
+    task_queue,
 )
