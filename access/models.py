@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -70,7 +72,8 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.prefix} ({self.name})"
 
-    def status(self, now=None) -> str:
+    def status(self, now: datetime | None = None) -> str:
+        """Active, expired (at ``now``, default the present) or revoked."""
         if self.revoked_at is not None:
             return ApiKeyStatus.REVOKED
         if self.expires_at <= (now or timezone.now()):

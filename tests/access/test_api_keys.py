@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db.models import ProtectedError
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -345,3 +346,11 @@ def test_a_right_key_clears_its_prefixs_failures(members):
     assert not FailedSignIn.objects.filter(account=api_key.prefix).exists()
     call(bearer(bad))
     assert call(bearer(key)).status_code == 200
+
+
+def test_the_owner_of_keys_is_deactivated_not_deleted(members):
+    owner = members[VIEWERS]
+    issue_key(owner)
+
+    with pytest.raises(ProtectedError):
+        owner.delete()
