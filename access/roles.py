@@ -12,7 +12,8 @@ A role is a rule over permissions, not a frozen list, so a model added later get
 ``view_`` permission in every reading role the next time ``migrate`` runs
 (:func:`ensure_roles` runs after every migrate and flush). The same permissions govern
 the admin, the console pages, the API and the ``jim`` commands that act for a
-``--user``; a user needs ``is_staff`` as well to sign in to the admin and the console.
+``--user``; a user needs ``is_staff`` as well to sign in to the admin and the console,
+which joining a role gives (:mod:`access.membership`).
 """
 
 from __future__ import annotations

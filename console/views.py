@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from access.roles import CANCEL_PERMISSION, OVERRIDE_PERMISSION
 from connectors.choices import (
     COUNTED_CHANGE_TYPES,
     FINISHED_ACTIVITY_STATUSES,
@@ -57,7 +58,6 @@ from runs.progress import (
     is_running,
 )
 from runs.threshold_override import (
-    OVERRIDE_PERMISSION,
     audit_line,
     can_override,
     offered_override,
@@ -438,7 +438,7 @@ def change_counts(activity: Activity) -> list[tuple[str, str, int]]:
 
 def can_cancel(user: Any, activity: Activity) -> bool:
     """The Cancel button shows while the run goes on, to users who may change activities."""
-    return is_running(activity) and user.has_perm("connectors.change_activity")
+    return is_running(activity) and user.has_perm(CANCEL_PERMISSION)
 
 
 def activity_context(request: HttpRequest, activity: Activity) -> dict[str, Any]:
@@ -481,7 +481,7 @@ def activity_page(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/activity.html", context, status=status)
 
 
-@console_view("connectors.change_activity")
+@console_view(CANCEL_PERMISSION)
 @require_POST
 def cancel_activity(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask a running activity to stop; the run stops at its next batch boundary.

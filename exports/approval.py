@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import transaction
 
+from access.roles import APPROVE_PERMISSION
 from connectors.choices import ApprovalMode
 from exports import lifecycle
 from exports.choices import ApprovalAction, ApprovalState, PendingExportChangeType
@@ -46,9 +47,6 @@ def initial_approval(approval_mode: str, change_type: str) -> str:
 
 class ApprovalDenied(PermissionError):
     """The user may not approve or reject pending exports."""
-
-
-APPROVE_PERMISSION = "exports.approve_pendingexport"
 
 
 def can_approve(user: Any) -> bool:

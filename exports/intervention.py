@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from access.roles import INTERVENE_PERMISSION
 from connectors.choices import (
     SYNC_PROFILE_TYPES,
     ActivityStatus,
@@ -47,7 +48,6 @@ from exports.choices import (
 )
 from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
 
-INTERVENE_PERMISSION = "exports.intervene_pendingexport"
 #: Pending exports loaded per query.
 CHUNK = 2000
 

@@ -19,12 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from access.roles import OVERRIDE_PERMISSION
 from connectors.choices import ActivityStatus, RpeiErrorType
 from connectors.models import Activity
 from runs.tasks import queue_run
-
-#: Who may let a run exceed a threshold (given to no group; superusers have it).
-OVERRIDE_PERMISSION = "connectors.override_threshold"
 
 #: The threshold error type → the flag that lifts it and what it allows.
 _LIFTS = {

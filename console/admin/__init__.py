@@ -2,11 +2,14 @@
 autodiscovery of ``console.admin`` registers them all)."""
 
 from console.admin import (  # noqa: F401
+    access,
     approvals,
     confirmation,
     connectors,
     exports,
     interventions,
+    login,
     metaverse,
     runs,
+    task_queue,
 )

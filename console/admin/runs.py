@@ -21,11 +21,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from access.roles import RUN_PERMISSION
 from connectors.models import Activity, RunProfile
 from runs.tasks import queue_run
 from runs.threshold_override import can_override, offered_override
-
-RUN_PERMISSION = "connectors.run_runprofile"
 
 
 def can_run(request: HttpRequest) -> bool:

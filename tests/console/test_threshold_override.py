@@ -69,10 +69,10 @@ def override(client, activity: Activity):
     return client.post(reverse("console:activity-override-threshold", args=[activity.pk]))
 
 
-def test_the_permission_is_given_to_no_group_by_default() -> None:
+def test_the_permission_is_given_to_administrators_only() -> None:
     permission = Permission.objects.get(codename="override_threshold")
     assert permission.name == "Can let a run exceed its deletion or change threshold"
-    assert not permission.group_set.exists()
+    assert list(permission.group_set.values_list("name", flat=True)) == ["Administrators"]
 
 
 def test_a_permitted_user_sees_the_button_and_queues_the_run_again(
