@@ -3,6 +3,7 @@ autodiscovery of ``console.admin`` registers them all)."""
 
 from console.admin import (  # noqa: F401
     approvals,
+    audit,
     confirmation,
     connectors,
     exports,
