@@ -534,11 +534,22 @@ class Applier:
             stored = existing.get((type_id, name))
             label = f"{labels.get(type_id, type_id)}.{name}"
             if stored is None:
-                ConnectedSystemAttribute.objects.create(object_type_id=type_id, name=name, **kind)
-                self._record(CREATE, "attribute", label)
+                stored = ConnectedSystemAttribute.objects.create(
+                    object_type_id=type_id, name=name, **kind
+                )
+                self._record(
+                    CREATE, "attribute", label, obj=stored, changes=_created({"name": name, **kind})
+                )
             elif changed := _assign(stored, kind):
                 stored.save(update_fields=changed)
-                self._record(UPDATE, "attribute", label, _keys(changed, _ATTRIBUTE_KEYS))
+                self._record(
+                    UPDATE,
+                    "attribute",
+                    label,
+                    _keys(changed, _ATTRIBUTE_KEYS),
+                    obj=stored,
+                    changes=changed,
+                )
 
     def _rule_values(self, decl: RuleDecl, precedence: int) -> dict[str, Any]:
         system = self.systems[decl.connected_system]
