@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.text import capfirst
 
 from audit.context import from_request
 from audit.models import Via
@@ -112,5 +113,5 @@ class ApprovalAdminMixin:
             with from_request(request, Via.ADMIN):
                 return confirm(self, request, queryset, APPROVE if approve else REJECT, via_action)
         except ApprovalDenied as exc:  # separation of duties
-            messages.error(request, f"Nothing was approved: {exc}")
+            messages.error(request, capfirst(str(exc)))
             return None

@@ -106,7 +106,7 @@ def _parent_link(child: type[models.Model], parent: type[models.Model], name: st
 class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: browse, search and filter; nobody adds, changes or deletes."""
 
-    list_display = ("at", "actor_name", "via", "action", "object_type", "object_link", "summary")
+    list_display = ("at", "actor_name", "via", "action", "object_type", "object_repr", "summary")
     list_filter = (
         "action",
         "via",

@@ -163,7 +163,8 @@ def test_the_admin_shows_the_refusal(scenario, client) -> None:
 
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Nothing was approved: separation of duties (Directory)" in page
+    assert "Separation of duties (Directory): alice may not approve" in page
+    assert "nothing was approved" in page
     assert "alice started the run that staged it" in page
     assert PendingExport.objects.get(pk=pe.pk).approval == "awaiting_approval"
 

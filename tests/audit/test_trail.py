@@ -54,6 +54,16 @@ def test_an_entry_cannot_be_changed_or_deleted_by_any_path() -> None:
     assert AuditEntry.objects.get(pk=entry.pk).reason == "written once"
 
 
+def test_deleting_a_user_keeps_their_entries_under_their_name() -> None:
+    user = User.objects.create_user("gone", password="pw")
+    entry = record(user, "changed", reason="before leaving")
+
+    user.delete()
+
+    entry = AuditEntry.objects.get(pk=entry.pk)
+    assert (entry.actor, entry.actor_name, entry.reason) == (None, "gone", "before leaving")
+
+
 def test_the_admin_shows_the_trail_to_administrators_only_and_changes_nothing(client) -> None:
     entry = record("someone", "changed", reason="written once")
     change = reverse("admin:audit_auditentry_change", args=[entry.pk])
