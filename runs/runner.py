@@ -139,11 +139,14 @@ def start_activity(
     if run_profile.connected_system_id != system.pk:
         raise ValueError(f"run profile {run_profile.name!r} does not belong to {system.name}")
     with transaction.atomic():
-        activity = _create_activity(
-            system,
-            run_profile,
+        activity = Activity.objects.create(
+            connected_system=system,
+            run_profile=run_profile,
+            profile_type=run_profile.profile_type,
+            profile_name=run_profile.name,
+            status=ActivityStatus.QUEUED,
             initiated_by=initiated_by,
-            initiated_by_name=initiated_by_name,
+            initiated_by_name=initiated_by_name[:200],
             allow_deletions=allow_deletions,
             allow_changes=allow_changes,
             overrides=overrides,
@@ -173,30 +176,6 @@ def _run_started(activity: Activity) -> str:
     if activity.overrides_id:
         text += f", re-running activity {activity.overrides_id}"
     return text
-
-
-def _create_activity(
-    system: ConnectedSystem,
-    run_profile: RunProfile,
-    *,
-    initiated_by: Any,
-    initiated_by_name: str,
-    allow_deletions: bool,
-    allow_changes: bool,
-    overrides: Activity | None,
-) -> Activity:
-    return Activity.objects.create(
-        connected_system=system,
-        run_profile=run_profile,
-        profile_type=run_profile.profile_type,
-        profile_name=run_profile.name,
-        status=ActivityStatus.QUEUED,
-        initiated_by=initiated_by,
-        initiated_by_name=initiated_by_name[:200],
-        allow_deletions=allow_deletions,
-        allow_changes=allow_changes,
-        overrides=overrides,
-    )
 
 
 def execute(activity: Activity, *, on_progress: ProgressCallback | None = None) -> Activity:
