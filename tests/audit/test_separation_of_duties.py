@@ -17,6 +17,7 @@ from exports.models import PendingExport
 from tests.exports.failures import failed_creates, user_with
 from tests.support.cli import jim
 from tests.sync.scenario import build_scenario
+from tests.test_admin_secrets import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -205,3 +206,30 @@ def test_retries_and_discards_are_on_the_general_trail(memory_connector) -> None
     discarded = AuditEntry.objects.get(action="discarded")
     assert (discarded.reason, discarded.object_id) == ("not wanted", str(second.pk))
     assert "uid=ben" in discarded.object_repr
+
+
+def test_a_rule_changed_in_the_admin_refuses_its_author_end_to_end(scenario, client) -> None:
+    ada = User.objects.create_user("ada", password="pw", is_staff=True)
+    ada.groups.add(Group.objects.get(name="Administrators"))
+    client.force_login(ada)
+    rule = scenario.dir_out
+    url = reverse("admin:metaverse_syncrule_change", args=[rule.pk])
+    data = form_data(client.get(url))
+    flow = rule.flows.get(target="mail")
+    [key] = [k for k, v in data.items() if k.endswith("-id") and str(v) == str(flow.pk)]
+    prefix = key.removesuffix("-id")
+    data[f"{prefix}-expression"] = "mv.accountName ~ '@example.org'"
+
+    assert client.post(url, data).status_code == 302
+
+    entry = AuditEntry.objects.get(object_type="metaverse.syncrule", action="changed")
+    assert entry.actor == ada and entry.via == "admin"
+    assert entry.changes == {
+        f"sync_rule_flows#{flow.pk}.expression": [
+            flow.expression,
+            "mv.accountName ~ '@example.org'",
+        ]
+    }
+    pe = joiner(scenario)
+    with pytest.raises(SeparationOfDuties, match="ada changed its configuration"):
+        decide([pe], User.objects.get(pk=ada.pk), approve=True)
