@@ -119,6 +119,11 @@ class ConnectedSystem(models.Model):
     approval_mode = models.CharField(
         max_length=30, choices=ApprovalMode.choices, default=ApprovalMode.NONE
     )
+    separate_duties = models.BooleanField(
+        default=False,
+        help_text="Separation of duties: nobody may approve an export that their own run "
+        "or configuration change produced (docs/configuration.md).",
+    )
     export_max_retries = models.PositiveIntegerField(default=5)
     export_retry_backoff_seconds = models.PositiveIntegerField(
         default=60, help_text="First retry delay; doubles on each failure."

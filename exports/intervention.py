@@ -31,6 +31,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from access.roles import INTERVENE_PERMISSION
+from audit.models import AuditEntry
 from connectors.choices import (
     SYNC_PROFILE_TYPES,
     ActivityStatus,
@@ -41,6 +42,7 @@ from connectors.dead_runs import fail_dead
 from connectors.models import Activity, ConnectedSystemAttribute, ConnectorSpaceObject
 from core.bulk import one_of
 from exports import lifecycle
+from exports.approval import export_entry
 from exports.choices import (
     ApprovalAction,
     PendingExportChangeType,
@@ -95,8 +97,13 @@ def retry(
         entries = [
             ApprovalAuditEntry.of(pe, user, ApprovalAction.RETRIED, reason) for pe in retried
         ]
+        general = [
+            export_entry(pe, user, ApprovalAction.RETRIED, reason, status=[pe.status, "pending"])
+            for pe in retried
+        ]
         lifecycle.retry(retried)
         ApprovalAuditEntry.objects.bulk_create(entries)
+        AuditEntry.objects.bulk_create(general)
     return retried
 
 
@@ -127,6 +134,10 @@ def discard(
         for entry in entries:
             entry.pending_export = None  # its row is deleted below; the entry stays
         ApprovalAuditEntry.objects.bulk_create(entries)
+        AuditEntry.objects.bulk_create(
+            export_entry(pe, user, ApprovalAction.DISCARDED, reason, status=[pe.status, None])
+            for pe in discarded
+        )
         never_created = [pe.cs_object_id for pe in discarded if _never_created(pe)]
         mvo_ids = {pe.metaverse_object_id or pe.cs_object.metaverse_object_id for pe in discarded}
         mvo_ids |= _mvos_referring_to(never_created)

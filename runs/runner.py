@@ -46,6 +46,8 @@ from django.db.backends.signals import connection_created
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.models import Action
+from audit.recording import record
 from connectors import run_lock
 from connectors.activity import ActivityRecorder, RunCancelled, RunFailed
 from connectors.base import ConnectorError
@@ -126,7 +128,9 @@ def start_activity(
     allow_changes: bool = False,
     overrides: Activity | None = None,
 ) -> Activity:
-    """Create a queued activity for ``run_profile`` of ``system``.
+    """Create a queued activity for ``run_profile`` of ``system``, and its
+    ``run_started`` entry on the audit trail (who: ``initiated_by``, else
+    ``initiated_by_name``; the door: the :mod:`audit.context`).
 
     ``allow_deletions`` and ``allow_changes`` let it exceed the system's deletion and
     change thresholds; ``overrides`` is the failed activity it re-runs so (the audit
@@ -134,18 +138,44 @@ def start_activity(
     """
     if run_profile.connected_system_id != system.pk:
         raise ValueError(f"run profile {run_profile.name!r} does not belong to {system.name}")
-    return Activity.objects.create(
-        connected_system=system,
-        run_profile=run_profile,
-        profile_type=run_profile.profile_type,
-        profile_name=run_profile.name,
-        status=ActivityStatus.QUEUED,
-        initiated_by=initiated_by,
-        initiated_by_name=initiated_by_name[:200],
-        allow_deletions=allow_deletions,
-        allow_changes=allow_changes,
-        overrides=overrides,
-    )
+    with transaction.atomic():
+        activity = Activity.objects.create(
+            connected_system=system,
+            run_profile=run_profile,
+            profile_type=run_profile.profile_type,
+            profile_name=run_profile.name,
+            status=ActivityStatus.QUEUED,
+            initiated_by=initiated_by,
+            initiated_by_name=initiated_by_name[:200],
+            allow_deletions=allow_deletions,
+            allow_changes=allow_changes,
+            overrides=overrides,
+        )
+        record(
+            initiated_by or initiated_by_name,
+            Action.RUN_STARTED,
+            activity,
+            reason=_run_started(activity),
+        )
+    return activity
+
+
+def _run_started(activity: Activity) -> str:
+    """What the audit trail says of a run started: the profile, and what it may do."""
+    text = f"{activity.profile_name} of {activity.connected_system.name} (activity {activity.pk})"
+    lifted = [
+        what
+        for what, allowed in (
+            ("deletions", activity.allow_deletions),
+            ("changes", activity.allow_changes),
+        )
+        if allowed
+    ]
+    if lifted:
+        text += f", allowing {' and '.join(lifted)} beyond the threshold"
+    if activity.overrides_id:
+        text += f", re-running activity {activity.overrides_id}"
+    return text
 
 
 def execute(activity: Activity, *, on_progress: ProgressCallback | None = None) -> Activity:

@@ -4,6 +4,7 @@ autodiscovery of ``console.admin`` registers them all)."""
 from console.admin import (  # noqa: F401
     access,
     approvals,
+    audit,
     confirmation,
     connectors,
     exports,

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.text import capfirst
 
+from audit.context import from_request
+from audit.models import Via
 from console.admin.confirmation import ExportAction, confirm
-from exports.approval import APPROVE_PERMISSION, decide
+from exports.approval import APPROVE_PERMISSION, ApprovalDenied, decide
 from exports.choices import ApprovalState
 from exports.models import PendingExport
 
@@ -106,4 +109,9 @@ class ApprovalAdminMixin:
     ) -> HttpResponse | None:
         if not self.has_approve_permission(request):
             raise PermissionDenied
-        return confirm(self, request, queryset, APPROVE if approve else REJECT, via_action)
+        try:
+            with from_request(request, Via.ADMIN):
+                return confirm(self, request, queryset, APPROVE if approve else REJECT, via_action)
+        except ApprovalDenied as exc:  # separation of duties
+            messages.error(request, capfirst(str(exc)))
+            return None

@@ -41,6 +41,7 @@ from connectors.models import (
     Schedule,
     ScheduleStep,
 )
+from console.admin.audit import AuditedAdminMixin
 from console.admin.forms import (
     CLEAR_PREFIX,
     SECRET_PREFIX,
@@ -113,7 +114,11 @@ def _count_of(model: type[Model], **filters: Any) -> Coalesce:
 
 @admin.register(ConnectedSystem)
 class ConnectedSystemAdmin(
-    ConnectedSystemRunMixin, SummaryDeleteMixin, LeanChangeListMixin, admin.ModelAdmin
+    AuditedAdminMixin,
+    ConnectedSystemRunMixin,
+    SummaryDeleteMixin,
+    LeanChangeListMixin,
+    admin.ModelAdmin,
 ):
     """Connected systems: settings as JSON, secrets write-only, schema and profiles inline."""
 
@@ -136,7 +141,10 @@ class ConnectedSystemAdmin(
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("name", "description", "connector", "approval_mode")}),
+        (
+            None,
+            {"fields": ("name", "description", "connector", "approval_mode", "separate_duties")},
+        ),
         ("Settings", {"fields": ("settings", "config_base_dir")}),
         ("Exports", {"fields": ("export_max_retries", "export_retry_backoff_seconds")}),
         ("Safety", {"fields": ("deletion_threshold", "change_threshold")}),
@@ -256,7 +264,7 @@ class ConnectedSystemAttributeInline(admin.TabularInline):
 
 
 @admin.register(ConnectedSystemObjectType)
-class ConnectedSystemObjectTypeAdmin(SummaryDeleteMixin, admin.ModelAdmin):
+class ConnectedSystemObjectTypeAdmin(AuditedAdminMixin, SummaryDeleteMixin, admin.ModelAdmin):
     """An object type of a connected system's schema, with its attributes inline."""
 
     list_display = (
@@ -279,7 +287,7 @@ class ConnectedSystemObjectTypeAdmin(SummaryDeleteMixin, admin.ModelAdmin):
 
 
 @admin.register(ConnectedSystemAttribute)
-class ConnectedSystemAttributeAdmin(admin.ModelAdmin):
+class ConnectedSystemAttributeAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("name", "object_type", "data_type", "multivalued", "writability", "references")
     list_filter = ("object_type__connected_system", "data_type", "multivalued", "writability")
     list_select_related = ("object_type__connected_system",)
@@ -458,7 +466,7 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
 
 
 @admin.register(RunProfile)
-class RunProfileAdmin(RunProfileRunMixin, admin.ModelAdmin):
+class RunProfileAdmin(AuditedAdminMixin, RunProfileRunMixin, admin.ModelAdmin):
     list_display = ("name", "connected_system", "profile_type", "page_size", "runs")
     list_filter = ("connected_system", "profile_type")
     list_select_related = ("connected_system",)
@@ -489,7 +497,7 @@ class ScheduleStepInline(admin.TabularInline):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Schedules: ordered run-profile steps on a cron."""
 
     list_display = ("name", "cron", "enabled", "stop_on_failure", "updated_at")

@@ -143,6 +143,7 @@ class ConnectedSystemForm(forms.ModelForm):
             "connector",
             "settings",
             "approval_mode",
+            "separate_duties",
             "export_max_retries",
             "export_retry_backoff_seconds",
             "deletion_threshold",

@@ -20,6 +20,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
+from audit.context import from_request
+from audit.models import Via
 from console.admin.confirmation import ExportAction, confirm
 from exports.choices import PendingExportStatus
 from exports.intervention import (
@@ -125,7 +127,8 @@ class InterventionAdminMixin:
         if not self.has_intervene_permission(request):
             raise PermissionDenied
         try:
-            return confirm(self, request, queryset, action, via_action)
+            with from_request(request, Via.ADMIN):
+                return confirm(self, request, queryset, action, via_action)
         except InterventionRefused as exc:
             messages.error(request, f"Nothing was done: {exc}.")
             return None

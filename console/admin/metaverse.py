@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from connectors.models import ConnectedSystemObjectType, ConnectorSpaceObject
+from console.admin.audit import AuditedAdminMixin
 from console.admin.helpers import (
     CSO_JSON_FIELDS,
     SYSTEM_DETAIL_FIELDS,
@@ -57,7 +58,7 @@ class MetaverseAttributeInline(admin.TabularInline):
 
 
 @admin.register(MetaverseObjectType)
-class MetaverseObjectTypeAdmin(SummaryDeleteMixin, admin.ModelAdmin):
+class MetaverseObjectTypeAdmin(AuditedAdminMixin, SummaryDeleteMixin, admin.ModelAdmin):
     """A metaverse object type (person, group) with its attributes and deletion rule."""
 
     list_display = ("name", "deletion_rule", "deletion_grace_period_days", "objects")
@@ -84,7 +85,7 @@ class MetaverseObjectTypeAdmin(SummaryDeleteMixin, admin.ModelAdmin):
 
 
 @admin.register(MetaverseAttribute)
-class MetaverseAttributeAdmin(admin.ModelAdmin):
+class MetaverseAttributeAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("name", "object_type", "data_type", "multivalued")
     list_filter = ("object_type", "data_type", "multivalued")
     list_select_related = ("object_type",)
@@ -325,7 +326,7 @@ class SyncRuleFlowInline(admin.TabularInline):
 
 
 @admin.register(SyncRule)
-class SyncRuleAdmin(admin.ModelAdmin):
+class SyncRuleAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Sync rules with their joins and flows, filterable by system, direction, MV type."""
 
     form = SyncRuleForm

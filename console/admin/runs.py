@@ -22,6 +22,8 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from access.roles import RUN_PERMISSION
+from audit.context import from_request
+from audit.models import Via
 from connectors.models import Activity, RunProfile
 from runs.tasks import queue_run
 from runs.threshold_override import can_override, offered_override
@@ -32,7 +34,8 @@ def can_run(request: HttpRequest) -> bool:
 
 
 def queue_from_admin(request: HttpRequest, profile: RunProfile) -> Activity:
-    activity = queue_run(profile, user=request.user)
+    with from_request(request, Via.ADMIN):  # the audit trail's "run started"
+        activity = queue_run(profile, user=request.user)
     messages.success(
         request,
         format_html(

@@ -8,7 +8,13 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from jim_project.cli.run import EXIT_FAILED, EXIT_OK, RunCommand, add_threshold_arguments
+from jim_project.cli.run import (
+    EXIT_FAILED,
+    EXIT_OK,
+    RunCommand,
+    add_threshold_arguments,
+    os_user,
+)
 from runs.tasks import queue_run
 
 
@@ -27,7 +33,7 @@ class QueueCommand:
             return EXIT_FAILED
         activity = queue_run(
             profile,
-            initiated_by_name="jim queue",
+            initiated_by_name=f"{os_user()} (jim queue)",
             allow_deletions=bool(options.get("allow_deletions")),
             allow_changes=bool(options.get("allow_changes")),
         )

@@ -146,7 +146,7 @@ class RunCommand:
         activity = start_activity(
             profile.connected_system,
             profile,
-            initiated_by_name=f"{_os_user()} (jim run)",
+            initiated_by_name=f"{os_user()} (jim run)",
             allow_deletions=bool(options.get("allow_deletions")),
             allow_changes=bool(options.get("allow_changes")),
         )
@@ -230,7 +230,8 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def _os_user() -> str:
+def os_user() -> str:
+    """Who runs this process, as the OS knows them."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

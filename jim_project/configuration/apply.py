@@ -9,6 +9,10 @@ systems, the object types and run profiles of the file's systems, metaverse obje
 types and the attributes of the file's metaverse types. Connected-system attributes
 are never removed: imports and schema discovery add them, not the file.
 
+Each object created, updated or removed gets one entry on the audit trail, in the same
+transaction, with its fields before → after (secrets masked; :mod:`audit.recording`),
+recorded for whoever runs ``jim apply`` (the ``jim`` command's OS user, via ``cli``).
+
 Sync rule precedence follows the file's order (the first rule has precedence). Stored
 precedence numbers are kept when they already give that order; otherwise the file's
 rules are numbered 1, 2, 3… in order.
@@ -22,6 +26,8 @@ from typing import Any
 
 from django.db import models
 
+from audit.models import Action, AuditEntry
+from audit.recording import diff, entry, json_value, secret_fields_of, snapshot
 from connectors.choices import AttributeDataType
 from connectors.models import (
     ConnectedSystem,
@@ -91,14 +97,35 @@ class Report:
         )
 
 
-def _assign(instance: models.Model, values: dict[str, Any]) -> list[str]:
-    """Set ``values`` on ``instance``; the names of the fields that changed."""
-    changed = []
+def _assign(instance: models.Model, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """Set ``values`` on ``instance``; the fields that changed, each ``[before, after]``."""
+    changed = {}
     for name, value in values.items():
-        if getattr(instance, name) != value:
+        before = getattr(instance, name)
+        if before != value:
             setattr(instance, name, value)
-            changed.append(name)
+            changed[name] = [before, value]
     return changed
+
+
+def _audited(
+    action: str, instance: models.Model, changes: dict[str, list[Any]] | None = None
+) -> Any:
+    """An (unsaved) audit entry for ``instance``; ``changes`` as :func:`_assign`
+    gives them, or, for a new object, its values as ``[None, value]``."""
+    before = {name: json_value(pair[0]) for name, pair in (changes or {}).items()}
+    after = {name: json_value(pair[1]) for name, pair in (changes or {}).items()}
+    return entry(
+        None, action, instance, changes=diff(before, after, secret_fields_of(type(instance)))
+    )
+
+
+def _created(values: dict[str, Any]) -> dict[str, list[Any]]:
+    return {name: [None, value] for name, value in values.items()}
+
+
+def _removed(instance: models.Model) -> Any:
+    return _audited(Action.DELETED, instance, {k: [v, None] for k, v in snapshot(instance).items()})
 
 
 def _keys(changed: Iterable[str], names: dict[str, str]) -> tuple[str, ...]:
@@ -109,6 +136,7 @@ def _keys(changed: Iterable[str], names: dict[str, str]) -> tuple[str, ...]:
 _SYSTEM_KEYS = {
     "config_base_dir": "base_dir",
     "approval_mode": "export.approval",
+    "separate_duties": "export.separate_duties",
     "export_max_retries": "export.max_retries",
     "export_retry_backoff_seconds": "export.retry_backoff_seconds",
 }
@@ -140,6 +168,7 @@ class Applier:
         self.mv_types: dict[str, MetaverseObjectType] = {}
         self.systems: dict[str, ConnectedSystem] = {}
         self.object_types: dict[tuple[str, str], ConnectedSystemObjectType] = {}
+        self.audit_entries: list[Any] = []
 
     def run(self) -> Report:
         self._metaverse_types()
@@ -151,10 +180,33 @@ class Applier:
             self._schedules()
         if self.prune:
             self._prune()
+        AuditEntry.objects.bulk_create(self.audit_entries)
         return self.report
 
-    def _record(self, action: str, kind: str, name: str, keys: Iterable[str] = ()) -> None:
+    def _record(
+        self,
+        action: str,
+        kind: str,
+        name: str,
+        keys: Iterable[str] = (),
+        *,
+        obj: models.Model | None = None,
+        changes: dict[str, list[Any]] | None = None,
+    ) -> None:
+        """Report a change; with ``obj``, put it on the audit trail too (an object
+        created in bulk is put there by the caller, once it has its id)."""
         self.report.changes.append(Change(action, kind, name, tuple(keys)))
+        if obj is not None:
+            self._audit(action, obj, changes)
+
+    def _audit(
+        self, action: str, obj: models.Model, changes: dict[str, list[Any]] | None = None
+    ) -> None:
+        if action == REMOVE:
+            self.audit_entries.append(_removed(obj))
+        else:
+            audit_action = Action.CREATED if action == CREATE else Action.CHANGED
+            self.audit_entries.append(_audited(audit_action, obj, changes))
 
     # -- metaverse --------------------------------------------------------------
 
@@ -169,11 +221,22 @@ class Applier:
             if mv_type is None:
                 mv_type = MetaverseObjectType.objects.create(name=decl.name, **values)
                 self.mv_types[decl.name] = mv_type
-                self._record(CREATE, "metaverse object type", decl.name)
+                self._record(
+                    CREATE,
+                    "metaverse object type",
+                    decl.name,
+                    obj=mv_type,
+                    changes=_created(values),
+                )
             elif changed := _assign(mv_type, values):
                 mv_type.save(update_fields=changed)
                 self._record(
-                    UPDATE, "metaverse object type", decl.name, _keys(changed, _MV_TYPE_KEYS)
+                    UPDATE,
+                    "metaverse object type",
+                    decl.name,
+                    _keys(changed, _MV_TYPE_KEYS),
+                    obj=mv_type,
+                    changes=changed,
                 )
         declared = {self.mv_types[d.name].pk: d for d in self.config.metaverse_types}
         existing = {
@@ -194,9 +257,16 @@ class Applier:
                 elif changed := _assign(stored, values):
                     updated.append(stored)
                     self._record(
-                        UPDATE, "metaverse attribute", label, _keys(changed, _ATTRIBUTE_KEYS)
+                        UPDATE,
+                        "metaverse attribute",
+                        label,
+                        _keys(changed, _ATTRIBUTE_KEYS),
+                        obj=stored,
+                        changes=changed,
                     )
         MetaverseAttribute.objects.bulk_create(new)
+        for attribute in new:
+            self._audit(CREATE, attribute, _created(_attribute_values(attribute)))
         MetaverseAttribute.objects.bulk_update(updated, ["data_type", "multivalued"])
 
     def _authoritative_systems(self) -> None:
@@ -205,8 +275,23 @@ class Applier:
             wanted = {self.systems[name].pk for name in decl.authoritative}
             current = set(mv_type.authoritative_systems.values_list("pk", flat=True))
             if wanted != current:
+                names = {
+                    s.pk: s.name for s in ConnectedSystem.objects.filter(pk__in=wanted | current)
+                }
                 mv_type.authoritative_systems.set(wanted)
-                self._record(UPDATE, "metaverse object type", decl.name, ["deletion.authoritative"])
+                self._record(
+                    UPDATE,
+                    "metaverse object type",
+                    decl.name,
+                    ["deletion.authoritative"],
+                    obj=mv_type,
+                    changes={
+                        "authoritative_systems": [
+                            sorted(names[pk] for pk in current),
+                            sorted(names[pk] for pk in wanted),
+                        ]
+                    },
+                )
 
     # -- connected systems -----------------------------------------------------------
 
@@ -222,6 +307,7 @@ class Applier:
                 "deletion_threshold": decl.deletion_threshold,
                 "change_threshold": decl.change_threshold,
                 "approval_mode": decl.approval_mode,
+                "separate_duties": decl.separate_duties,
                 "export_max_retries": decl.max_retries,
                 "export_retry_backoff_seconds": decl.retry_backoff_seconds,
             }
@@ -230,7 +316,9 @@ class Applier:
             if system is None:
                 system = ConnectedSystem.objects.create(name=decl.name, **values)
                 self.systems[decl.name] = system
-                self._record(CREATE, "connected system", decl.name)
+                self._record(
+                    CREATE, "connected system", decl.name, obj=system, changes=_created(values)
+                )
             elif changed := _assign(system, values):
                 system.save(update_fields=changed)
                 keys = [
@@ -239,7 +327,14 @@ class Applier:
                     else name
                     for name in changed
                 ]
-                self._record(UPDATE, "connected system", decl.name, _keys(keys, _SYSTEM_KEYS))
+                self._record(
+                    UPDATE,
+                    "connected system",
+                    decl.name,
+                    _keys(keys, _SYSTEM_KEYS),
+                    obj=system,
+                    changes=changed,
+                )
         self._object_types()
         self._run_profiles()
 
@@ -267,10 +362,19 @@ class Applier:
                         connected_system=system, name=decl.name, **values
                     )
                     self.object_types[(system.name, decl.name)] = object_type
-                    self._record(CREATE, "object type", label)
+                    self._record(
+                        CREATE, "object type", label, obj=object_type, changes=_created(values)
+                    )
                 elif changed := _assign(object_type, values):
                     object_type.save(update_fields=changed)
-                    self._record(UPDATE, "object type", label, _keys(changed, _OBJECT_TYPE_KEYS))
+                    self._record(
+                        UPDATE,
+                        "object type",
+                        label,
+                        _keys(changed, _OBJECT_TYPE_KEYS),
+                        obj=object_type,
+                        changes=changed,
+                    )
                 attribute_work += [(object_type, label, a) for a in decl.attributes.values()]
         self._cs_attributes(attribute_work)
 
@@ -302,8 +406,17 @@ class Applier:
                 self._record(CREATE, "attribute", label)
             elif changed := _assign(stored, values):
                 updated.append(stored)
-                self._record(UPDATE, "attribute", label, _keys(changed, _ATTRIBUTE_KEYS))
+                self._record(
+                    UPDATE,
+                    "attribute",
+                    label,
+                    _keys(changed, _ATTRIBUTE_KEYS),
+                    obj=stored,
+                    changes=changed,
+                )
         ConnectedSystemAttribute.objects.bulk_create(new)
+        for attribute in new:
+            self._audit(CREATE, attribute, _created(_attribute_values(attribute)))
         ConnectedSystemAttribute.objects.bulk_update(
             updated, ["data_type", "multivalued", "references", "writability", "optional"]
         )
@@ -321,12 +434,21 @@ class Applier:
                 label = f"{system.name}/{decl.name}"
                 profile = existing.get((system.pk, decl.name))
                 if profile is None:
-                    RunProfile.objects.create(connected_system=system, name=decl.name, **values)
-                    self._record(CREATE, "run profile", label)
+                    profile = RunProfile.objects.create(
+                        connected_system=system, name=decl.name, **values
+                    )
+                    self._record(
+                        CREATE, "run profile", label, obj=profile, changes=_created(values)
+                    )
                 elif changed := _assign(profile, values):
                     profile.save(update_fields=changed)
                     self._record(
-                        UPDATE, "run profile", label, _keys(changed, {"profile_type": "type"})
+                        UPDATE,
+                        "run profile",
+                        label,
+                        _keys(changed, {"profile_type": "type"}),
+                        obj=profile,
+                        changes=changed,
                     )
 
     # -- sync rules --------------------------------------------------------------------
@@ -343,21 +465,31 @@ class Applier:
                 rule = SyncRule.objects.create(name=decl.name, **values)
                 _write_joins(rule, joins)
                 _write_flows(rule, flows)
-                self._record(CREATE, "sync rule", decl.name)
+                created = {**values, "join": _join_rows(joins), "flows": _flow_rows(flows)}
+                self._record(CREATE, "sync rule", decl.name, obj=rule, changes=_created(created))
                 continue
             changed = _assign(rule, values)
             if changed:
                 rule.save(update_fields=changed)
-            if joins != [(j.cs_attribute, j.mv_attribute) for j in rule.joins.all()]:
+            stored_joins = [(j.cs_attribute, j.mv_attribute) for j in rule.joins.all()]
+            if joins != stored_joins:
                 SyncRuleJoin.objects.filter(sync_rule=rule).delete()
                 _write_joins(rule, joins)
-                changed.append("join")
-            if flows != [(f.kind, f.source, f.expression, f.target) for f in rule.flows.all()]:
+                changed["join"] = [_join_rows(stored_joins), _join_rows(joins)]
+            stored_flows = [(f.kind, f.source, f.expression, f.target) for f in rule.flows.all()]
+            if flows != stored_flows:
                 SyncRuleFlow.objects.filter(sync_rule=rule).delete()
                 _write_flows(rule, flows)
-                changed.append("flows")
+                changed["flows"] = [_flow_rows(stored_flows), _flow_rows(flows)]
             if changed:
-                self._record(UPDATE, "sync rule", decl.name, _keys(changed, _RULE_KEYS))
+                self._record(
+                    UPDATE,
+                    "sync rule",
+                    decl.name,
+                    _keys(changed, _RULE_KEYS),
+                    obj=rule,
+                    changes=changed,
+                )
 
     def _inferred_attributes(self) -> None:
         """Connected-system attributes whose kind the sync rules imply.
@@ -402,11 +534,22 @@ class Applier:
             stored = existing.get((type_id, name))
             label = f"{labels.get(type_id, type_id)}.{name}"
             if stored is None:
-                ConnectedSystemAttribute.objects.create(object_type_id=type_id, name=name, **kind)
-                self._record(CREATE, "attribute", label)
+                stored = ConnectedSystemAttribute.objects.create(
+                    object_type_id=type_id, name=name, **kind
+                )
+                self._record(
+                    CREATE, "attribute", label, obj=stored, changes=_created({"name": name, **kind})
+                )
             elif changed := _assign(stored, kind):
                 stored.save(update_fields=changed)
-                self._record(UPDATE, "attribute", label, _keys(changed, _ATTRIBUTE_KEYS))
+                self._record(
+                    UPDATE,
+                    "attribute",
+                    label,
+                    _keys(changed, _ATTRIBUTE_KEYS),
+                    obj=stored,
+                    changes=changed,
+                )
 
     def _rule_values(self, decl: RuleDecl, precedence: int) -> dict[str, Any]:
         system = self.systems[decl.connected_system]
@@ -449,19 +592,30 @@ class Applier:
                 "stop_on_failure": decl.stop_on_failure,
             }
             steps = [profiles[(s.system, s.profile)].pk for s in decl.steps]
+            names = {p.pk: str(p) for p in profiles.values()}
+            step_names = [names[pk] for pk in steps]
             schedule = existing.get(decl.name)
             if schedule is None:
                 schedule = Schedule.objects.create(name=decl.name, **values)
-                self._record(CREATE, "schedule", decl.name)
-                changed = ["steps"]
+                changed = {"steps": [[], step_names]}
+                self._record(
+                    CREATE,
+                    "schedule",
+                    decl.name,
+                    obj=schedule,
+                    changes={**_created(values), **changed},
+                )
             else:
                 changed = _assign(schedule, values)
                 if changed:
                     schedule.save(update_fields=changed)
-                if steps != [s.run_profile_id for s in schedule.steps.all()]:
-                    changed.append("steps")
+                stored = [s.run_profile_id for s in schedule.steps.all()]
+                if steps != stored:
+                    changed["steps"] = [[names.get(pk, pk) for pk in stored], step_names]
                 if changed:
-                    self._record(UPDATE, "schedule", decl.name, changed)
+                    self._record(
+                        UPDATE, "schedule", decl.name, changed, obj=schedule, changes=changed
+                    )
             if "steps" in changed:
                 ScheduleStep.objects.filter(schedule=schedule).delete()
                 ScheduleStep.objects.bulk_create(
@@ -475,40 +629,43 @@ class Applier:
         config = self.config
         rule_names = {r.name for r in config.rules}
         for rule in SyncRule.objects.exclude(name__in=rule_names).order_by("name"):
+            self._record(REMOVE, "sync rule", rule.name, obj=rule)
             rule.delete()
-            self._record(REMOVE, "sync rule", rule.name)
         if config.schedules is not None:
             names = {s.name for s in config.schedules}
             for schedule in Schedule.objects.exclude(name__in=names).order_by("name"):
+                self._record(REMOVE, "schedule", schedule.name, obj=schedule)
                 schedule.delete()
-                self._record(REMOVE, "schedule", schedule.name)
         system_names = {s.name for s in config.systems}
         for system in ConnectedSystem.objects.exclude(name__in=system_names).order_by("name"):
+            self._record(REMOVE, "connected system", system.name, obj=system)
             system.delete()
-            self._record(REMOVE, "connected system", system.name)
         for decl in config.systems:
             system = self.systems[decl.name]
             keep_types = [t.name for t in decl.object_types]
             for object_type in system.object_types.exclude(name__in=keep_types).order_by("name"):
+                label = f"{system.name}/{object_type.name}"
+                self._record(REMOVE, "object type", label, obj=object_type)
                 object_type.delete()
-                self._record(REMOVE, "object type", f"{system.name}/{object_type.name}")
             keep_profiles = [p.name for p in decl.run_profiles]
             for profile in system.run_profiles.exclude(name__in=keep_profiles).order_by("name"):
+                label = f"{system.name}/{profile.name}"
+                self._record(REMOVE, "run profile", label, obj=profile)
                 profile.delete()
-                self._record(REMOVE, "run profile", f"{system.name}/{profile.name}")
         for decl in config.metaverse_types:
             mv_type = self.mv_types[decl.name]
             doomed = list(
                 mv_type.attributes.exclude(name__in=list(decl.attributes)).order_by("name")
             )
             for attribute in doomed:
-                self._record(REMOVE, "metaverse attribute", f"{decl.name}.{attribute.name}")
+                label = f"{decl.name}.{attribute.name}"
+                self._record(REMOVE, "metaverse attribute", label, obj=attribute)
             if doomed:
                 MetaverseAttribute.objects.filter(pk__in=[a.pk for a in doomed]).delete()
         type_names = [t.name for t in config.metaverse_types]
         for mv_type in MetaverseObjectType.objects.exclude(name__in=type_names).order_by("name"):
+            self._record(REMOVE, "metaverse object type", mv_type.name, obj=mv_type)
             mv_type.delete()
-            self._record(REMOVE, "metaverse object type", mv_type.name)
 
 
 def _write_joins(rule: SyncRule, joins: list[tuple[str, str]]) -> None:
@@ -525,6 +682,22 @@ def _write_flows(rule: SyncRule, flows: list[tuple[str, str, str, str]]) -> None
         )
         for i, (kind, source, expression, target) in enumerate(flows)
     )
+
+
+def _join_rows(joins: list[tuple[str, str]]) -> list[str]:
+    """Joins as the audit trail shows them: ``cs = mv``."""
+    return [f"{cs} = {mv}" for cs, mv in joins]
+
+
+def _flow_rows(flows: list[tuple[str, str, str, str]]) -> list[str]:
+    """Flows as the audit trail shows them: ``target ← source or expression``."""
+    return [f"{target} ← {source or expression}" for _, source, expression, target in flows]
+
+
+def _attribute_values(attribute: models.Model) -> dict[str, Any]:
+    """A new attribute's values, for its audit entry (no query)."""
+    names = ("name", "data_type", "multivalued", "references", "writability", "optional")
+    return {name: getattr(attribute, name) for name in names if hasattr(attribute, name)}
 
 
 def _flow_row(flow: FlowDecl) -> tuple[str, str, str, str]:

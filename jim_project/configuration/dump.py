@@ -186,11 +186,11 @@ def _system(
     for key in ("deletion_threshold", "change_threshold"):
         if threshold := getattr(system, key):
             item[key] = int(threshold) if threshold.isdigit() else threshold
-    export = {
-        "approval": system.approval_mode,
-        "max_retries": system.export_max_retries,
-        "retry_backoff_seconds": system.export_retry_backoff_seconds,
-    }
+    export: dict[str, Any] = {"approval": system.approval_mode}
+    if system.separate_duties:
+        export["separate_duties"] = True
+    export["max_retries"] = system.export_max_retries
+    export["retry_backoff_seconds"] = system.export_retry_backoff_seconds
     if export_target or export != {
         "approval": DEFAULT_APPROVAL,
         "max_retries": DEFAULT_MAX_RETRIES,

@@ -126,6 +126,7 @@ class SystemDecl:
     deletion_threshold: str = ""
     change_threshold: str = ""
     approval_mode: str = DEFAULT_APPROVAL
+    separate_duties: bool = False
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_backoff_seconds: int = DEFAULT_RETRY_BACKOFF_SECONDS
     object_types: list[ObjectTypeDecl] = field(default_factory=list)
@@ -592,13 +593,14 @@ def _system(reader: Reader, value: Any, path: KeyPath, base_dir: str) -> SystemD
         export = reader.mapping(
             data["export"],
             (*path, "export"),
-            keys=("approval", "max_retries", "retry_backoff_seconds"),
+            keys=("approval", "separate_duties", "max_retries", "retry_backoff_seconds"),
         )
         if export is not None:
             export_path = (*path, "export")
             decl.approval_mode = reader.choice(
                 export, "approval", export_path, ApprovalMode.values, DEFAULT_APPROVAL
             )
+            decl.separate_duties = reader.boolean(export, "separate_duties", export_path, False)
             decl.max_retries = reader.integer(
                 export, "max_retries", export_path, DEFAULT_MAX_RETRIES
             )

@@ -11,7 +11,10 @@ from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, OutputWrapper
 
+from audit.context import using
+from audit.models import Via
 from jim_project.cli import COMMANDS, load_subcommand
+from jim_project.cli.run import os_user
 
 
 def _plain(stream: OutputWrapper) -> TextIO:
@@ -33,6 +36,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = load_subcommand(options["subcommand"])
-        status = subcommand.handle(options, _plain(self.stdout), _plain(self.stderr))
+        with using(via=Via.CLI, actor_name=os_user()):  # the audit trail's "who"
+            status = subcommand.handle(options, _plain(self.stdout), _plain(self.stderr))
         if status:
             raise SystemExit(status)
