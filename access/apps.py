@@ -12,8 +12,10 @@ class AccessConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
 
+        from access.keys import api_key_created, api_key_revoked, api_key_used
         from access.membership import make_role_members_staff
         from access.roles import ensure_roles
+        from audit import receivers
 
         # The migration creates the roles; a flush (tests, resets) removes them and
         # sends post_migrate again, and a model added later needs its view permission.
@@ -23,3 +25,7 @@ class AccessConfig(AppConfig):
             sender=get_user_model().groups.through,
             dispatch_uid="access.make_role_members_staff",
         )
+        # An API key's creation, revocation and use go on the audit trail.
+        api_key_created.connect(receivers.record_api_key_created, dispatch_uid="audit.key_created")
+        api_key_revoked.connect(receivers.record_api_key_revoked, dispatch_uid="audit.key_revoked")
+        api_key_used.connect(receivers.record_api_key_used, dispatch_uid="audit.key_used")

@@ -17,6 +17,11 @@ Environment:
                                   may build (default 1,000,000); see docs/expressions.md.
     JIM_EXPRESSION_MAX_ITEMS      list, tuple and dict items it may build (default 100,000).
     JIM_EXPRESSION_TIME_LIMIT_MS  how long it may run, in milliseconds (default 1,000).
+    JIM_LOGIN_MAX_FAILURES        failed sign-ins per account before it is locked (default 5).
+    JIM_LOGIN_MAX_FAILURES_PER_ADDRESS   … per client address (default 20).
+    JIM_LOGIN_LOCKOUT_MINUTES     the window failures are counted in (default 15).
+    JIM_API_KEY_DAYS              an API key's default lifetime in days (default 90).
+    JIM_API_KEY_MAX_DAYS          the longest lifetime an API key may be given (default 365).
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "audit.context.AuditContextMiddleware",
 ]
 
 ROOT_URLCONF = "jim_project.urls"
@@ -169,6 +175,13 @@ for _name in (
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(f"{_name} must be at least 1.")
+
+# Sign-in throttling and API keys (access/throttling.py, access/keys.py).
+JIM_LOGIN_MAX_FAILURES = env_int("JIM_LOGIN_MAX_FAILURES", default=5)
+JIM_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("JIM_LOGIN_MAX_FAILURES_PER_ADDRESS", default=20)
+JIM_LOGIN_LOCKOUT_MINUTES = env_int("JIM_LOGIN_LOCKOUT_MINUTES", default=15)
+JIM_API_KEY_DAYS = env_int("JIM_API_KEY_DAYS", default=90)
+JIM_API_KEY_MAX_DAYS = env_int("JIM_API_KEY_MAX_DAYS", default=365)
 
 LOGGING = {
     "version": 1,

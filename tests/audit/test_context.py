@@ -1,16 +1,18 @@
 """Where an entry says it came from: the door and address of the entry point, and the
-receivers the API keys' signals will be connected to."""
+trail of an API key's life."""
 
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.http import HttpResponse
 from django.test import RequestFactory
 
+from access import keys
+from access.keys import default_expiry
+from access.models import ApiKey
 from audit.context import AuditContextMiddleware, current, using, via_of
 from audit.models import AuditEntry
-from audit.receivers import record_api_key_created, record_api_key_revoked, record_api_key_used
 from audit.recording import record
 
 pytestmark = pytest.mark.django_db
@@ -46,19 +48,23 @@ def test_an_explicit_door_wins_over_the_context() -> None:
     assert (unnamed.via, unnamed.actor_name) == ("cli", "root")
 
 
-def test_the_api_key_receivers_record_who_what_and_where() -> None:
+def test_an_api_keys_creation_use_and_revocation_are_on_the_trail() -> None:
+    admin = User.objects.create_user("keymaster", password="pw")
     owner = User.objects.create_user("integration", password="pw")
-    key = Group.objects.create(name="stand-in for an API key")  # any model instance
+    api_key = ApiKey(name="HR feed", owner=owner, expires_at=default_expiry())
 
-    created = record_api_key_created(sender=None, key=key, actor=owner, address="192.0.2.1")
-    used = record_api_key_used(sender=None, key=key, actor=owner, address="192.0.2.2")
-    revoked = record_api_key_revoked(sender=None, key=key, actor=owner, address=None)
+    key = keys.issue(api_key, created_by=admin)
+    keys.authenticate(key, "192.0.2.2")
+    keys.authenticate(key, "192.0.2.3")  # within the minute: not recorded again
+    keys.revoke([api_key], by=admin)
 
-    assert [e.action for e in (created, used, revoked)] == [
-        "api_key_created",
-        "api_key_used",
-        "api_key_revoked",
+    entries = list(AuditEntry.objects.order_by("pk"))
+    assert [(e.action, e.actor) for e in entries] == [
+        ("api_key_created", admin),
+        ("api_key_used", owner),
+        ("api_key_revoked", admin),
     ]
-    assert used.via == "api" and used.address == "192.0.2.2"
-    assert {e.actor for e in (created, used, revoked)} == {owner}
-    assert created.object_repr == str(key) and created.object_type == "auth.group"
+    used = entries[1]
+    assert (used.via, used.address) == ("api", "192.0.2.2")
+    assert entries[0].object_type == "access.apikey"
+    assert all(key not in str(e.object_repr) + str(e.changes) for e in entries)
