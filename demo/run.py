@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("JIM_ENCRYPTION_KEY_PREVIOUS", None)
     os.environ["DEBUG"] = "true"
     database = PROJECT / "db.sqlite3"
-    if database.exists() and not (options.folder / KEYS_FILE).exists():
+    if database.is_file() and database.stat().st_size and not (options.folder / KEYS_FILE).exists():
         say(
             f"{database} was made by a demo from before the demo had keys of its own; "
             "the secrets in it cannot be read. Delete it (and the folder "
