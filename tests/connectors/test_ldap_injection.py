@@ -7,7 +7,8 @@ cycle (HR file → sync → export to slapd → confirming import → sync): eac
 exactly the entry intended (its DN escaped per RFC 4514), some join entries that were
 there before, renames move exactly them, and the import reads every value back as it
 was sent. Lookups by external id (a delete without a DN) use RFC 4515-escaped filters
-and never touch another entry. And certificates are checked unless told otherwise.
+and never touch another entry. And certificates — and the host names in them — are
+checked unless a connected system says otherwise.
 
 `` a`` and ``b `` differ in more than their spaces: a directory compares ``uid`` values
 with insignificant spaces removed (RFC 4518), so `` a`` and ``a `` would be one uid.
@@ -15,8 +16,12 @@ with insignificant spaces removed (RFC 4518), so `` a`` and ``a `` would be one 
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 import textwrap
+import threading
+from collections.abc import Iterator
 
 import ldap3
 import pytest
@@ -33,6 +38,7 @@ from metaverse.models import MetaverseObject
 from tests.builders import rpeis, run, write_csv
 from tests.connectors.ldap_entries import Entry, add_entries, change
 from tests.support.slapd import service_settings
+from tests.support.tls import TlsFiles, make_server_certificate
 
 HOSTILE = [
     "*)(uid=*",
@@ -306,3 +312,45 @@ def test_a_connected_system_without_tls_settings_refuses_an_untrusted_certificat
     )
     with pytest.raises(ConnectionFailed, match=r"certificate is not trusted.*set ca_file"):
         LdapConnector(system.all_settings()).open()
+
+
+@contextlib.contextmanager
+def tls_server(files: TlsFiles) -> Iterator[int]:
+    """A TLS server on 127.0.0.1 that completes one handshake with ``files``' certificate
+    and hangs up; yields its port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files.cert_file, files.key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        client, _ = listener.accept()
+        with contextlib.suppress(OSError), context.wrap_socket(client, server_side=True):
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+
+
+def test_a_certificate_for_another_host_is_refused(tmp_path):
+    """The CA is trusted, the certificate names another host: not the directory's."""
+    files = make_server_certificate(tmp_path, names=("directory.example.org",))
+    with tls_server(files) as port:
+        settings = {
+            "url": f"ldaps://127.0.0.1:{port}",
+            "base_dn": "dc=example,dc=org",
+            "ca_file": str(files.ca_file),
+            "timeout": 5,
+        }
+        with pytest.raises(
+            ConnectionFailed,
+            match=r"the server's certificate names another host \(.*"
+            r"directory\.example\.org.*doesn't match any name in \['127\.0\.0\.1'\]",
+        ) as failure:
+            LdapConnector(settings).open()
+    assert str(failure.value).endswith("put a name the certificate holds in url")
+    assert not failure.value.transient
