@@ -124,9 +124,7 @@ def test_a_previous_key_still_reads_and_the_current_key_writes(directory, settin
 
 
 @pytest.mark.parametrize("action", ["read", "write"])
-def test_without_an_encryption_key_secrets_are_neither_stored_nor_read(
-    directory, settings, action
-):
+def test_without_an_encryption_key_secrets_are_neither_stored_nor_read(directory, settings, action):
     settings.JIM_ENCRYPTION_KEY = ""
 
     with pytest.raises(ImproperlyConfigured, match="JIM_ENCRYPTION_KEY is not set") as error:
