@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,8 @@ def _setup_django() -> None:
         sys.exit("bench: set DATABASE_URL to a PostgreSQL database (SQLite is not measured).")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jim_project.settings")
     os.environ.setdefault("DEBUG", "false")
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    for name in ("SECRET_KEY", "JIM_ENCRYPTION_KEY"):  # the bench's own, thrown away
+        os.environ.setdefault(name, secrets.token_urlsafe(50))
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -91,3 +91,41 @@ def parse_database_url(url: str, *, default_sqlite: Path) -> dict[str, Any]:
     if options:
         config["OPTIONS"] = options
     return config
+
+
+def env_secret(name: str, *, required: bool, min_length: int, generate: str) -> str:
+    """Read a secret key; "" when unset and not ``required``.
+
+    A missing required key, or one shorter than ``min_length`` characters, stops the
+    start with a message naming the variable and the command that makes a good one.
+    """
+    value = os.environ.get(name, "").strip()
+    how = f"Generate one with: {generate}"
+    if not value:
+        if required:
+            raise ImproperlyConfigured(
+                f"{name} must be set in the environment when DEBUG is off. {how}"
+            )
+        return ""
+    if len(value) < min_length:
+        raise ImproperlyConfigured(
+            f"{name} is {len(value)} characters long; it must have at least {min_length}. {how}"
+        )
+    return value
+
+
+def env_header(name: str) -> tuple[str, str] | None:
+    """Read ``HEADER=value`` (like ``HTTP_X_FORWARDED_PROTO=https``) as Django's
+    ``SECURE_PROXY_SSL_HEADER`` pair; None when unset or blank."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    header, equals, value = (part.strip() for part in raw.partition("="))
+    if not equals or not header or not value:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not HEADER=value (like HTTP_X_FORWARDED_PROTO=https)."
+        )
+    header = header.upper().replace("-", "_")
+    if not header.startswith("HTTP_"):
+        header = f"HTTP_{header}"
+    return header, value

@@ -1,5 +1,7 @@
 """``python -m demo``: JIM on this machine, with data, in one command (``make demo``).
 
+0. runs with ``DEBUG=true`` and the demo's own random keys, made once into
+   ``.demo/keys.env`` (:mod:`demo.keys`);
 1. migrates the SQLite database in the project folder (whatever ``DATABASE_URL``
    says), in WAL mode so the web server and the workers can share it;
 2. writes the HR file ``.demo/hr.csv`` (:mod:`demo.data`), or keeps the one there;
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from demo.directory import Target, open_target
+from demo.keys import KEYS_FILE, DemoKeysError, demo_keys
 from demo.processes import Supervisor
 from jim_project.devservers import port_open
 
@@ -54,8 +57,25 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     address = options.address if ":" in options.address else f"127.0.0.1:{options.address}"
 
-    # The demo's database is SQLite in the project folder, whatever DATABASE_URL says.
+    # The demo's database is SQLite in the project folder, whatever DATABASE_URL says;
+    # it runs in development mode, with keys of its own (the web server and the
+    # workers inherit them).
     os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("JIM_ENCRYPTION_KEY_PREVIOUS", None)
+    os.environ["DEBUG"] = "true"
+    database = PROJECT / "db.sqlite3"
+    if database.is_file() and database.stat().st_size and not (options.folder / KEYS_FILE).exists():
+        say(
+            f"{database} was made by a demo from before the demo had keys of its own; "
+            "the secrets in it cannot be read. Delete it (and the folder "
+            f"{options.folder}) and run the demo again."
+        )
+        return 1
+    try:
+        os.environ.update(demo_keys(options.folder.resolve()))
+    except DemoKeysError as error:
+        say(str(error))
+        return 1
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jim_project.settings")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")  # the servers' logs as they come
     import django

@@ -1,18 +1,41 @@
 """JIM settings, read from environment variables.
 
-Every value has a safe default for the embedded demo (SQLite in the project folder,
-DEBUG on). Bad values fail loudly at start with ``ImproperlyConfigured`` rather than
-at first use.
+Safe by default: ``DEBUG`` is off unless ``DEBUG=true``, and with it off JIM refuses to
+start without ``SECRET_KEY`` and ``JIM_ENCRYPTION_KEY`` from the environment, and turns
+on secure cookies, HSTS, the HTTPS redirect and the security headers, so that
+``manage.py check --deploy`` is clean. No key is written in the repository. Bad values
+fail loudly at start with ``ImproperlyConfigured`` rather than at first use.
+docs/security.md says how to run JIM in production.
 
 Environment:
-    SECRET_KEY            Django's secret key (required when DEBUG is off).
-    DEBUG                 true/false (default true).
+    DEBUG                 true/false (default false). true for development and the demo:
+                          tracebacks in the browser, plain-http cookies, no HSTS.
+    SECRET_KEY            Django's secret key (signs sessions and CSRF tokens); required
+                          when DEBUG is off. With DEBUG on and none given, a random key
+                          per process (sessions end when the server restarts).
+    JIM_ENCRYPTION_KEY    the key that encrypts connected-system secrets at rest (at
+                          least 32 characters; never derived from SECRET_KEY); required
+                          when DEBUG is off. With DEBUG on and none given, secrets can
+                          be neither stored nor read.
+    JIM_ENCRYPTION_KEY_PREVIOUS  comma-separated older keys, tried when reading secrets
+                          (rotation: ``jim rotate-secrets`` re-encrypts with the current
+                          key). An old SECRET_KEY here reads what JIM stored before it
+                          had its own encryption key.
     ALLOWED_HOSTS         comma-separated host names (default localhost names).
+    CSRF_TRUSTED_ORIGINS  comma-separated origins (https://jim.example.org) trusted for
+                          unsafe requests when a proxy changes the host or scheme.
+    JIM_SECURE_PROXY_SSL_HEADER  HEADER=value (like HTTP_X_FORWARDED_PROTO=https): the
+                          header a TLS-terminating proxy sets on requests that came in
+                          over https. Only set it behind such a proxy.
+    JIM_SSL_REDIRECT      true/false (default true when DEBUG is off): redirect http to
+                          https. Turn it off only when the proxy redirects itself.
+    JIM_HSTS_SECONDS      Strict-Transport-Security max-age when DEBUG is off (default
+                          31536000, a year; 0 sends no HSTS header).
+    JIM_HSTS_INCLUDE_SUBDOMAINS, JIM_HSTS_PRELOAD  true/false (default true).
     DATABASE_URL          postgres://user:pass@host:port/name; SQLite when unset.
-    JIM_ENCRYPTION_KEY    key that encrypts connected-system secrets at rest;
-                          derived from SECRET_KEY when unset.
     JIM_Q_WORKERS         django-q2 worker count (default 2).
     JIM_REDIS_URL         use Redis as the django-q2 broker instead of the ORM.
+    JIM_LOG_LEVEL         the root logger's level (default WARNING).
     JIM_EXPRESSION_MAX_TEXT       characters of text one evaluation of an expression
                                   may build (default 1,000,000); see docs/expressions.md.
     JIM_EXPRESSION_MAX_ITEMS      list, tuple and dict items it may build (default 100,000).
@@ -27,26 +50,59 @@ Environment:
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
-from core.env import env_bool, env_int, env_list, parse_database_url
+from core.env import (
+    env_bool,
+    env_header,
+    env_int,
+    env_list,
+    env_secret,
+    parse_database_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = env_bool("DEBUG", default=True)
+DEBUG = env_bool("DEBUG", default=False)
 
-_DEV_SECRET_KEY = "django-insecure-jim-development-only-key-change-me"
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        from django.core.exceptions import ImproperlyConfigured
+SECRET_KEY = env_secret(
+    "SECRET_KEY",
+    required=not DEBUG,
+    min_length=1,
+    generate="python3 -c 'import secrets; print(secrets.token_urlsafe(50))'",
+) or secrets.token_urlsafe(50)
 
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false.")
-    SECRET_KEY = _DEV_SECRET_KEY
+#: The current key of stored secrets, and the older ones still accepted for reading
+#: (core/crypto.py).
+JIM_ENCRYPTION_KEY = env_secret(
+    "JIM_ENCRYPTION_KEY",
+    required=not DEBUG,
+    min_length=32,
+    generate="python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+)
+JIM_ENCRYPTION_KEY_PREVIOUS = env_list("JIM_ENCRYPTION_KEY_PREVIOUS", default=[])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=[])
 
-JIM_ENCRYPTION_KEY = os.environ.get("JIM_ENCRYPTION_KEY", "")
+# HTTP security. Always: no MIME sniffing, no framing, no referrer to other sites,
+# cookies out of JavaScript's reach. With DEBUG off: cookies only over https, HSTS,
+# and http redirected to https (docs/security.md).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("JIM_SSL_REDIRECT", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = env_header("JIM_SECURE_PROXY_SSL_HEADER")
+SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("JIM_HSTS_SECONDS", default=365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("JIM_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env_bool("JIM_HSTS_PRELOAD", default=True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -91,32 +91,48 @@ def test_dumpdata_output_loads_back_with_the_secret(directory, tmp_path):
 
 
 def test_a_different_key_cannot_read_the_secrets(directory, settings):
-    settings.JIM_ENCRYPTION_KEY = "another-installation-key"
+    settings.JIM_ENCRYPTION_KEY = "another-installation-key-of-32-characters"
 
-    with pytest.raises(ImproperlyConfigured, match=r"JIM_ENCRYPTION_KEY .* differs"):
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=r"neither JIM_ENCRYPTION_KEY nor any of the 0 key\(s\) in "
+        r"JIM_ENCRYPTION_KEY_PREVIOUS is the key they were stored with",
+    ):
         ConnectedSystem.objects.get(pk=directory.pk)
 
 
-def test_without_an_encryption_key_the_secret_key_is_the_key(directory, settings):
-    assert not settings.JIM_ENCRYPTION_KEY
+def test_the_secret_key_is_not_the_key(directory, settings):
     settings.SECRET_KEY = "a-rotated-secret-key"
 
-    with pytest.raises(ImproperlyConfigured, match="differs from the key"):
-        ConnectedSystem.objects.get(pk=directory.pk)
+    assert ConnectedSystem.objects.get(pk=directory.pk).secret_settings == {
+        "bind_password": PASSWORD
+    }
 
 
-def test_an_explicit_encryption_key_survives_a_secret_key_change(settings):
-    settings.JIM_ENCRYPTION_KEY = "jim-encryption-passphrase"
-    system = make_connected_system(
-        "Directory",
-        "ldap",
-        object_type=None,
-        profiles=(),
-        secret_settings={"bind_password": PASSWORD},
-    )
-    settings.SECRET_KEY = "a-rotated-secret-key"
+def test_a_previous_key_still_reads_and_the_current_key_writes(directory, settings):
+    old_key = settings.JIM_ENCRYPTION_KEY
+    settings.JIM_ENCRYPTION_KEY = "the-new-key-of-at-least-32-characters"
+    settings.JIM_ENCRYPTION_KEY_PREVIOUS = ["some-even-older-key", old_key]
 
-    assert ConnectedSystem.objects.get(pk=system.pk).secret_settings["bind_password"] == PASSWORD
+    fresh = ConnectedSystem.objects.get(pk=directory.pk)
+    assert fresh.secret_settings == {"bind_password": PASSWORD}
+    fresh.save()
+    settings.JIM_ENCRYPTION_KEY_PREVIOUS = []
+    assert ConnectedSystem.objects.get(pk=directory.pk).secret_settings == {
+        "bind_password": PASSWORD
+    }
+
+
+@pytest.mark.parametrize("action", ["read", "write"])
+def test_without_an_encryption_key_secrets_are_neither_stored_nor_read(directory, settings, action):
+    settings.JIM_ENCRYPTION_KEY = ""
+
+    with pytest.raises(ImproperlyConfigured, match="JIM_ENCRYPTION_KEY is not set") as error:
+        if action == "read":
+            ConnectedSystem.objects.get(pk=directory.pk)
+        else:
+            directory.save()
+    assert "secrets.token_urlsafe(32)" in str(error.value)
 
 
 def test_a_plaintext_value_in_the_column_is_refused(directory):

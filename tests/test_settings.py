@@ -148,23 +148,43 @@ def test_bad_database_urls_are_named_with_the_cause(url, message):
 
 # -- the settings module as a whole (a fresh interpreter per case) -----------------
 
+#: Every variable the settings read that a case may set; the rest of the environment
+#: (the test rig's keys included) is left out so each case starts from nothing.
+SETTINGS_VARIABLES = {
+    "SECRET_KEY",
+    "JIM_ENCRYPTION_KEY",
+    "JIM_ENCRYPTION_KEY_PREVIOUS",
+    "DEBUG",
+    "DATABASE_URL",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "JIM_SSL_REDIRECT",
+    "JIM_SECURE_PROXY_SSL_HEADER",
+    "JIM_HSTS_SECONDS",
+    "JIM_HSTS_INCLUDE_SUBDOMAINS",
+    "JIM_HSTS_PRELOAD",
+}
+PRODUCTION_KEYS = {
+    "SECRET_KEY": "a-real-secret-key-from-the-vault-" + "x" * 30,
+    "JIM_ENCRYPTION_KEY": "a-real-encryption-key-from-the-vault",
+}
 
-def _import_settings(**environment: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"}
-    }
+
+def clean_environment(**environment: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in SETTINGS_VARIABLES}
     env.update(environment)
+    return env
+
+
+def _import_settings(*names: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    """Import the settings in a new interpreter; print ``repr`` of each named setting."""
+    code = "import jim_project.settings as s; " + "; ".join(
+        f"print(repr(s.{name}))" for name in names
+    )
     return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import jim_project.settings as s; print(s.DEBUG, s.SECRET_KEY[:9], "
-            "s.DATABASES['default']['ENGINE'], s.ALLOWED_HOSTS)",
-        ],
+        [sys.executable, "-c", code],
         cwd=REPO,
-        env=env,
+        env=clean_environment(**environment),
         capture_output=True,
         text=True,
         timeout=60,
@@ -172,35 +192,106 @@ def _import_settings(**environment: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_secret_key_is_required_when_debug_is_off():
-    result = _import_settings(DEBUG="false")
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "JIM_ENCRYPTION_KEY"])
+@pytest.mark.parametrize("debug", [None, "false"])
+def test_production_refuses_to_start_without_each_key(missing, debug):
+    environment = {name: value for name, value in PRODUCTION_KEYS.items() if name != missing}
+    if debug is not None:
+        environment["DEBUG"] = debug
+    result = _import_settings("DEBUG", **environment)
     assert result.returncode != 0
-    assert "ImproperlyConfigured: SECRET_KEY must be set when DEBUG is false." in result.stderr
+    assert (
+        f"ImproperlyConfigured: {missing} must be set in the environment when DEBUG is off. "
+        "Generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe("
+    ) in result.stderr
 
 
-def test_production_settings_with_a_secret_key_load():
+def test_a_short_encryption_key_is_refused():
+    result = _import_settings("DEBUG", SECRET_KEY="k" * 50, JIM_ENCRYPTION_KEY="short")
+    assert result.returncode != 0
+    assert "JIM_ENCRYPTION_KEY is 5 characters long; it must have at least 32" in result.stderr
+
+
+def test_production_settings_with_both_keys_load_secure():
     result = _import_settings(
-        DEBUG="false",
-        SECRET_KEY="a-real-secret-key-from-the-vault",
+        "DEBUG",
+        "SECRET_KEY",
+        "JIM_ENCRYPTION_KEY",
+        "DATABASES['default']['ENGINE']",
+        "ALLOWED_HOSTS",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+        "SECURE_PROXY_SSL_HEADER",
+        "X_FRAME_OPTIONS",
+        **PRODUCTION_KEYS,
         DATABASE_URL="postgresql://jim@db/jim",
         ALLOWED_HOSTS="jim.example.org",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [
+    assert result.stdout.splitlines() == [
         "False",
-        "a-real-se",
-        "django.db.backends.postgresql",
+        repr(PRODUCTION_KEYS["SECRET_KEY"]),
+        repr(PRODUCTION_KEYS["JIM_ENCRYPTION_KEY"]),
+        "'django.db.backends.postgresql'",
         "['jim.example.org']",
+        "True",
+        "True",
+        "True",
+        "31536000",
+        "True",
+        "True",
+        "None",
+        "'DENY'",
     ]
 
 
-def test_demo_defaults_need_no_environment():
-    result = _import_settings()
+def test_behind_a_tls_proxy():
+    result = _import_settings(
+        "SECURE_PROXY_SSL_HEADER",
+        "SECURE_SSL_REDIRECT",
+        "CSRF_TRUSTED_ORIGINS",
+        **PRODUCTION_KEYS,
+        JIM_SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto=https",
+        JIM_SSL_REDIRECT="false",
+        CSRF_TRUSTED_ORIGINS="https://jim.example.org",
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[:3] == ["True", "django-in", "django.db.backends.sqlite3"]
+    assert result.stdout.splitlines() == [
+        "('HTTP_X_FORWARDED_PROTO', 'https')",
+        "False",
+        "['https://jim.example.org']",
+    ]
+
+
+def test_a_proxy_header_without_a_value_is_refused():
+    result = _import_settings("DEBUG", **PRODUCTION_KEYS, JIM_SECURE_PROXY_SSL_HEADER="X-Proto")
+    assert result.returncode != 0
+    assert "JIM_SECURE_PROXY_SSL_HEADER='X-Proto' is not HEADER=value" in result.stderr
+
+
+def test_debug_needs_no_environment_and_uses_no_published_key():
+    first = _import_settings("DEBUG", "SECRET_KEY", "JIM_ENCRYPTION_KEY", DEBUG="true")
+    second = _import_settings("SECRET_KEY", DEBUG="true")
+    assert first.returncode == 0, first.stderr
+    debug, secret_key, encryption_key = first.stdout.splitlines()
+    assert (debug, encryption_key) == ("True", "''")
+    assert len(secret_key) > 50 and secret_key != second.stdout.strip()  # random per process
+    insecure = _import_settings(
+        "SESSION_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", DEBUG="true"
+    )
+    assert insecure.stdout.splitlines() == ["False", "False", "0"]
+
+
+def test_no_key_is_written_in_the_settings():
+    source = (REPO / "jim_project" / "settings.py").read_text()
+    assert "django-insecure" not in source and "_DEV_SECRET_KEY" not in source
 
 
 def test_a_bad_value_stops_the_settings_import_with_its_name():
-    result = _import_settings(DEBUG="sometimes")
+    result = _import_settings("DEBUG", DEBUG="sometimes")
     assert result.returncode != 0
     assert "DEBUG='sometimes' is not a boolean" in result.stderr

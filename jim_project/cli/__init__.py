@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "reject": "jim_project.cli.exports:RejectCommand",
     "retry": "jim_project.cli.exports:RetryCommand",
     "discard": "jim_project.cli.exports:DiscardCommand",
+    "rotate-secrets": "jim_project.cli.secrets:RotateSecretsCommand",
 }
 
 

@@ -47,8 +47,18 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
-def make_server_certificate(directory: Path) -> TlsFiles:
-    """Write a new CA and a server certificate it signed into ``directory``."""
+def _subject_alternative_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def make_server_certificate(
+    directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> TlsFiles:
+    """Write a new CA and a server certificate it signed into ``directory``, for
+    ``names`` (host names and IP addresses; the first is the common name)."""
     now = dt.datetime.now(dt.UTC)
     validity = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=2))
 
@@ -84,19 +94,14 @@ def make_server_certificate(directory: Path) -> TlsFiles:
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
+        .subject_name(_name(names[0]))
         .issuer_name(ca_name)
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(validity[0])
         .not_valid_after(validity[1])
         .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]
-            ),
+            x509.SubjectAlternativeName([_subject_alternative_name(name) for name in names]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -141,6 +141,12 @@ class Session:
 
     def _unreachable(self, exc: Exception) -> ConnectionFailed:
         reason = exception_text(exc)
+        if "doesn't match any name" in reason:  # ldap3's host name check
+            return ConnectionFailed(
+                f"cannot reach {self.settings.url}: the server's certificate names another "
+                f"host ({reason}); put a name the certificate holds in url",
+                transient=False,
+            )
         if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate" in reason.lower():
             return ConnectionFailed(
                 f"cannot reach {self.settings.url}: the server's certificate is not trusted "

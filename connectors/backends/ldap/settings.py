@@ -42,6 +42,8 @@ SETTINGS = (
     ),
 )
 
+_DEFAULTS = {spec.name: spec.default for spec in SETTINGS if spec.default is not None}
+
 
 class LdapSettings:
     """The settings of one connected system, read as the connector needs them."""
@@ -52,15 +54,17 @@ class LdapSettings:
         self.base_dir = base_dir
 
     def get(self, name: str) -> Any:
-        """The raw value of a setting (None when absent)."""
-        return self.values.get(name)
+        """The raw value of a setting; its declared default when absent or None (so
+        that ``tls_verify`` is on even when no default was filled in), else None."""
+        value = self.values.get(name)
+        return _DEFAULTS.get(name) if value is None else value
 
     def text(self, name: str) -> str:
-        value = self.values.get(name)
+        value = self.get(name)
         return "" if value is None else str(value).strip()
 
     def flag(self, name: str) -> bool:
-        value = self.values.get(name)
+        value = self.get(name)
         if isinstance(value, str):
             lowered = value.strip().lower()
             if lowered not in TRUE_TEXTS | FALSE_TEXTS:
@@ -69,7 +73,7 @@ class LdapSettings:
         return bool(value)
 
     def number(self, name: str) -> int:
-        value = self.values.get(name)
+        value = self.get(name)
         try:
             number = int(value)
         except (TypeError, ValueError):
