@@ -5,7 +5,8 @@ every create awaiting approval): five people synced, two of their creates approv
 and exported — the directory refuses one (failed), takes the other — and three still
 awaiting approval. Beside it "Vault", an LDAP system whose bind password is
 :data:`SECRET`, which no API answer may contain. Run profiles, a schedule, activities
-with their execution items, and one entry on the audit trail.
+with their execution items, two entries on the audit trail; a second metaverse object
+type and a second (disabled) schedule.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from connectors.choices import RunProfileType
 from connectors.models import ConnectedSystem, RunProfile, Schedule, ScheduleStep
 from exports.approval import decide
 from exports.models import PendingExport
+from metaverse.models import MetaverseObjectType
 from tests.builders import add_run_profile, make_connected_system
 from tests.exports.exporting import export
 from tests.exports.failures import dn
@@ -80,6 +82,8 @@ def build_world() -> World:
     )
     import_profile = add_run_profile(scenario.hr, RunProfileType.FULL_IMPORT)
     export_profile = add_run_profile(scenario.directory, RunProfileType.EXPORT)
+    MetaverseObjectType.objects.create(name="group")
+    Schedule.objects.create(name="Weekly", cron="0 3 * * 0", enabled=False)
     schedule = Schedule.objects.create(name="Nightly", cron="0 2 * * *")
     ScheduleStep.objects.create(schedule=schedule, order=1, run_profile=import_profile)
     ScheduleStep.objects.create(schedule=schedule, order=2, run_profile=export_profile)
