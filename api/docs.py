@@ -21,9 +21,10 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.settings import patched_settings
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.routers import APIRootView
 
-from api.errors import exception_handler
 from api.schema import ENUM_NAME_OVERRIDES
 from api.views.base import ApiViewMixin
 
@@ -38,17 +39,17 @@ class ApiRootView(ApiViewMixin, APIRootView):
     schema = None  # not an operation of the schema
 
 
-class SchemaView(SpectacularAPIView):
+class SchemaView(ApiViewMixin, SpectacularAPIView):
     """The OpenAPI 3 schema of the API (YAML; ``?format=json`` for JSON)."""
 
     permission_classes = [IsAuthenticated]
     custom_settings = {"ENUM_NAME_OVERRIDES": ENUM_NAME_OVERRIDES}
 
-    def get_exception_handler(self) -> Any:
-        return exception_handler
-
-    def get_authenticate_header(self, request: Any) -> str:
-        return ApiViewMixin.get_authenticate_header(self, request)  # type: ignore[arg-type]
+    def handle_exception(self, exc: Exception) -> Response:
+        """Errors in JSON, like every error of the API (not in the schema's YAML)."""
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
 
 
 def operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
