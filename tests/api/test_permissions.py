@@ -1,4 +1,4 @@
-"""Who may do what through the API: every role × every endpoint and action, allowed or
+"""Who may do what through the API: every role by every endpoint and action, allowed or
 403; no role 403; anonymous 401.
 
 "Allowed" means the permission check let the request through: the answer is whatever
@@ -96,7 +96,7 @@ def test_a_user_without_a_role_reads_nothing_and_is_told_why(world, client_for):
         assert f"{model._meta.app_label}.view_{model._meta.model_name}" in message
         assert VIEWERS in message
         assert client.get(f"{url}1/").status_code == 403
-    for allowed, url, body in ACTIONS.values():
+    for _allowed, url, body in ACTIONS.values():
         assert client.post(url(world), body, format="json").status_code == 403
 
 
