@@ -6,11 +6,13 @@ Relations are filtered by id (``?connected_system=3``), choices by their value
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
 from django.db.models import Exists, OuterRef, QuerySet
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 
 from api.search import ATTRIBUTE_NAME, cso_search, holds_value, mvo_search
 from connectors.choices import ActivityStatus, ObjectChangeType, RpeiErrorType, RunProfileType
@@ -38,6 +40,26 @@ class IdFilter(filters.Filter):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(*args, **kwargs)
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, sent to the database in UTC: PostgreSQL refuses offsets
+    beyond ±15:59 that Python reads."""
+
+    def clean(self, value: Any) -> datetime | None:
+        moment = super().clean(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(f"{value} is out of range.") from None
+
+
+class TimeFilter(filters.IsoDateTimeFilter):
+    """A time bound (``?created_after=2026-01-31T00:00:00Z``)."""
+
+    field_class = UtcDateTimeField
 
 
 class AttributeValueForm(forms.Form):
@@ -164,8 +186,8 @@ class ActivityFilter(filters.FilterSet):
     schedule = IdFilter(field_name="schedule_id")
     status = filters.MultipleChoiceFilter(choices=ActivityStatus.choices)
     profile_type = filters.ChoiceFilter(choices=RunProfileType.choices)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = TimeFilter(field_name="created_at", lookup_expr="lt")
     error_type = filters.ChoiceFilter(
         choices=RpeiErrorType.choices[1:],
         method="with_error_type",
@@ -215,8 +237,8 @@ class PendingExportFilter(filters.FilterSet):
 
 class ApprovalAuditEntryFilter(filters.FilterSet):
     pending_export = IdFilter(field_name="pending_export_ref")
-    at_after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    at_before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    at_after = TimeFilter(field_name="at", lookup_expr="gte")
+    at_before = TimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = ApprovalAuditEntry

@@ -9,6 +9,9 @@ small: it is paged by limit and offset, with a count.
 
 from __future__ import annotations
 
+from typing import Any
+
+from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
 
 #: Objects on a page unless the client asks for another number.
@@ -31,3 +34,12 @@ class NewestFirstCursorPagination(CursorPagination):
     page_size = PAGE_SIZE
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
+
+    def decode_cursor(self, request: Any) -> Any:
+        """A cursor that is not one of ours is a 400 (DRF answers 404)."""
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError(
+                {"cursor": ["Not a cursor of this list: follow a page's 'next' or 'previous'."]}
+            ) from None
