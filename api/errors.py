@@ -21,6 +21,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -119,11 +120,17 @@ def _sentence(text: str) -> str:
 
 def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     """The answer to an ``/api/`` URL that matches no endpoint."""
-    return JsonResponse(
-        error_body(
-            "not_found",
-            f"There is no API endpoint at {request.path}: the endpoints are listed at "
-            "/api/v1/ and described at /api/v1/schema/.",
-        ),
-        status=status.HTTP_404_NOT_FOUND,
+    message = (
+        f"There is no API endpoint at {request.path}: the endpoints are listed at "
+        "/api/v1/ and described at /api/v1/schema/."
     )
+    if not request.path.endswith("/") and _is_endpoint(request.path + "/"):
+        message = f"There is no API endpoint at {request.path}: its URL ends with a slash, {request.path}/."
+    return JsonResponse(error_body("not_found", message), status=status.HTTP_404_NOT_FOUND)
+
+
+def _is_endpoint(path: str) -> bool:
+    try:
+        return resolve(path).func is not not_found
+    except Resolver404:
+        return False

@@ -52,6 +52,8 @@ def test_404_of_an_object_and_of_a_url(world, admin_client):
     assert error(admin_client.get(f"{API}pending-exports/{2**70}/"), 404)["code"] == "not_found"
     found = error(admin_client.get(f"{API}nothing-here/"), 404)
     assert "/api/v1/nothing-here/" in found["message"]
+    found = error(admin_client.get(f"{API}activities"), 404)
+    assert found["message"].endswith("ends with a slash, /api/v1/activities/.")
 
 
 def test_405(world, admin_client):
