@@ -125,7 +125,10 @@ def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
         "/api/v1/ and described at /api/v1/schema/."
     )
     if not request.path.endswith("/") and _is_endpoint(request.path + "/"):
-        message = f"There is no API endpoint at {request.path}: its URL ends with a slash, {request.path}/."
+        message = (
+            f"There is no API endpoint at {request.path}: its URL ends with a slash, "
+            f"{request.path}/."
+        )
     return JsonResponse(error_body("not_found", message), status=status.HTTP_404_NOT_FOUND)
 
 

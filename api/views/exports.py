@@ -259,7 +259,7 @@ class PendingExportViewSet(ReadOnlyViewSet):
     discard_many = _many_action(ACTS["discard"])
 
     def get_queryset(self) -> QuerySet:
-        if self.action in ACTS or self.action.endswith("_many"):
+        if self.action in ACTS or (self.action or "").endswith("_many"):
             return pending_exports()  # no attribute changes: the act loads its own
         return super().get_queryset()
 
