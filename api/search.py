@@ -44,13 +44,23 @@ def typed_values(value: str) -> list[Any]:
 
 def holds_value(attribute: str, value: str) -> Q:
     """Objects whose ``attributes[attribute]`` holds ``value`` (see the module)."""
-    if connection.features.supports_json_field_contains:
-        match = Q()
-        for candidate in typed_values(value):
+    match = Q()
+    for candidate in typed_values(value):
+        if connection.features.supports_json_field_contains:
             match |= Q(attributes__contains={attribute: [candidate]})
-        return match
-    text = json.dumps(value, ensure_ascii=False)
-    return Q(**{f"attributes__{attribute}__icontains": text})
+        else:
+            for text in _json_texts(candidate):
+                match |= Q(**{f"attributes__{attribute}__icontains": text})
+    return match
+
+
+def _json_texts(candidate: Any) -> list[str]:
+    """How ``candidate`` can appear as an element of a JSON array's text (as Django
+    writes JSON: compact when read back, ASCII with escapes)."""
+    text = json.dumps(candidate)
+    if isinstance(candidate, str):
+        return [text]  # its quotes bound it
+    return [f"[{text}]", f"[{text},", f",{text},", f",{text}]"]
 
 
 def id_of(term: str) -> int | None:
