@@ -158,7 +158,7 @@ def _one(act: Act) -> Callable[..., Response]:
             raise Conflict(_sentence(act.why_not(pe)))
         done = act.perform([pe], request.user, reason)
         if not done:  # changed since it was read
-            raise Conflict(_sentence(act.why_not(pending_exports().get(pk=pe.pk))))
+            raise Conflict(left_alone(act, pending_exports().filter(pk=pe.pk).first() or pe))
         return Response({"action": act.done, "done": [pe.pk], "skipped": []})
 
     view.__name__ = act.name
@@ -172,7 +172,7 @@ def _many(act: Act) -> Callable[..., Response]:
         selected = list(self.selection(body).order_by("pk"))
         applying = [pe for pe in selected if act.applies(pe)]
         done = {pe.pk for pe in act.perform(applying, request.user, body["reason"])}
-        skipped = [{"id": pe.pk, "reason": _sentence(act.why_not(pe))} for pe in selected]
+        skipped = [{"id": pe.pk, "reason": left_alone(act, pe)} for pe in selected]
         skipped = [skip for skip in skipped if skip["id"] not in done]
         found = {pe.pk for pe in selected}
         skipped += [
@@ -187,6 +187,15 @@ def _many(act: Act) -> Callable[..., Response]:
     view.__name__ = f"{act.name}_many"
     view.__doc__ = f"{act.name.capitalize()} pending exports chosen by ids or by a filter."
     return view
+
+
+def left_alone(act: Act, pe: Any) -> str:
+    """Why ``act`` left ``pe`` alone: it does not apply, or it changed meanwhile."""
+    if not act.applies(pe):
+        return _sentence(act.why_not(pe))
+    return _sentence(
+        f"{describe(pe)} was not {act.done}: it changed while the request was made; read it again"
+    )
 
 
 def _sentence(text: str) -> str:
