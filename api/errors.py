@@ -70,7 +70,25 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if getattr(exc, "wait", None):
         headers["Retry-After"] = f"{exc.wait:.0f}"
     set_rollback()
+    if isinstance(exc, exceptions.MethodNotAllowed) and context.get("view") is not None:
+        return Response(
+            _not_allowed(context["view"], context["request"]),
+            status=exc.status_code,
+            headers=headers,
+        )
     return Response(_body(exc), status=exc.status_code, headers=headers)
+
+
+def _not_allowed(view: Any, request: Any) -> dict[str, Any]:
+    """ "DELETE is not allowed at …: it takes GET." — the methods the URL takes."""
+    methods = [m for m in view.allowed_methods if m not in ("HEAD", "OPTIONS")]
+    return error_body(
+        "method_not_allowed",
+        f"{request.method} is not allowed at {request.path}: it takes "
+        f"{' or '.join(methods)}. The API changes JIM only through its actions "
+        "(run, approve, reject, retry, discard).",
+        {"allowed": methods},
+    )
 
 
 def _as_api_exception(exc: Exception) -> exceptions.APIException | None:

@@ -59,7 +59,12 @@ def test_404_of_an_object_and_of_a_url(world, admin_client):
 def test_405(world, admin_client):
     found = error(admin_client.delete(f"{API}activities/"), 405)
     assert found["code"] == "method_not_allowed"
-    assert "DELETE" in found["message"]
+    assert found["message"].startswith(
+        "DELETE is not allowed at /api/v1/activities/: it takes GET."
+    )
+    assert found["details"] == {"allowed": ["GET"]}
+    found = error(admin_client.get(f"{API}pending-exports/approve/"), 405)
+    assert found["details"] == {"allowed": ["POST"]}
 
 
 def test_409_says_why(world, admin_client):
