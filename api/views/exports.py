@@ -155,7 +155,7 @@ def _one(act: Act) -> Callable[..., Response]:
         pe = self.get_object()
         reason = self.body(DecisionSerializer, act)["reason"]
         if not act.applies(pe):
-            raise Conflict(_sentence(act.why_not(pe)))
+            raise Conflict(left_alone(act, pe))
         done = act.perform([pe], request.user, reason)
         if not done:  # changed since it was read
             raise Conflict(left_alone(act, pending_exports().filter(pk=pe.pk).first() or pe))
@@ -172,8 +172,9 @@ def _many(act: Act) -> Callable[..., Response]:
         selected = list(self.selection(body).order_by("pk"))
         applying = [pe for pe in selected if act.applies(pe)]
         done = {pe.pk for pe in act.perform(applying, request.user, body["reason"])}
-        skipped = [{"id": pe.pk, "reason": left_alone(act, pe)} for pe in selected]
-        skipped = [skip for skip in skipped if skip["id"] not in done]
+        skipped = [
+            {"id": pe.pk, "reason": left_alone(act, pe)} for pe in selected if pe.pk not in done
+        ]
         found = {pe.pk for pe in selected}
         skipped += [
             {"id": pk, "reason": f"No pending export has id {pk}."}
