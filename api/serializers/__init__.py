@@ -1,0 +1,1 @@
+"""The API's representations, one module per area."""
