@@ -194,6 +194,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
@@ -203,6 +204,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "The REST API of JIM, the identity synchronisation engine.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "PendingExportChangeTypeEnum": "exports.choices.PendingExportChangeType",
+        "ObjectChangeTypeEnum": "connectors.choices.ObjectChangeType",
+        "AttributeChangeTypeEnum": "exports.choices.AttributeChangeType",
+    },
 }
 
 _redis_url = os.environ.get("JIM_REDIS_URL", "")
