@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from access import keys
 from access.models import ApiKey, FailedSignIn
 from access.roles import ADMINISTRATORS, APPROVE_PERMISSION, APPROVERS, VIEWERS
+from api.errors import NOT_AUTHENTICATED
 from tests.access.conftest import issue_key, member_of
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +53,11 @@ def call(authorization: str | None, address: str = ADDRESS):
     response = WhoAmI.as_view()(request)
     response.render()
     return response
+
+
+def message(response) -> str:
+    """The message of an answer in the API's error shape."""
+    return response.data["error"]["message"]
 
 
 def bearer(key: str) -> str:
@@ -232,7 +238,7 @@ def test_an_expired_key_is_refused_saying_when_it_expired(members):
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="JIM API"'
-    assert response.data["detail"] == (
+    assert message(response) == (
         f"API key {api_key.prefix} expired on {expired:%Y-%m-%d %H:%M} UTC; "
         "ask an administrator for a new key."
     )
@@ -246,7 +252,7 @@ def test_a_revoked_key_is_refused_saying_when(members):
     response = call(bearer(key))
 
     assert response.status_code == 401
-    assert response.data["detail"] == (
+    assert message(response) == (
         f"API key {api_key.prefix} was revoked on {revoked.revoked_at:%Y-%m-%d %H:%M} UTC; "
         "ask an administrator for a new key."
     )
@@ -261,9 +267,7 @@ def test_a_key_of_a_deactivated_owner_is_refused(members):
     response = call(bearer(key))
 
     assert response.status_code == 401
-    assert response.data["detail"].startswith(
-        f"API key {api_key.prefix} belongs to a deactivated user"
-    )
+    assert message(response).startswith(f"API key {api_key.prefix} belongs to a deactivated user")
 
 
 def test_an_unknown_key_and_a_wrong_secret_read_alike(members):
@@ -274,7 +278,7 @@ def test_an_unknown_key_and_a_wrong_secret_read_alike(members):
     answers = [call(bearer(attempt)) for attempt in (wrong_secret, unknown)]
 
     assert [a.status_code for a in answers] == [401, 401]
-    assert [a.data["detail"] for a in answers] == [
+    assert [message(a) for a in answers] == [
         f"API key {prefix} is not valid: check that the whole key was sent, "
         "or ask an administrator for a new one."
         for prefix in (api_key.prefix, "jim_zzzzzzzz")
@@ -286,14 +290,14 @@ def test_a_malformed_key_is_refused_saying_how_to_send_one(authorization):
     response = call(authorization)
 
     assert response.status_code == 401
-    assert response.data["detail"].startswith("Malformed API key: send 'Authorization: Bearer")
+    assert message(response).startswith("Malformed API key: send 'Authorization: Bearer")
 
 
 def test_another_scheme_is_left_to_the_session(members):
     response = call("Basic dXNlcjpwdw==")
 
     assert response.status_code == 401
-    assert response.data["detail"] == "Authentication credentials were not provided."
+    assert message(response) == NOT_AUTHENTICATED
     assert not FailedSignIn.objects.exists()
 
 
@@ -312,7 +316,7 @@ def test_a_prefix_is_locked_after_five_bad_keys_even_for_the_right_key(members):
     until = FailedSignIn.objects.order_by("attempted_at").first().attempted_at + timedelta(
         minutes=15
     )
-    assert response.data["detail"] == (
+    assert message(response) == (
         f"Too many failed attempts with API key {api_key.prefix}; try again after "
         f"{until:%H:%M} UTC or ask an administrator to unlock."
     )
@@ -330,7 +334,7 @@ def test_an_address_is_locked_after_twenty_bad_keys(members):
     locked = call(bearer(key), address="192.0.2.66")
 
     assert locked.status_code == 429
-    assert locked.data["detail"].startswith(
+    assert message(locked).startswith(
         "Too many failed sign-ins from this address (192.0.2.66); try again after "
     )
     assert call(bearer(key), address="192.0.2.67").status_code == 200
