@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.urls import path
 
 from console import mvo as metaverse_views
+from console import search as search_views
 from console import views as run_views
 
 app_name = "console"
@@ -24,6 +25,7 @@ urlpatterns = [
         name="activity-override-threshold",
     ),
     path("metaverse/<int:pk>/", metaverse_views.mvo_page, name="mvo"),
+    path("search/", search_views.search_page, name="search"),
     path(
         "run-profiles/<int:pk>/history/",
         run_views.run_profile_history,

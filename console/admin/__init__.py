@@ -1,6 +1,8 @@
 """The admin of every model, one module per area (imported here, so that the admin's
 autodiscovery of ``console.admin`` registers them all)."""
 
+from django.contrib import admin
+
 from console.admin import (  # noqa: F401
     access,
     approvals,
@@ -14,3 +16,7 @@ from console.admin import (  # noqa: F401
     runs,
     task_queue,
 )
+
+admin.site.site_header = "JIM identity sync"
+admin.site.site_title = "JIM"
+admin.site.index_title = "Administration"
