@@ -88,6 +88,31 @@ WELL_KNOWN_ATTRIBUTES = (
 #: At most this many attribute columns per metaverse object type.
 MAX_ATTRIBUTE_COLUMNS = 6
 
+#: What a CSO result row reads (never the attribute documents, nor a system's secrets).
+CSO_COLUMNS = (
+    "external_id",
+    "secondary_external_id",
+    "status",
+    "join_type",
+    "connected_system__name",
+    "object_type__name",
+    "metaverse_object__display_name",
+    "metaverse_object__object_type__name",
+)
+#: What a pending export result row reads.
+EXPORT_COLUMNS = (
+    "change_type",
+    "status",
+    "approval",
+    "dn",
+    "error_count",
+    "connected_system__name",
+    "cs_object__external_id",
+    "cs_object__secondary_external_id",
+    "metaverse_object__display_name",
+    "metaverse_object__object_type__name",
+)
+
 _ATTRIBUTE_QUERY_RE = re.compile(r"^([A-Za-z][\w.-]*):(.+)$")
 
 VIEW_MVOS = "metaverse.view_metaverseobject"
@@ -324,32 +349,6 @@ def find_exports(query: Query, mvo_ids: list[int], cso_ids: list[int]) -> QueryS
     )
 
 
-#: What a CSO result row reads (never the attribute documents, nor a system's secrets).
-CSO_COLUMNS = (
-    "external_id",
-    "secondary_external_id",
-    "status",
-    "join_type",
-    "connected_system__name",
-    "object_type__name",
-    "metaverse_object__display_name",
-    "metaverse_object__object_type__name",
-)
-#: What a pending export result row reads.
-EXPORT_COLUMNS = (
-    "change_type",
-    "status",
-    "approval",
-    "dn",
-    "error_count",
-    "connected_system__name",
-    "cs_object__external_id",
-    "cs_object__secondary_external_id",
-    "metaverse_object__display_name",
-    "metaverse_object__object_type__name",
-)
-
-
 # -- result rows -----------------------------------------------------------------------
 
 
@@ -438,8 +437,9 @@ def text_values(values: Any) -> list[str]:
 def mvo_tables(
     mvos: list[MetaverseObject], join_attributes: dict[int, list[str]]
 ) -> list[MvoTable]:
-    """The MVOs grouped by object type, in the order found, each with its columns
-    (one query for the declared attributes of the types)."""
+    """The MVOs grouped by object type, in the order found, each with its columns:
+    the type's join attributes and well-known attributes that the rows found hold (one
+    query for the declared attributes of the types)."""
     type_ids = {mvo.object_type_id for mvo in mvos}
     declared: dict[int, list[str]] = {}
     for type_id, name in (
@@ -453,9 +453,11 @@ def mvo_tables(
         grouped.setdefault(mvo.object_type_id, []).append(mvo)
     tables = []
     for type_id, members in grouped.items():
-        # A type without declared attributes: what its objects hold.
-        names = declared.get(type_id) or {n for mvo in members for n in mvo.attributes}
-        columns = attribute_columns(join_attributes.get(type_id, []), names)
+        # Columns come from the type's configuration, and show only what the rows hold.
+        held = {name for mvo in members for name, values in mvo.attributes.items() if values}
+        names = held.intersection(declared[type_id]) if type_id in declared else held
+        joins = [name for name in join_attributes.get(type_id, []) if name in held]
+        columns = attribute_columns(joins, names)
         tables.append(
             MvoTable(
                 object_type=members[0].object_type.name,
@@ -467,11 +469,10 @@ def mvo_tables(
 
 
 def mvo_row(mvo: MetaverseObject, columns: list[str]) -> MvoRow:
-    attributes = mvo.attributes if isinstance(mvo.attributes, dict) else {}
     return MvoRow(
         mvo=mvo,
         url=reverse("console:mvo", args=[mvo.pk]),
-        cells=[Cell(name, text_values(attributes.get(name))) for name in columns],
+        cells=[Cell(name, text_values(mvo.attributes.get(name))) for name in columns],
         joins=[
             JoinLink(
                 cso.connected_system.name,
