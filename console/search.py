@@ -164,6 +164,12 @@ class Query:
     def attribute(self) -> str:
         return self.scope.name if self.scope else ""
 
+    @property
+    def reads_documents(self) -> bool:
+        """True when the attribute is matched by reading attribute documents: the
+        admin's lists cannot search that way, so there is no list to send "more" to."""
+        return self.scope is not None and bool(self.scope.mv_scanned or self.scope.cs_scanned)
+
 
 def parse_query(raw: str, join_attributes: dict[int, list[str]]) -> Query:
     """The query in ``raw``: ``attribute:value`` when an attribute is so named."""
@@ -502,7 +508,10 @@ def bounded(queryset: QuerySet) -> tuple[list[Any], bool]:
 
 def search(query: Query, join_attributes: dict[int, list[str]], user: Any) -> SearchResults:
     """Every kind of result the user may see, a fixed number of queries in all."""
-    term = {"q": query.value}
+
+    def more_url(model: type) -> str:
+        return "" if query.reads_documents else admin_changelist_url(model, q=query.value)
+
     mvos: list[MetaverseObject] = []
     tables = mvo_found = csos = exports = None
     if user.has_perm(VIEW_MVOS):
@@ -516,20 +525,18 @@ def search(query: Query, join_attributes: dict[int, list[str]], user: Any) -> Se
         )
         mvos, more = bounded(found)
         tables = mvo_tables(mvos, join_attributes)
-        mvo_found = Found(mvos, more, admin_changelist_url(MetaverseObject, **term))
+        mvo_found = Found(mvos, more, more_url(MetaverseObject))
     cso_rows: list[ConnectorSpaceObject] = []
     if user.has_perm(VIEW_CSOS):
         cso_rows, more = bounded(find_csos(query))
         csos = Found(
             annotate_links(cso_rows, ConnectorSpaceObject),
             more,
-            admin_changelist_url(ConnectorSpaceObject, **term),
+            more_url(ConnectorSpaceObject),
         )
     if user.has_perm(VIEW_EXPORTS):
         rows, more = bounded(find_exports(query, [m.pk for m in mvos], [c.pk for c in cso_rows]))
-        exports = Found(
-            annotate_links(rows, PendingExport), more, admin_changelist_url(PendingExport, **term)
-        )
+        exports = Found(annotate_links(rows, PendingExport), more, more_url(PendingExport))
     return SearchResults(query, tables, mvo_found, csos, exports)
 
 

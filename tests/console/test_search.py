@@ -293,3 +293,18 @@ def test_queries_are_bounded_however_many_match(viewer_client, world):
     assert found.count == f"{RESULTS_PER_KIND}+"
     assert "More metaverse objects…" in response.content.decode()
     assert found.more_url.endswith("?q=Heidi+Jones")
+
+
+def test_past_the_bound_an_attribute_read_from_documents_asks_for_a_narrower_search(
+    viewer_client, world
+):
+    for n in range(RESULTS_PER_KIND + 5):
+        hire(world, str(5000 + n), f"hj{n}", "Sales")
+    world.sync()
+
+    response = search(viewer_client, "department:sales")
+
+    found = response.context["results"].mvo_found
+    assert len(found.rows) == RESULTS_PER_KIND and found.more
+    assert found.more_url == ""  # the admin's list cannot search a department
+    assert "make the search narrower" in response.content.decode()
