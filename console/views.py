@@ -346,6 +346,11 @@ class ActiveRun:
     def system_url(self) -> str:
         return admin_change_url(ConnectedSystem, self.activity.connected_system_id)
 
+    @property
+    def waiting(self) -> str:
+        """How long a queued run has waited for its turn."""
+        return format_duration((timezone.now() - self.activity.created_at).total_seconds())
+
 
 def active_runs() -> list[ActiveRun]:
     """The runs in progress (first) and the queued ones, oldest first: one query."""
