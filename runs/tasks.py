@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.dispatch import receiver
@@ -151,24 +152,32 @@ def run_schedule(schedule_id: int, first_activity_id: int | None = None) -> str:
         else None
     )
     outcomes = []
-    for index, step in enumerate(schedule.steps.select_related("run_profile__connected_system")):
-        if index == 0 and first is not None:
-            activity = first
-        else:
-            activity = start_activity(
-                step.run_profile.connected_system,
-                step.run_profile,
-                initiated_by=first.initiated_by if first else None,
-                initiated_by_name=first.initiated_by_name if first else f"schedule {schedule.name}",
-            )
-            Activity.objects.filter(pk=activity.pk).update(schedule=schedule)
+    for activity in _step_activities(schedule, first):
         activity = _execute_when_free(activity)
-        outcomes.append(f"{step.run_profile.name}: {activity.status}")
+        outcomes.append(f"{activity.profile_name}: {activity.status}")
         failed = activity.status in (ActivityStatus.FAILED, ActivityStatus.CANCELLED)
         if failed and schedule.stop_on_failure:
             outcomes.append("stopped")
             break
     return "; ".join(outcomes)
+
+
+def _step_activities(schedule: Schedule, first: Activity | None) -> Iterator[Activity]:
+    """The activities of ``schedule``'s steps, each started only when the one before has
+    run: ``first`` (already queued) for the first step, when given."""
+    steps = list(schedule.steps.select_related("run_profile__connected_system"))
+    if first is not None:
+        yield first
+        steps = steps[1:]
+    for step in steps:
+        activity = start_activity(
+            step.run_profile.connected_system,
+            step.run_profile,
+            initiated_by=first.initiated_by if first else None,
+            initiated_by_name=first.initiated_by_name if first else f"schedule {schedule.name}",
+        )
+        Activity.objects.filter(pk=activity.pk).update(schedule=schedule)
+        yield activity
 
 
 def recover_stale_activities(found_by: str = "a worker started") -> list[int]:

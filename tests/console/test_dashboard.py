@@ -648,3 +648,19 @@ def test_schedules_show_their_steps_last_and_next_run(viewer_client):
 def response_next_run(client, schedule):
     [summary] = [s for s in client.get(DASHBOARD).context["schedules"] if s.schedule == schedule]
     return summary.next_run
+
+
+def test_a_schedule_run_now_stops_at_a_failed_first_step(runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(Conf, "SYNC", True)
+    broken = make_csv_system(tmp_path, None, name="Broken", file_name="missing.csv")
+    hr = make_csv_system(tmp_path, people(2))
+    schedule = make_schedule(
+        "Nightly",
+        RunProfile.objects.get(connected_system=broken),
+        RunProfile.objects.get(connected_system=hr),
+    )
+
+    runner.post(schedule_url(schedule))
+
+    [only] = Activity.objects.all()  # the second step never started
+    assert (only.connected_system, only.status) == (broken, "failed")
