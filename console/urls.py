@@ -17,6 +17,9 @@ app_name = "console"
 urlpatterns = [
     path("", run_views.dashboard, name="home"),
     path("dashboard/", run_views.dashboard, name="dashboard"),
+    path("dashboard/runs/", run_views.dashboard_runs, name="dashboard-runs"),
+    path("run-profiles/<int:pk>/run/", run_views.run_profile_now, name="run-profile-run"),
+    path("schedules/<int:pk>/run/", run_views.run_schedule, name="schedule-run"),
     path("activities/<int:pk>/", run_views.activity_page, name="activity"),
     path("activities/<int:pk>/cancel/", run_views.cancel_activity, name="activity-cancel"),
     path(

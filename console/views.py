@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
@@ -22,20 +23,32 @@ from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, ExpressionWrapper, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    ExpressionWrapper,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.fields import BooleanField
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from access.roles import CANCEL_PERMISSION, OVERRIDE_PERMISSION
+from access.roles import CANCEL_PERMISSION, OVERRIDE_PERMISSION, RUN_PERMISSION
 from connectors.choices import (
     COUNTED_CHANGE_TYPES,
     FINISHED_ACTIVITY_STATUSES,
+    ActivityStatus,
     CsoStatus,
+    JoinType,
     ObjectChangeType,
     RpeiErrorType,
 )
@@ -46,17 +59,22 @@ from connectors.models import (
     ConnectorSpaceObject,
     RunProfile,
     RunProfileExecutionItem,
+    Schedule,
+    ScheduleStep,
 )
 from exports.choices import ApprovalState, PendingExportStatus
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
 from runs.progress import (
+    ActivityProgress,
     RunPoint,
     activity_progress,
     format_duration,
     history_chart,
     is_running,
 )
+from runs.schedules import next_runs
+from runs.tasks import ScheduleHasNoSteps, queue_run, run_schedule_now
 from runs.threshold_override import (
     audit_line,
     can_override,
@@ -143,6 +161,10 @@ class RunProfileSummary:
         return format_duration(self.last_activity.duration_seconds if self.last_activity else None)
 
     @property
+    def url(self) -> str:
+        return admin_change_url(RunProfile, self.run_profile.pk)
+
+    @property
     def errors_url(self) -> str:
         if self.last_activity is None:
             return ""
@@ -167,6 +189,28 @@ class SystemSummary:
         return self.joined + self.not_joined
 
     @property
+    def url(self) -> str:
+        """The system's own page (its settings, run profiles and object types)."""
+        return admin_change_url(ConnectedSystem, self.system.pk)
+
+    def _cso_url(self, **filters: Any) -> str:
+        return admin_changelist_url(
+            ConnectorSpaceObject, connected_system__id__exact=self.system.pk, **filters
+        )
+
+    @property
+    def joined_url(self) -> str:
+        return self._cso_url(metaverse_object__isnull="False")
+
+    @property
+    def not_joined_url(self) -> str:
+        return self._cso_url(join_type__exact=JoinType.NOT_JOINED)
+
+    @property
+    def cso_total_url(self) -> str:
+        return self._cso_url()
+
+    @property
     def last_run_errors(self) -> int:
         return sum(p.last_activity.error_count for p in self.run_profiles if p.last_activity)
 
@@ -176,11 +220,7 @@ class SystemSummary:
             (
                 status.label,
                 self.cso_by_status.get(status.value, 0),
-                admin_changelist_url(
-                    ConnectorSpaceObject,
-                    connected_system__id__exact=self.system.pk,
-                    status__exact=status.value,
-                ),
+                self._cso_url(status__exact=status.value),
             )
             for status in CsoStatus
         ]
@@ -275,6 +315,120 @@ def failed_exports(summaries: list[SystemSummary]) -> FailedExports:
     )
 
 
+@dataclass
+class AwaitingApproval:
+    """The pending exports awaiting approval: the count of each system that has any and
+    a link to them all (where approvers approve or reject them)."""
+
+    by_system: list[SystemSummary]
+
+    @property
+    def total(self) -> int:
+        return sum(summary.awaiting_approval for summary in self.by_system)
+
+    @property
+    def url(self) -> str:
+        return admin_changelist_url(PendingExport, approval__exact=ApprovalState.AWAITING_APPROVAL)
+
+
+def awaiting_approval(summaries: list[SystemSummary]) -> AwaitingApproval:
+    return AwaitingApproval([summary for summary in summaries if summary.awaiting_approval])
+
+
+@dataclass(frozen=True)
+class ActiveRun:
+    """A run going on or waiting its turn, with its progress."""
+
+    activity: Activity
+    progress: ActivityProgress
+
+    @property
+    def system_url(self) -> str:
+        return admin_change_url(ConnectedSystem, self.activity.connected_system_id)
+
+    @property
+    def waiting(self) -> str:
+        """How long a queued run has waited for its turn."""
+        return format_duration((timezone.now() - self.activity.created_at).total_seconds())
+
+
+def active_runs() -> list[ActiveRun]:
+    """The runs in progress (first) and the queued ones, oldest first: one query."""
+    now = timezone.now()
+    activities = (
+        Activity.objects.filter(status__in=(ActivityStatus.IN_PROGRESS, ActivityStatus.QUEUED))
+        .select_related("connected_system", "schedule")
+        .only(
+            "pk",
+            "status",
+            "phase",
+            "profile_name",
+            "profile_type",
+            "objects_processed",
+            "objects_total",
+            "error_count",
+            "cancel_requested",
+            "initiated_by_name",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "connected_system__name",
+            "schedule__name",
+        )
+        .order_by("created_at", "pk")
+    )
+    runs = [ActiveRun(activity, activity_progress(activity, now)) for activity in activities]
+    return sorted(runs, key=lambda run: run.activity.status != ActivityStatus.IN_PROGRESS)
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    """A schedule (a cycle of run profiles), its last run and its next one."""
+
+    schedule: Schedule
+    steps: list[RunProfile]
+    last_activity: Activity | None
+    next_run: datetime | None
+
+    @property
+    def url(self) -> str:
+        return admin_change_url(Schedule, self.schedule.pk)
+
+
+def schedule_summaries() -> list[ScheduleSummary]:
+    """Every schedule with its steps, the latest activity it started and its next run
+    time: four queries, whatever the number of schedules."""
+    latest = Activity.objects.filter(schedule=OuterRef("pk")).order_by("-created_at", "-pk")
+    schedules = list(
+        Schedule.objects.annotate(
+            last_activity_id=Subquery(latest.values("pk")[:1])
+        ).prefetch_related(
+            Prefetch(
+                "steps",
+                queryset=ScheduleStep.objects.select_related("run_profile__connected_system").only(
+                    "schedule_id",
+                    "order",
+                    "run_profile__name",
+                    "run_profile__connected_system__name",
+                ),
+            )
+        )
+    )
+    activities = Activity.objects.only(
+        "pk", "status", "profile_name", "created_at", "error_count"
+    ).in_bulk([s.last_activity_id for s in schedules if s.last_activity_id])
+    upcoming = next_runs(schedules)
+    return [
+        ScheduleSummary(
+            schedule,
+            [step.run_profile for step in schedule.steps.all()],
+            activities.get(schedule.last_activity_id),
+            upcoming.get(schedule.pk),
+        )
+        for schedule in schedules
+    ]
+
+
 def dashboard_summaries() -> list[SystemSummary]:
     """One summary per connected system, in five queries whatever the data size."""
     systems = ConnectedSystem.objects.only("id", "name", "connector", "description")
@@ -344,16 +498,81 @@ def _add_last_runs(summaries: dict[int, SystemSummary]) -> None:
             )
 
 
-@console_view("connectors.view_connectedsystem")
+#: What the dashboard's pages need to see: the systems (and so the dashboard itself).
+DASHBOARD_PERMISSION = "connectors.view_connectedsystem"
+
+
+@console_view(DASHBOARD_PERMISSION)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The sync dashboard: every connected system's objects, last runs and exports."""
+    """The sync dashboard: what runs now, what needs a person, the schedules, and every
+    connected system's objects, last runs and exports — with Run buttons for those
+    who may run. The HTMX poll gets all but the runs (:func:`dashboard_runs` polls
+    those, more often)."""
     summaries = dashboard_summaries()
     context = page_context(
-        request, "Sync dashboard", summaries=summaries, failed=failed_exports(summaries)
+        request,
+        "Sync dashboard",
+        summaries=summaries,
+        failed=failed_exports(summaries),
+        awaiting=awaiting_approval(summaries),
+        schedules=schedule_summaries(),
+        can_run=request.user.has_perm(RUN_PERMISSION),
     )
     if request.htmx:
         return render(request, "console/partials/dashboard_systems.html", context)
+    context["active_runs"] = active_runs()
     return render(request, "console/dashboard.html", context)
+
+
+@console_view(DASHBOARD_PERMISSION)
+def dashboard_runs(request: HttpRequest) -> HttpResponse:
+    """The dashboard's "Running and queued" panel, which HTMX polls every 2 seconds."""
+    return render(request, "console/partials/dashboard_runs.html", {"active_runs": active_runs()})
+
+
+@console_view(RUN_PERMISSION)
+@require_POST
+def run_profile_now(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue a run of a run profile on the django-q2 cluster, as the admin's Run button
+    does (the audit trail records who, through the console); back to the dashboard."""
+    profile = get_object_or_404(RunProfile.objects.select_related("connected_system"), pk=pk)
+    activity = queue_run(profile, user=request.user)
+    messages.success(
+        request,
+        format_html(
+            'Queued {} of {} as <a href="{}">activity #{}</a>; a worker (qcluster) runs it.',
+            profile.name,
+            profile.connected_system.name,
+            reverse("console:activity", args=[activity.pk]),
+            activity.pk,
+        ),
+    )
+    return redirect("console:dashboard")
+
+
+@console_view(RUN_PERMISSION)
+@require_POST
+def run_schedule(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run a schedule (a cycle) now, enabled or not (:func:`runs.tasks.run_schedule_now`);
+    back to the dashboard, where its first step shows queued."""
+    schedule = get_object_or_404(Schedule, pk=pk)
+    try:
+        first = run_schedule_now(schedule, request.user)
+    except ScheduleHasNoSteps as refusal:
+        messages.error(request, str(refusal))
+        return redirect("console:dashboard")
+    messages.success(
+        request,
+        format_html(
+            "Schedule {} handed to the workers: its first step, {}, is queued as "
+            '<a href="{}">activity #{}</a>; the other steps follow in order.',
+            schedule.name,
+            first.profile_name,
+            reverse("console:activity", args=[first.pk]),
+            first.pk,
+        ),
+    )
+    return redirect("console:dashboard")
 
 
 # -- activity ------------------------------------------------------------------------
@@ -471,7 +690,10 @@ def activity_page(request: HttpRequest, pk: int) -> HttpResponse:
     answers 200 so that the swap happens and polling stops).
     """
     activity = get_object_or_404(
-        Activity.objects.select_related("connected_system", "run_profile", "initiated_by"), pk=pk
+        Activity.objects.select_related(
+            "connected_system", "run_profile", "initiated_by", "schedule"
+        ),
+        pk=pk,
     )
     context = activity_context(request, activity)
     if request.htmx:
@@ -539,7 +761,9 @@ def recent_runs(run_profile: RunProfile, limit: int = HISTORY_RUNS) -> list[RunP
     activities = (
         Activity.objects.filter(run_profile=run_profile, started_at__isnull=False)
         .order_by("-started_at", "-pk")
-        .only("pk", "status", "started_at", "finished_at", "objects_processed")[:limit]
+        .only("pk", "status", "started_at", "finished_at", "objects_processed", "error_count")[
+            :limit
+        ]
     )
     return [
         RunPoint(
@@ -548,6 +772,7 @@ def recent_runs(run_profile: RunProfile, limit: int = HISTORY_RUNS) -> list[RunP
             status=activity.status,
             duration_seconds=((activity.finished_at or now) - activity.started_at).total_seconds(),
             objects_processed=activity.objects_processed,
+            error_count=activity.error_count,
         )
         for activity in reversed(activities)
     ]

@@ -105,20 +105,41 @@ def activity_progress(activity: Activity, now: datetime) -> ActivityProgress:
 
 
 def format_duration(seconds: float | None) -> str:
-    """``"42s"``, ``"3m 05s"``, ``"2h 07m"``; ``"—"`` when unknown."""
+    """A duration as people read it: ``"< 0.1 s"``, ``"0.4 s"``, ``"42 s"``,
+    ``"3 min 05 s"``, ``"2 h 07 min"``; ``"—"`` when unknown.
+
+    Below ten seconds a tenth is shown, so that a sub-second run never reads "0 s".
+    """
     if seconds is None:
         return "—"
+    if seconds <= 0:
+        return "0 s"
+    if seconds < 0.1:
+        return "< 0.1 s"
+    if round(seconds, 1) < 10:
+        return f"{seconds:.1f} s"
     whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s"
 
 
 # -- history chart -----------------------------------------------------------------
+
+
+#: How a run ended, as the history chart draws it: outcome (a CSS class suffix) →
+#: (legend label, marker above the bar). Each outcome has its own fill pattern and
+#: marker besides its colour, so that none is told apart by colour alone.
+RUN_OUTCOMES = {
+    "clean": ("Completed without errors", ""),
+    "errors": ("Completed with errors", "!"),
+    "failed": ("Failed or cancelled", "\N{MULTIPLICATION SIGN}"),
+    "running": ("Running", "…"),
+}
 
 
 @dataclass(frozen=True)
@@ -130,10 +151,30 @@ class RunPoint:
     status: str
     duration_seconds: float
     objects_processed: int
+    error_count: int = 0
 
     @property
     def status_label(self) -> str:
         return ActivityStatus(self.status).label
+
+    @property
+    def outcome(self) -> str:
+        """One of :data:`RUN_OUTCOMES`: a run that met any error is not drawn as clean."""
+        if self.status in (ActivityStatus.FAILED, ActivityStatus.CANCELLED):
+            return "failed"
+        if self.status not in FINISHED_ACTIVITY_STATUSES:
+            return "running"
+        if self.error_count or self.status == ActivityStatus.COMPLETE_WITH_ERRORS:
+            return "errors"
+        return "clean"
+
+    @property
+    def outcome_label(self) -> str:
+        return RUN_OUTCOMES[self.outcome][0]
+
+    @property
+    def marker(self) -> str:
+        return RUN_OUTCOMES[self.outcome][1]
 
     @property
     def duration(self) -> str:
@@ -151,6 +192,11 @@ class ChartBar:
     height: float
     point_x: float
     point_y: float
+
+    @property
+    def marker_y(self) -> float:
+        """Where the run's outcome marker sits: just above the bar."""
+        return self.y - 3
 
 
 @dataclass(frozen=True)
@@ -180,6 +226,16 @@ class HistoryChart:
     @property
     def max_duration(self) -> str:
         return format_duration(self.max_duration_seconds)
+
+    @property
+    def legend(self) -> list[tuple[str, str, str]]:
+        """(outcome, label, marker) of every outcome drawn, in :data:`RUN_OUTCOMES` order."""
+        drawn = {bar.run.outcome for bar in self.bars}
+        return [
+            (outcome, label, marker)
+            for outcome, (label, marker) in RUN_OUTCOMES.items()
+            if outcome in drawn
+        ]
 
     @property
     def first(self) -> RunPoint | None:

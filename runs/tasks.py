@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.dispatch import receiver
@@ -101,25 +102,82 @@ def _execute_when_free(activity: Activity) -> Activity:
             return exc.activity
 
 
-def run_schedule(schedule_id: int) -> str:
-    """Run a schedule's steps in order; stop at a failed step when the schedule says so."""
+class ScheduleHasNoSteps(ValueError):
+    """A schedule asked to run has no run profiles to run."""
+
+
+def run_schedule_now(schedule: Schedule, user: Any) -> Activity:
+    """Hand ``schedule`` to the django-q2 cluster now, enabled or not, for ``user``.
+
+    Its first step is queued at once (so it shows queued, with its live page, before a
+    worker takes the schedule); :func:`run_schedule` runs it and then the other steps,
+    each initiated by ``user``. Returns the first step's activity.
+    """
+    first_step = schedule.steps.select_related("run_profile__connected_system").first()
+    if first_step is None:
+        raise ScheduleHasNoSteps(
+            f"Schedule {schedule.name!r} has no steps: add run profiles to it in the admin, "
+            "then run it."
+        )
+    first = start_activity(
+        first_step.run_profile.connected_system,
+        first_step.run_profile,
+        initiated_by=user,
+        initiated_by_name=f"{user.get_username()} (schedule {schedule.name}, run now)",
+    )
+    Activity.objects.filter(pk=first.pk).update(schedule=schedule)
+    task_id = async_task(
+        "runs.tasks.run_schedule",
+        schedule.pk,
+        first.pk,
+        task_name=f"JIM schedule {schedule.pk}: {schedule.name}, run now by {user.get_username()}",
+    )
+    Activity.objects.filter(pk=first.pk).update(task_id=task_id or "")
+    first.refresh_from_db()
+    return first
+
+
+def run_schedule(schedule_id: int, first_activity_id: int | None = None) -> str:
+    """Run a schedule's steps in order; stop at a failed step when the schedule says so.
+
+    ``first_activity_id`` is the first step's activity when the schedule was run now
+    (:func:`run_schedule_now`): it runs as the first step, and whoever initiated it
+    initiates the others.
+    """
     recover_stale_activities(f"schedule #{schedule_id} started")
     schedule = Schedule.objects.get(pk=schedule_id)
+    first = (
+        Activity.objects.select_related("initiated_by").get(pk=first_activity_id)
+        if first_activity_id is not None
+        else None
+    )
     outcomes = []
-    for step in schedule.steps.select_related("run_profile__connected_system"):
-        activity = start_activity(
-            step.run_profile.connected_system,
-            step.run_profile,
-            initiated_by_name=f"schedule {schedule.name}",
-        )
-        Activity.objects.filter(pk=activity.pk).update(schedule=schedule)
+    for activity in _step_activities(schedule, first):
         activity = _execute_when_free(activity)
-        outcomes.append(f"{step.run_profile.name}: {activity.status}")
+        outcomes.append(f"{activity.profile_name}: {activity.status}")
         failed = activity.status in (ActivityStatus.FAILED, ActivityStatus.CANCELLED)
         if failed and schedule.stop_on_failure:
             outcomes.append("stopped")
             break
     return "; ".join(outcomes)
+
+
+def _step_activities(schedule: Schedule, first: Activity | None) -> Iterator[Activity]:
+    """The activities of ``schedule``'s steps, each started only when the one before has
+    run: ``first`` (already queued) for the first step, when given."""
+    steps = list(schedule.steps.select_related("run_profile__connected_system"))
+    if first is not None:
+        yield first
+        steps = steps[1:]
+    for step in steps:
+        activity = start_activity(
+            step.run_profile.connected_system,
+            step.run_profile,
+            initiated_by=first.initiated_by if first else None,
+            initiated_by_name=first.initiated_by_name if first else f"schedule {schedule.name}",
+        )
+        Activity.objects.filter(pk=activity.pk).update(schedule=schedule)
+        yield activity
 
 
 def recover_stale_activities(found_by: str = "a worker started") -> list[int]:

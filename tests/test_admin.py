@@ -513,7 +513,7 @@ def test_activity_changelist_columns_and_filters(admin_client: Any, world: World
     url = admin_url(Activity, "changelist")
     response = admin_client.get(url)
     page = response.content.decode()
-    assert "1:35" in page  # duration
+    assert "1 min 35 s" in page  # duration
     assert "3 / 3" in page  # processed
     assert listed(admin_client.get(url, {"status__exact": "failed"})) == []
     assert listed(admin_client.get(url, {"profile_type__exact": "full_import"})) == [world.activity]

@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
 from console.views import admin_change_url, admin_changelist_url
+from runs.progress import format_duration as format_duration  # one way to write a duration
 
 #: The JSON columns of a CSO, left out of changelists (a page needs none of them).
 CSO_JSON_FIELDS = ("attributes", "unresolved_references")
@@ -71,17 +72,6 @@ def html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def line_list(items: Iterable[Any]) -> SafeString:
     """Items one per line (escaped unless already safe HTML)."""
     return format_html_join(mark_safe("<br>"), "{}", ((item,) for item in items))
-
-
-def format_duration(seconds: float | None) -> str:
-    """``1:02:03`` for an hour and more, ``2:03`` for minutes, ``4.2 s`` below."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class LeanChangeList(ChangeList):

@@ -68,10 +68,28 @@ def test_rate_and_time_left():
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "—"), (0, "0s"), (42.4, "42s"), (185, "3m 05s"), (7620, "2h 07m")],
+    [
+        (None, "—"),
+        (0, "0 s"),
+        (0.04, "< 0.1 s"),
+        (0.4, "0.4 s"),
+        (0.96, "1.0 s"),
+        (4.25, "4.2 s"),
+        (9.96, "10 s"),
+        (42.4, "42 s"),
+        (59.6, "1 min 00 s"),
+        (185, "3 min 05 s"),
+        (7620, "2 h 07 min"),
+    ],
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_the_admin_writes_durations_as_the_console_does():
+    from console.admin import helpers
+
+    assert helpers.format_duration is format_duration
 
 
 def test_activity_progress_of_a_running_activity():
@@ -86,7 +104,7 @@ def test_activity_progress_of_a_running_activity():
 
     assert progress.running and progress.percent == 25
     assert progress.rate == 2.5 and progress.remaining_seconds == 300
-    assert (progress.elapsed, progress.remaining) == ("1m 40s", "5m 00s")
+    assert (progress.elapsed, progress.remaining) == ("1 min 40 s", "5 min 00 s")
 
 
 def test_activity_progress_of_a_finished_activity_uses_its_finish_time():
@@ -125,7 +143,7 @@ def test_chart_scales_each_series_to_its_own_maximum():
     assert second.point_y == pytest.approx(chart.top + plot_height / 2)
     assert first.x < first.point_x < first.x + first.width < second.x
     assert chart.left <= first.x and second.x + second.width <= chart.right
-    assert (chart.max_duration, chart.max_objects) == ("1m 00s", 1000)
+    assert (chart.max_duration, chart.max_objects) == ("1 min 00 s", 1000)
     assert chart.line_points.count(",") == 2
 
 
@@ -133,6 +151,30 @@ def test_chart_of_runs_that_did_nothing_stays_on_the_baseline():
     chart = history_chart([point(1, 0, 0), point(2, 0, 0)])
 
     assert all(bar.height == 0 and bar.point_y == chart.bottom for bar in chart.bars)
+
+
+@pytest.mark.parametrize(
+    ("status", "errors", "outcome"),
+    [
+        ("complete", 0, "clean"),
+        ("complete", 2, "errors"),
+        ("complete_with_errors", 0, "errors"),
+        ("failed", 0, "failed"),
+        ("cancelled", 0, "failed"),
+        ("in_progress", 3, "running"),
+    ],
+)
+def test_a_run_with_any_error_is_not_drawn_as_clean(status, errors, outcome):
+    assert RunPoint(1, NOW, status, 1.0, 10, errors).outcome == outcome
+
+
+def test_legend_names_the_outcomes_drawn_in_a_fixed_order():
+    chart = history_chart([point(1, 1, 1, "failed"), RunPoint(2, NOW, "complete", 1, 1, 4)])
+
+    assert chart.legend == [
+        ("errors", "Completed with errors", "!"),
+        ("failed", "Failed or cancelled", "\N{MULTIPLICATION SIGN}"),
+    ]
 
 
 def test_chart_without_runs_is_empty():
@@ -218,3 +260,41 @@ def test_page_runs_a_fixed_number_of_queries(viewer_client, profile):
         viewer_client.get(history_url(profile))
 
     assert len(many) == len(one) <= 8
+
+
+def test_sub_second_runs_are_not_labelled_zero(viewer_client, profile):
+    make_activity(profile, duration=0.4, started_seconds_ago=100)
+    make_activity(profile, duration=0.03, started_seconds_ago=50)
+
+    html = viewer_client.get(history_url(profile)).text
+
+    svg = html.split('<svg id="history-chart"')[1].split("</svg>")[0]
+    assert ": 0.4 s, " in svg and ": &lt; 0.1 s, " in svg  # the bars' titles
+    assert '<text class="jim-axis-label jim-duration-label"' in svg and ">0.4 s</text>" in svg
+    assert "<td>0.4 s</td>" in html and "<td>&lt; 0.1 s</td>" in html
+    assert not re.search(r">0s<|: 0s,", html)
+
+
+def test_runs_with_errors_are_drawn_with_a_pattern_a_marker_and_a_legend(viewer_client, profile):
+    clean = make_activity(profile, started_seconds_ago=300)
+    flawed = make_activity(profile, started_seconds_ago=200, error_count=3)
+    failed = make_activity(profile, status="failed", started_seconds_ago=100)
+
+    html = viewer_client.get(history_url(profile)).text
+
+    svg = html.split('<svg id="history-chart"')[1].split("</svg>")[0]
+    bars = dict(
+        re.findall(r'<a href="/activities/(\d+)/">\s*<rect class="jim-bar jim-bar-(\w+)"', svg)
+    )
+    assert bars == {str(clean.pk): "clean", str(flawed.pk): "errors", str(failed.pk): "failed"}
+    assert '<pattern id="jim-fill-errors"' in svg and '<pattern id="jim-fill-failed"' in svg
+    markers = re.findall(
+        r'<text class="jim-bar-marker jim-bar-marker-(\w+)"[^>]*>([^<]+)</text>', svg
+    )
+    assert markers == [("errors", "!"), ("failed", "\N{MULTIPLICATION SIGN}")]
+    assert "3 errors (Complete)" in svg  # the bar's title says it too
+    legend = html.split('<figcaption class="jim-chart-legend">')[1].split("</figcaption>")[0]
+    assert re.findall(r'data-outcome="(\w+)"', legend) == ["clean", "errors", "failed"]
+    for label in ("Completed without errors", "Completed with errors", "Failed or cancelled"):
+        assert label in legend
+    assert f'href="/activities/{flawed.pk}/?error_type=any">3</a>' in html  # the table
