@@ -2,7 +2,9 @@
 
 Pending exports are written by sync and the export processor, so their pages are
 read-only: the changelist filters by system, status, change type and approval, and a
-pending export's page shows its attribute changes as before → after. Approving and
+pending export's page tells its whole story (:mod:`console.approval_story`: who, each
+attribute once old → new, why, what happens after), its value-by-value rows collapsed
+below. Approving and
 rejecting (:mod:`console.admin.approvals`), retrying and discarding failed exports
 (:mod:`console.admin.interventions`) are admin actions of :class:`PendingExportAdmin`
 with ``allowed_permissions``, which read-only pages allow. Audit entries can never be
@@ -51,11 +53,16 @@ def format_values(values: Any, limit: int | None = VALUES_SHOWN) -> str:
 
 
 class AttributeChangeInline(ReadOnlyInline):
-    """A pending export's attribute changes: attribute, change type, before → after."""
+    """A pending export's attribute changes as they are sent, value by value, with the
+    status of each: collapsed, for experts (the page's story shows each attribute once,
+    old → new)."""
 
     model = PendingExportAttributeChange
     fields = ("attribute", "change_type", "change", "status")
     readonly_fields = fields
+    classes = ("collapse",)
+    verbose_name = "change as sent (value by value)"
+    verbose_name_plural = "changes as sent (value by value)"
 
     @admin.display(description="previous values → values")
     def change(self, change: PendingExportAttributeChange) -> str:
