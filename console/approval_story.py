@@ -243,10 +243,10 @@ def _source_changes(pe: PendingExport, activity: Activity) -> list[str]:
     system = activity.connected_system.name
     lines: list[str] = []
     for item in items:
-        lines.extend(_item_lines(item, system, f"sync run #{activity.pk}"))
         source = _import_item(item, activity)
         if source is not None:
             lines.extend(_item_lines(source, system, f"import run #{source.activity_id}"))
+        lines.extend(_item_lines(item, "metaverse", f"sync run #{activity.pk} of {system}"))
     return list(dict.fromkeys(lines))
 
 
@@ -298,6 +298,7 @@ def _import_item(item: RunProfileExecutionItem, sync: Activity) -> RunProfileExe
 
 
 def _item_lines(item: RunProfileExecutionItem, system: str, run: str) -> list[str]:
+    """What one RPEI says changed; ``system`` is where ("HR", or "metaverse" for a sync)."""
     details: dict[str, Any] = item.details or {}
     changes = details.get("changes")
     if isinstance(changes, dict) and changes:
@@ -314,9 +315,7 @@ def _item_lines(item: RunProfileExecutionItem, system: str, run: str) -> list[st
     if details.get("attributes"):
         lines.append(f"{system} changed {', '.join(map(str, details['attributes']))} ({run})")
     if item.change_type == ObjectChangeType.DISCONNECTED:
-        lines.append(
-            f"{system}'s object {label} was disconnected from its metaverse object ({run})"
-        )
+        lines.append(f"{label} was disconnected from its metaverse object ({run})")
     if details.get("metaverse_object_deleted"):
         lines.append(f"the metaverse object was deleted ({run})")
     return lines
@@ -370,7 +369,7 @@ def _mvo_after(pe: PendingExport, mv_type: MetaverseObjectType | None) -> str:
     if mvo is not None:
         when = DELETION_RULES.get(mv_type.deletion_rule, "") if mv_type else ""
         later = f", and is deleted {when}" if when else ""
-        after = f" after {grace} days' grace" if grace and when else ""
+        after = f", after {grace} days' grace" if grace and when else ""
         return f"The metaverse object stays{later}{after}."
     if _delete_reason(pe) == "metaverse_object_deleted":
         return "The metaverse object has already been deleted" + (

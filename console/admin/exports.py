@@ -17,7 +17,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.utils.html import format_html
+from django.urls import reverse
 
 from console.admin.approvals import ApprovalAdminMixin
 from console.admin.helpers import (
@@ -28,6 +28,7 @@ from console.admin.helpers import (
     ReadOnlyInline,
     change_link,
     changelist_link,
+    link,
     pretty_json,
     related_defer,
 )
@@ -58,17 +59,21 @@ class AttributeChangeInline(ReadOnlyInline):
     old → new)."""
 
     model = PendingExportAttributeChange
-    fields = ("attribute", "change_type", "change", "status")
+    fields = ("attribute", "change_type", "values_sent", "held_before", "status")
     readonly_fields = fields
     classes = ("collapse",)
     verbose_name = "change as sent (value by value)"
     verbose_name_plural = "changes as sent (value by value)"
 
-    @admin.display(description="previous values → values")
-    def change(self, change: PendingExportAttributeChange) -> str:
-        return format_html(
-            "{} → {}", format_values(change.previous_values), format_values(change.values)
-        )
+    @admin.display(description="values")
+    def values_sent(self, change: PendingExportAttributeChange) -> str:
+        """The values this row adds, removes or sets (not an arrow from the previous
+        values: an ``add`` row does not replace them)."""
+        return format_values(change.values)
+
+    @admin.display(description="the object held when staged")
+    def held_before(self, change: PendingExportAttributeChange) -> str:
+        return format_values(change.previous_values)
 
 
 @admin.register(PendingExport)
@@ -94,7 +99,7 @@ class PendingExportAdmin(
     list_select_related = ("connected_system", "cs_object")
     search_fields = ("dn", "cs_object__external_id", "cs_object__secondary_external_id")
     search_help_text = "DN, external id or CSO DN (contains)."
-    readonly_fields = ("target", "audit_link")
+    readonly_fields = ("target", "audit_link", "metaverse_object_shown")
     fieldsets = (
         (
             None,
@@ -102,7 +107,7 @@ class PendingExportAdmin(
                 "fields": (
                     "connected_system",
                     "cs_object",
-                    "metaverse_object",
+                    "metaverse_object_shown",
                     "sync_rule",
                     "change_type",
                     "target",
@@ -138,6 +143,20 @@ class PendingExportAdmin(
     def target(self, export: PendingExport) -> str:
         """The DN to create or move to, else the CSO's DN or external id."""
         return export.target
+
+    @admin.display(description="metaverse object")
+    def metaverse_object_shown(self, export: PendingExport) -> str:
+        """The MVO's console page; for a delete whose MVO is gone, whom it was."""
+        mvo = export.metaverse_object
+        if mvo is not None:
+            return link(reverse("console:mvo", args=[mvo.pk]), mvo)
+        identity = export.identity or {}
+        if identity:
+            return (
+                f"Deleted — was {identity.get('name') or 'unnamed'} "
+                f"({identity.get('object_type', 'object')} #{identity.get('metaverse_object')})"
+            )
+        return "None: the object is joined to no metaverse object any more"
 
     @admin.display(description="last error")
     def last_error_line(self, export: PendingExport) -> str:
