@@ -28,6 +28,7 @@ run since deleted, an RPEI without old and new values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,13 +36,13 @@ from typing import Any
 from django.urls import reverse
 
 from connectors.choices import IMPORT_PROFILE_TYPES, ObjectChangeType
-from connectors.models import Activity, RunProfileExecutionItem
+from connectors.models import Activity, ConnectorSpaceObject, RunProfileExecutionItem
 from console.changes import AttributeChange
 from console.pending_changes import export_changes
 from console.views import admin_change_url
 from exports.choices import PendingExportChangeType
 from exports.models import PendingExport
-from metaverse.choices import DeletionRule, DeprovisionAction, MvoStatus
+from metaverse.choices import DeletionRule, DeprovisionAction, MvoStatus, SyncRuleDirection
 from metaverse.models import MetaverseObject, MetaverseObjectType, SyncRule, SyncRuleJoin
 
 #: Attributes of the target object that name it or tell it apart, in the order shown
@@ -247,7 +248,31 @@ def _source_changes(pe: PendingExport, activity: Activity) -> list[str]:
         if source is not None:
             lines.extend(_item_lines(source, system, f"import run #{source.activity_id}"))
         lines.extend(_item_lines(item, "metaverse", f"sync run #{activity.pk} of {system}"))
+        if item.change_type == ObjectChangeType.DISCONNECTED and item.cs_object_id:
+            lines.extend(_left_import_scope(item, system))
     return list(dict.fromkeys(lines))
+
+
+def _left_import_scope(item: RunProfileExecutionItem, system: str) -> list[str]:
+    """A source object disconnected but still there left its import rule's scope: say
+    which rule, and what the object holds now of the attributes the scope reads."""
+    cso = ConnectorSpaceObject.objects.filter(pk=item.cs_object_id).first()
+    if cso is None:
+        return []
+    rules = SyncRule.objects.filter(
+        direction=SyncRuleDirection.IMPORT, cs_object_type_id=cso.object_type_id
+    ).exclude(scope="")
+    lines = []
+    for rule in rules:
+        read = dict.fromkeys(re.findall(r"\bcs\.(\w+)", rule.scope))
+        holds = "; ".join(
+            f"{system} holds {name} = {_text(cso.attributes.get(name))}" for name in read
+        )
+        lines.append(
+            f"{item.external_id or cso} left the scope of the import rule “{rule}” "
+            f"({rule.scope.strip()} is no longer true{'; ' + holds if holds else ''})"
+        )
+    return lines
 
 
 def _run_items(pe: PendingExport, activity: Activity) -> list[RunProfileExecutionItem]:

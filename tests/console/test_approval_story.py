@@ -237,6 +237,27 @@ def test_a_delete_whose_mvo_is_gone_names_the_person_from_its_snapshot(
     assert "Metaverse object: -" not in change_page
 
 
+def test_a_terminated_person_out_of_hr_s_scope_is_named_with_what_hr_holds(
+    operator_client, scenario, joiner
+):
+    """The demo's leaver: HR's import rule leaves terminated people out of scope, so the
+    MVO goes (last connector removed) and the Directory's account is to be deleted."""
+    scenario.hr_in.scope = "cs.status != 'Terminated'"
+    scenario.hr_in.save()
+    scenario.update_hr("1001", status="Terminated")
+    scenario.sync()
+    pe = PendingExport.objects.get(cs_object=joiner)
+    assert (pe.change_type, pe.metaverse_object_id) == ("delete", None)
+
+    page = approve_page(operator_client, pe)
+    assert "Deletes Heidi Jones (uid=hjones,ou=people,dc=example,dc=org) from Directory" in page
+    assert (
+        "1001 left the scope of the import rule “HR people in” (cs.status != 'Terminated' is "
+        "no longer true; HR holds status = Terminated)"
+    ) in page
+    assert "Heidi Jones's metaverse object was deleted by the person deletion rule" in page
+
+
 def test_a_delete_without_snapshot_names_the_person_from_the_target_s_last_values(
     operator_client, scenario, joiner
 ):
