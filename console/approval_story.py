@@ -54,7 +54,7 @@ DETAILED = 100
 #: RPEIs of a run read to find the one of an object whose MVO is gone.
 SCANNED = 5_000
 
-DELETION_RULES = {
+DELETION_RULES: dict[str, str] = {
     DeletionRule.LAST_CONNECTOR_REMOVED: "when its last connector is removed",
     DeletionRule.AUTHORITATIVE_CONNECTOR_REMOVED: "when an authoritative system's object leaves",
     DeletionRule.MANUAL: "only by hand",
@@ -256,7 +256,7 @@ def _source_changes(pe: PendingExport, activity: Activity) -> list[str]:
 def _left_import_scope(item: RunProfileExecutionItem, system: str) -> list[str]:
     """A source object disconnected but still there left its import rule's scope: say
     which rule, and what the object holds now of the attributes the scope reads."""
-    cso = ConnectorSpaceObject.objects.filter(pk=item.cs_object_id).first()
+    cso = ConnectorSpaceObject.objects.filter(pk=item.cs_object_id or 0).first()
     if cso is None:
         return []
     rules = SyncRule.objects.filter(
