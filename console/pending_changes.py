@@ -7,10 +7,11 @@ attribute become one :class:`~console.changes.AttributeChange`: ``old`` is what 
 held when the change was staged (``previous_values``), ``new`` what it holds once the
 rows are applied (:func:`exports.changes.apply_changes`).
 
-An attribute reads as added and removed values when the target system's schema makes
-it multi-valued *and* it holds more than one value before or after (a group's
-members); an attribute that holds one value — ``cn`` is multi-valued in LDAP's schema
-but names a person once — reads as a replacement, old → new. Of a large multi-valued
+An attribute reads as added and removed values when it holds more than one value
+before or after (a group's members: only a multi-valued attribute of the target's
+schema can); one that holds at most one value reads as a replacement, old → new, even
+when the schema makes it multi-valued — ``cn`` is multi-valued in LDAP but names a
+person once, and a rename is one ``cn`` going from the old name to the new. Of a large multi-valued
 change (tens of thousands of members) only the first :data:`VALUES_SHOWN` added and
 removed values are listed, and the rest counted.
 
@@ -37,13 +38,14 @@ VALUES_SHOWN = 50
 def export_changes(exports: Sequence[PendingExport]) -> dict[int, list[AttributeChange]]:
     """Every export's changes, one :class:`AttributeChange` per attribute, by export id.
 
-    A fixed number of queries for any number of exports: their rows, their schema,
-    the names of the objects their references point at.
+    A fixed number of queries for any number of exports: their rows, which attributes
+    are references, the names of the objects those point at.
     """
     rows = changes_by_export(exports)
-    schema = _schema({pe.cs_object.object_type_id for pe in exports})
+    references_of = _references({pe.cs_object.object_type_id for pe in exports})
     grouped = {
-        pe.pk: _grouped(rows.get(pe.pk, []), schema, pe.cs_object.object_type_id) for pe in exports
+        pe.pk: _grouped(rows.get(pe.pk, []), references_of, pe.cs_object.object_type_id)
+        for pe in exports
     }
     references = [
         value
@@ -75,20 +77,17 @@ def reference_names(values: Iterable[Any]) -> dict[str, str]:
     return names
 
 
-def _schema(object_type_ids: set[int]) -> dict[tuple[int, str], tuple[bool, bool]]:
-    """(multi-valued, reference) of each attribute of these CS object types."""
-    rows = ConnectedSystemAttribute.objects.filter(object_type_id__in=object_type_ids)
-    return {
-        (type_id, name): (multivalued, data_type == AttributeDataType.REFERENCE)
-        for type_id, name, multivalued, data_type in rows.values_list(
-            "object_type_id", "name", "multivalued", "data_type"
-        )
-    }
+def _references(object_type_ids: set[int]) -> set[tuple[int, str]]:
+    """The reference attributes of these CS object types, as (object type id, name)."""
+    rows = ConnectedSystemAttribute.objects.filter(
+        object_type_id__in=object_type_ids, data_type=AttributeDataType.REFERENCE
+    )
+    return set(rows.values_list("object_type_id", "name"))
 
 
 def _grouped(
     rows: list[PendingExportAttributeChange],
-    schema: dict[tuple[int, str], tuple[bool, bool]],
+    references_of: set[tuple[int, str]],
     object_type_id: int,
 ) -> list[tuple[AttributeChange, bool]]:
     """The rows of one export, one change per attribute, with whether it is a reference."""
@@ -100,14 +99,14 @@ def _grouped(
         group = by_attribute[attribute]
         old = list(group[0].previous_values or [])
         new = apply_changes({attribute: old}, group).get(attribute, [])
-        multivalued, reference = schema.get((object_type_id, attribute), (False, False))
-        changes.append((_change(attribute, old, new, multivalued), reference))
+        reference = (object_type_id, attribute) in references_of
+        changes.append((_change(attribute, old, new), reference))
     return changes
 
 
-def _change(attribute: str, old: list[Any], new: list[Any], multivalued: bool) -> AttributeChange:
+def _change(attribute: str, old: list[Any], new: list[Any]) -> AttributeChange:
     old_texts, new_texts = [str(v) for v in old], [str(v) for v in new]
-    if not multivalued or (len(old_texts) <= 1 and len(new_texts) <= 1):
+    if len(old_texts) <= 1 and len(new_texts) <= 1:
         return AttributeChange(attribute, old_texts, new_texts)
     # Only what changed is shown of a multi-valued attribute: keep the added values
     # as "new" and the removed ones as "old", the first VALUES_SHOWN of each.
