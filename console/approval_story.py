@@ -54,6 +54,9 @@ DETAILED = 100
 #: RPEIs of a run read to find the one of an object whose MVO is gone.
 SCANNED = 5_000
 
+#: Per run, the RPEIs of objects whose MVO the run deleted, by the exports they record.
+Orphans = dict[int, dict[tuple[str, str, str], RunProfileExecutionItem]]
+
 DELETION_RULES: dict[str, str] = {
     DeletionRule.LAST_CONNECTOR_REMOVED: "when its last connector is removed",
     DeletionRule.AUTHORITATIVE_CONNECTOR_REMOVED: "when an authoritative system's object leaves",
@@ -94,8 +97,9 @@ def export_stories(exports: Sequence[PendingExport]) -> list[ExportStory]:
     ordered = [loaded[pe.pk] for pe in exports if pe.pk in loaded]
     changes = export_changes(ordered)
     keys = _join_keys(ordered)
+    orphans: Orphans = {}
     return [
-        _story(pe, changes.get(pe.pk, []), keys, detailed=i < DETAILED)
+        _story(pe, changes.get(pe.pk, []), keys, orphans, detailed=i < DETAILED)
         for i, pe in enumerate(ordered)
     ]
 
@@ -117,6 +121,7 @@ def _story(
     pe: PendingExport,
     changes: list[AttributeChange],
     keys: dict[int, list[str]],
+    orphans: Orphans,
     *,
     detailed: bool,
 ) -> ExportStory:
@@ -141,7 +146,7 @@ def _story(
         story.run_url = reverse("console:activity", args=[activity.pk])
     story.reasons = _reasons(pe, name)
     if detailed and activity is not None:
-        story.source_changes = _source_changes(pe, activity)
+        story.source_changes = _source_changes(pe, activity, orphans)
     story.afterwards = _afterwards(pe, name)
     return story
 
@@ -237,10 +242,14 @@ def _reasons(pe: PendingExport, name: str) -> list[str]:
     return [f"{why}, {action}." if action else f"{why}."]
 
 
-def _source_changes(pe: PendingExport, activity: Activity) -> list[str]:
+def _source_changes(
+    pe: PendingExport,
+    activity: Activity,
+    orphans: Orphans,
+) -> list[str]:
     """What the run that staged the export recorded for the object, and the import that
     brought the change in."""
-    items = _run_items(pe, activity)
+    items = _run_items(pe, activity, orphans)
     system = activity.connected_system.name
     lines: list[str] = []
     for item in items:
@@ -275,7 +284,11 @@ def _left_import_scope(item: RunProfileExecutionItem, system: str) -> list[str]:
     return lines
 
 
-def _run_items(pe: PendingExport, activity: Activity) -> list[RunProfileExecutionItem]:
+def _run_items(
+    pe: PendingExport,
+    activity: Activity,
+    orphans: Orphans,
+) -> list[RunProfileExecutionItem]:
     """The run's RPEIs for the export's MVO; when the MVO is gone, the one whose
     recorded exports name this system and object."""
     mvo_id = pe.metaverse_object_id
@@ -288,22 +301,33 @@ def _run_items(pe: PendingExport, activity: Activity) -> list[RunProfileExecutio
         if items:
             return items
     dn = (pe.cs_object.secondary_external_id or "").lower()
-    candidates = RunProfileExecutionItem.objects.filter(
-        activity=activity,
-        metaverse_object__isnull=True,
-        change_type__in=[ObjectChangeType.DISCONNECTED, ObjectChangeType.DELETED],
-    ).order_by("pk")[:SCANNED]
-    return [
-        item
-        for item in candidates
-        if any(
-            isinstance(e, dict)
-            and e.get("system") == pe.connected_system.name
-            and e.get("action") == pe.change_type
-            and str(e.get("dn", "")).lower() == dn
-            for e in (item.details or {}).get("exports", [])
-        )
-    ][:1]
+    item = _orphan_items(activity, orphans).get((pe.connected_system.name, pe.change_type, dn))
+    return [item] if item is not None else []
+
+
+def _orphan_items(
+    activity: Activity, orphans: Orphans
+) -> dict[tuple[str, str, str], RunProfileExecutionItem]:
+    """The run's RPEIs of objects whose MVO it deleted, by the exports they record
+    (system, action, DN in lower case): read once per run for a whole page."""
+    index = orphans.get(activity.pk)
+    if index is None:
+        index = orphans[activity.pk] = {}
+        candidates = RunProfileExecutionItem.objects.filter(
+            activity=activity,
+            metaverse_object__isnull=True,
+            change_type__in=[ObjectChangeType.DISCONNECTED, ObjectChangeType.DELETED],
+        ).order_by("pk")[:SCANNED]
+        for item in candidates:
+            for effect in (item.details or {}).get("exports", []):
+                if isinstance(effect, dict):
+                    key = (
+                        str(effect.get("system", "")),
+                        str(effect.get("action", "")),
+                        str(effect.get("dn", "")).lower(),
+                    )
+                    index.setdefault(key, item)
+    return index
 
 
 def _import_item(item: RunProfileExecutionItem, sync: Activity) -> RunProfileExecutionItem | None:
