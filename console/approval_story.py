@@ -40,7 +40,7 @@ from connectors.models import Activity, ConnectorSpaceObject, RunProfileExecutio
 from console.changes import AttributeChange
 from console.pending_changes import export_changes
 from console.views import admin_change_url
-from exports.choices import PendingExportChangeType
+from exports.choices import ApprovalState, PendingExportChangeType, PendingExportStatus
 from exports.models import PendingExport
 from metaverse.choices import DeletionRule, DeprovisionAction, MvoStatus, SyncRuleDirection
 from metaverse.models import MetaverseObject, MetaverseObjectType, SyncRule, SyncRuleJoin
@@ -374,37 +374,40 @@ def _item_lines(item: RunProfileExecutionItem, system: str, run: str) -> list[st
 
 
 def _afterwards(pe: PendingExport, name: str) -> list[str]:
+    """What approving or rejecting does (while it awaits approval), then what follows
+    for the MVO (a delete) or should the object leave the rule's scope later."""
     system = pe.connected_system.name
     rule = pe.sync_rule
+    deleting = pe.change_type == PendingExportChangeType.DELETE
+    if deleting:
+        what = (
+            f"deletes {name}'s account ({pe.cs_object.secondary_external_id or pe.target}) "
+            f"from {system}"
+        )
+    elif pe.change_type == PendingExportChangeType.CREATE:
+        what = f"creates {name}'s account ({pe.target}) in {system}"
+    else:
+        what = f"sends these changes to {system}"
     lines = []
-    if pe.change_type == PendingExportChangeType.DELETE:
-        lines.append(
-            f"On approval, the next export run deletes {name}'s account "
-            f"({pe.cs_object.secondary_external_id or pe.target}) from {system}."
-        )
+    if pe.approval == ApprovalState.AWAITING_APPROVAL:
+        kept = f"the account stays in {system} as it is" if deleting else "nothing changes there"
+        lines += [
+            f"On approval, the next export run {what}.",
+            f"On rejection nothing is sent: {kept}, and the change stays rejected while "
+            "JIM keeps wanting it.",
+        ]
+    elif pe.approval != ApprovalState.REJECTED and pe.status == PendingExportStatus.PENDING:
+        lines.append(f"The next export run {what}.")
+    if deleting:
         lines.append(_mvo_after(pe, rule.mv_object_type if rule else None))
-        lines.append(
-            f"On rejection nothing is sent: the account stays in {system}, and the delete "
-            "stays rejected while JIM keeps wanting it."
-        )
-        return [line for line in lines if line]
-    what = (
-        "creates the account"
-        if pe.change_type == PendingExportChangeType.CREATE
-        else "sends these changes"
-    )
-    lines.append(f"On approval, the next export run {what} in {system}.")
-    lines.append(
-        "On rejection nothing is sent; it stays rejected while JIM keeps wanting the same change."
-    )
-    if rule is not None:
+    elif rule is not None:
         action = (
             "deletes the account"
             if rule.deprovision_action == DeprovisionAction.DELETE
             else "disconnects the account (it stays in the system)"
         )
         lines.append(f"Should {name} leave the rule's scope later, the rule {action}.")
-    return lines
+    return [line for line in lines if line]
 
 
 def _mvo_after(pe: PendingExport, mv_type: MetaverseObjectType | None) -> str:

@@ -295,3 +295,15 @@ def test_a_create_says_what_it_creates_and_what_happens_if_the_person_leaves(
     assert "Creates Heidi Jones (uid=hjones,ou=people,dc=example,dc=org) in Directory" in page
     assert "cn — → Heidi Jones" in page
     assert "Should Heidi Jones leave the rule's scope later, the rule deletes the account." in page
+
+
+def test_an_export_not_awaiting_approval_says_what_the_next_run_does(
+    operator_client, scenario, joiner
+):
+    scenario.update_hr("1001", status="Terminated")
+    scenario.sync()
+    pe = scenario.export_of("1001")
+    PendingExport.objects.filter(pk=pe.pk).update(approval="approved")
+    page = export_page(operator_client, pe)
+    assert "The next export run deletes Heidi Jones's account" in page
+    assert "On approval" not in page and "On rejection" not in page
