@@ -255,10 +255,12 @@ def _source_changes(
     for item in items:
         source = _import_item(item, activity)
         if source is not None:
-            lines.extend(_item_lines(source, system, f"import run #{source.activity_id}"))
-        lines.extend(_item_lines(item, "metaverse", f"sync run #{activity.pk} of {system}"))
+            run = f"import run #{source.activity_id}"
+            lines.extend(_item_lines(source, system, system, run))
         if item.change_type == ObjectChangeType.DISCONNECTED and item.cs_object_id:
             lines.extend(_left_import_scope(item, system))
+        run = f"sync run #{activity.pk} of {system}"
+        lines.extend(_item_lines(item, "Metaverse", system, run))
     return list(dict.fromkeys(lines))
 
 
@@ -278,7 +280,8 @@ def _left_import_scope(item: RunProfileExecutionItem, system: str) -> list[str]:
             f"{system} holds {name} = {_text(cso.attributes.get(name))}" for name in read
         )
         lines.append(
-            f"{item.external_id or cso} left the scope of the import rule “{rule}” "
+            f"{system} object {item.external_id or cso} left the scope of the import rule "
+            f"“{rule}” "
             f"({rule.scope.strip()} is no longer true{'; ' + holds if holds else ''})"
         )
     return lines
@@ -346,27 +349,29 @@ def _import_item(item: RunProfileExecutionItem, sync: Activity) -> RunProfileExe
     return imports.order_by("-pk").first()
 
 
-def _item_lines(item: RunProfileExecutionItem, system: str, run: str) -> list[str]:
-    """What one RPEI says changed; ``system`` is where ("HR", or "metaverse" for a sync)."""
+def _item_lines(item: RunProfileExecutionItem, where: str, system: str, run: str) -> list[str]:
+    """What one RPEI of ``system``'s run says changed; ``where`` names the values
+    changed ("HR" for an import, "Metaverse" for a sync)."""
     details: dict[str, Any] = item.details or {}
+    label = f"{system} object {item.external_id}" if item.external_id else f"The {system} object"
+    if item.change_type == ObjectChangeType.DELETED and not details.get("metaverse_object_deleted"):
+        reason = details.get("reason")
+        return [f"{label} was removed{f' ({reason})' if reason else ''} ({run})"]
     changes = details.get("changes")
+    lines = []
     if isinstance(changes, dict) and changes:
-        return [
-            f"{system} {attribute}: {_text(c.get('old'))} → {_text(c.get('new'))} ({run})"
+        lines += [
+            f"{where} {attribute}: {_text(c.get('old'))} → {_text(c.get('new'))} ({run})"
             for attribute, c in sorted(changes.items())
             if isinstance(c, dict)
         ]
-    label = item.external_id or "the object"
-    if item.change_type == ObjectChangeType.DELETED and not details.get("metaverse_object_deleted"):
-        reason = details.get("reason")
-        return [f"{label} was removed from {system}{f' ({reason})' if reason else ''} ({run})"]
-    lines = []
-    if details.get("attributes"):
-        lines.append(f"{system} changed {', '.join(map(str, details['attributes']))} ({run})")
+    elif details.get("attributes"):
+        names = ", ".join(map(str, details["attributes"]))
+        lines.append(f"{where} changed {names} ({run})")
     if item.change_type == ObjectChangeType.DISCONNECTED:
         lines.append(f"{label} was disconnected from its metaverse object ({run})")
     if details.get("metaverse_object_deleted"):
-        lines.append(f"the metaverse object was deleted ({run})")
+        lines.append(f"The metaverse object was deleted ({run})")
     return lines
 
 

@@ -228,7 +228,7 @@ def test_a_delete_whose_mvo_is_gone_names_the_person_from_its_snapshot(
         "Heidi Jones's metaverse object was deleted by the person deletion rule "
         "(when its last connector is removed)"
     ) in page
-    assert "1001 was removed from HR (not returned by the full import)" in page
+    assert "HR object 1001 was removed (not returned by the full import)" in page
     assert f"sync run #{sync.pk}" in page
     assert "The metaverse object has already been deleted (no grace period)." in page
 
@@ -252,8 +252,8 @@ def test_a_terminated_person_out_of_hr_s_scope_is_named_with_what_hr_holds(
     page = approve_page(operator_client, pe)
     assert "Deletes Heidi Jones (uid=hjones,ou=people,dc=example,dc=org) from Directory" in page
     assert (
-        "1001 left the scope of the import rule “HR people in” (cs.status != 'Terminated' is "
-        "no longer true; HR holds status = Terminated)"
+        "HR object 1001 left the scope of the import rule “HR people in” "
+        "(cs.status != 'Terminated' is no longer true; HR holds status = Terminated)"
     ) in page
     assert "Heidi Jones's metaverse object was deleted by the person deletion rule" in page
 
