@@ -307,3 +307,19 @@ def test_an_export_not_awaiting_approval_says_what_the_next_run_does(
     page = export_page(operator_client, pe)
     assert "The next export run deletes Heidi Jones's account" in page
     assert "On approval" not in page and "On rejection" not in page
+
+
+def test_a_manager_reference_reads_as_the_manager_s_name(operator_client, scenario, joiner):
+    ada = provisioned(scenario, "1002", "ada", "Ada", "Lovelace")
+    pe = PendingExport.objects.create(
+        connected_system=scenario.directory,
+        cs_object=ada,
+        change_type="update",
+        approval="awaiting_approval",
+    )
+    PendingExportAttributeChange.objects.create(
+        pending_export=pe, attribute="manager", change_type="update", values=[joiner.pk]
+    )
+    assert "manager — → Heidi Jones" in approve_page(operator_client, pe)
+    mvo_page = text(operator_client.get(reverse("console:mvo", args=[scenario.mvo_of("1002").pk])))
+    assert "manager — → Heidi Jones" in mvo_page
