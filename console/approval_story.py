@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 
 from connectors.choices import IMPORT_PROFILE_TYPES, ObjectChangeType
 from connectors.models import Activity, ConnectorSpaceObject, RunProfileExecutionItem
@@ -205,7 +206,7 @@ def _headline(pe: PendingExport, name: str) -> str:
 
 
 def _run_label(activity: Activity) -> str:
-    when = activity.started_at or activity.created_at
+    when = timezone.localtime(activity.started_at or activity.created_at)
     return (
         f"#{activity.pk} {activity.connected_system.name} — {activity.profile_name}, "
         f"{when:%Y-%m-%d %H:%M}"
@@ -419,8 +420,9 @@ def _mvo_after(pe: PendingExport, mv_type: MetaverseObjectType | None) -> str:
     mvo: MetaverseObject | None = pe.metaverse_object
     grace = mv_type.deletion_grace_period_days if mv_type else 0
     if mvo is not None and mvo.status == MvoStatus.DELETION_SCHEDULED and mvo.deletion_due_at:
+        due = timezone.localtime(mvo.deletion_due_at)
         return (
-            f"The metaverse object is deleted on {mvo.deletion_due_at:%Y-%m-%d} "
+            f"The metaverse object is deleted on {due:%Y-%m-%d} "
             f"(a {grace}-day grace period), unless a connector joins it again."
         )
     if mvo is not None:
