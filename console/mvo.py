@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from connectors.choices import AttributeDataType
 from connectors.models import ConnectedSystem, ConnectorSpaceObject, RunProfileExecutionItem
+from console.pending_changes import export_changes
 from console.views import admin_change_url, console_view, page_context
-from exports.models import PendingExport, PendingExportAttributeChange
+from exports.models import PendingExport
 from metaverse.models import MetaverseAttribute, MetaverseObject, SyncRule
 
 #: RPEIs shown in the MVO's recent history.
@@ -147,18 +148,17 @@ def joined_cs_objects(mvo: MetaverseObject) -> list[ConnectorSpaceObject]:
 
 
 def pending_exports(mvo: MetaverseObject, cso_ids: list[int]) -> list[PendingExport]:
-    """Pending exports for the MVO or its CSOs, with their attribute changes (two queries)."""
+    """Pending exports for the MVO or its CSOs, each with its changes read as people
+    read them (``changes``: one attribute once, old → new; see
+    :mod:`console.pending_changes`) and its admin link (a fixed number of queries)."""
     exports = list(
         PendingExport.objects.filter(Q(metaverse_object=mvo) | Q(cs_object_id__in=cso_ids))
         .select_related("connected_system", "cs_object")
-        .prefetch_related(
-            Prefetch(
-                "attribute_changes",
-                queryset=PendingExportAttributeChange.objects.order_by("attribute", "change_type"),
-            )
-        )
+        .order_by("connected_system__name", "pk")
     )
+    changes = export_changes(exports)
     for export in exports:
+        export.changes = changes.get(export.pk, [])
         export.admin_url = admin_change_url(PendingExport, export.pk)
     return exports
 

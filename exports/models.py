@@ -66,6 +66,13 @@ class PendingExport(models.Model):
     created_by_activity = models.ForeignKey(
         "connectors.Activity", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    identity = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A delete's snapshot of whom it deletes, taken when sync staged it: "
+        "the MVO's id, name, object type and identifying values, and why "
+        "(metaverse_object_deleted or out_of_scope). Empty for other changes.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

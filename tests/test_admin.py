@@ -566,7 +566,8 @@ def test_pending_export_filters_and_page(admin_client: Any, world: World) -> Non
         assert listed(admin_client.get(url, params)) == [world.export], params
     assert listed(admin_client.get(url, {"connected_system__id__exact": world.hr.pk})) == []
     page = admin_client.get(admin_url(PendingExport, "change", world.export.pk)).content.decode()
-    assert "Clerk → Manager" in page
+    assert '<span class="jim-old">Clerk</span>' in page  # the story: title old → new
+    assert '<span class="jim-new">Manager</span>' in page
     assert "title" in page
 
 

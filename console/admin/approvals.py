@@ -2,7 +2,8 @@
 
 Bulk actions on the pending-export changelist and Approve/Reject buttons on a pending
 export's page both lead to one confirmation page (:mod:`console.admin.confirmation`)
-that shows every change as before → after and asks for a reason (required to reject).
+that tells each export's whole story (:mod:`console.approval_story`: who, what, why,
+what happens after) and asks for a reason (required to reject).
 Decisions go through :func:`exports.approval.decide`, which records the approver, the
 time and the reason, and writes the audit trail. Only users with
 ``exports.approve_pendingexport`` (the "Approvers" group) see the actions and buttons.
@@ -23,6 +24,7 @@ from django.utils.text import capfirst
 from audit.context import from_request
 from audit.models import Via
 from console.admin.confirmation import ExportAction, confirm
+from console.approval_story import export_stories
 from exports.approval import APPROVE_PERMISSION, ApprovalDenied, decide
 from exports.choices import ApprovalState
 from exports.models import PendingExport
@@ -94,13 +96,14 @@ class ApprovalAdminMixin:
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        awaiting = PendingExport.objects.filter(
-            pk=object_id if str(object_id).isdigit() else None,
-            approval=ApprovalState.AWAITING_APPROVAL,
-        ).exists()
+        export = PendingExport.objects.filter(
+            pk=object_id if str(object_id).isdigit() else None
+        ).first()
+        awaiting = export is not None and export.approval == ApprovalState.AWAITING_APPROVAL
         extra_context = {
             **(extra_context or {}),
             "can_decide": awaiting and self.has_approve_permission(request),
+            "story": export_stories([export])[0] if export is not None else None,
         }
         return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
 

@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from console.approval_story import export_stories
 from exports.models import PendingExport
 
 TEMPLATE = "admin/exports/pendingexport/decide.html"
@@ -74,6 +75,7 @@ def confirm(
         "title": f"{action.label} pending exports",
         "opts": PendingExport._meta,
         "exports": exports,
+        "stories": export_stories(exports),
         "action": action,
         "reason": reason,
         "error": error,

@@ -2,7 +2,9 @@
 
 Pending exports are written by sync and the export processor, so their pages are
 read-only: the changelist filters by system, status, change type and approval, and a
-pending export's page shows its attribute changes as before → after. Approving and
+pending export's page tells its whole story (:mod:`console.approval_story`: who, each
+attribute once old → new, why, what happens after), its value-by-value rows collapsed
+below. Approving and
 rejecting (:mod:`console.admin.approvals`), retrying and discarding failed exports
 (:mod:`console.admin.interventions`) are admin actions of :class:`PendingExportAdmin`
 with ``allowed_permissions``, which read-only pages allow. Audit entries can never be
@@ -15,7 +17,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.utils.html import format_html
+from django.urls import reverse
 
 from console.admin.approvals import ApprovalAdminMixin
 from console.admin.helpers import (
@@ -26,6 +28,7 @@ from console.admin.helpers import (
     ReadOnlyInline,
     change_link,
     changelist_link,
+    link,
     pretty_json,
     related_defer,
 )
@@ -51,17 +54,26 @@ def format_values(values: Any, limit: int | None = VALUES_SHOWN) -> str:
 
 
 class AttributeChangeInline(ReadOnlyInline):
-    """A pending export's attribute changes: attribute, change type, before → after."""
+    """A pending export's attribute changes as they are sent, value by value, with the
+    status of each: collapsed, for experts (the page's story shows each attribute once,
+    old → new)."""
 
     model = PendingExportAttributeChange
-    fields = ("attribute", "change_type", "change", "status")
+    fields = ("attribute", "change_type", "values_sent", "held_before", "status")
     readonly_fields = fields
+    classes = ("collapse",)
+    verbose_name = "change as sent (value by value)"
+    verbose_name_plural = "changes as sent (value by value)"
 
-    @admin.display(description="previous values → values")
-    def change(self, change: PendingExportAttributeChange) -> str:
-        return format_html(
-            "{} → {}", format_values(change.previous_values), format_values(change.values)
-        )
+    @admin.display(description="values")
+    def values_sent(self, change: PendingExportAttributeChange) -> str:
+        """The values this row adds, removes or sets (not an arrow from the previous
+        values: an ``add`` row does not replace them)."""
+        return format_values(change.values)
+
+    @admin.display(description="the object held when staged")
+    def held_before(self, change: PendingExportAttributeChange) -> str:
+        return format_values(change.previous_values)
 
 
 @admin.register(PendingExport)
@@ -87,7 +99,7 @@ class PendingExportAdmin(
     list_select_related = ("connected_system", "cs_object")
     search_fields = ("dn", "cs_object__external_id", "cs_object__secondary_external_id")
     search_help_text = "DN, external id or CSO DN (contains)."
-    readonly_fields = ("target", "audit_link")
+    readonly_fields = ("target", "audit_link", "metaverse_object_shown")
     fieldsets = (
         (
             None,
@@ -95,7 +107,7 @@ class PendingExportAdmin(
                 "fields": (
                     "connected_system",
                     "cs_object",
-                    "metaverse_object",
+                    "metaverse_object_shown",
                     "sync_rule",
                     "change_type",
                     "target",
@@ -131,6 +143,20 @@ class PendingExportAdmin(
     def target(self, export: PendingExport) -> str:
         """The DN to create or move to, else the CSO's DN or external id."""
         return export.target
+
+    @admin.display(description="metaverse object")
+    def metaverse_object_shown(self, export: PendingExport) -> str:
+        """The MVO's console page; for a delete whose MVO is gone, whom it was."""
+        mvo = export.metaverse_object
+        if mvo is not None:
+            return link(reverse("console:mvo", args=[mvo.pk]), mvo)
+        identity = export.identity or {}
+        if identity:
+            return (
+                f"Deleted — was {identity.get('name') or 'unnamed'} "
+                f"({identity.get('object_type', 'object')} #{identity.get('metaverse_object')})"
+            )
+        return "None: the object is joined to no metaverse object any more"
 
     @admin.display(description="last error")
     def last_error_line(self, export: PendingExport) -> str:

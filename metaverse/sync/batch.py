@@ -49,6 +49,7 @@ PE_FIELDS = (
     "approval_reason",
     "metaverse_object",
     "sync_rule",
+    "identity",
 )
 
 

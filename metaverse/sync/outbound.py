@@ -420,6 +420,7 @@ class ExportEvaluator:
         lifecycle.restage_changes(rows)
         pe.metaverse_object_id = mvo.pk if mvo is not None else None
         pe.sync_rule_id = rule.id
+        pe.identity = {}  # a delete's own, set by _deprovision
         state.rows = rows
         state.deleted = False
         state.dirty = True
@@ -466,7 +467,21 @@ class ExportEvaluator:
             return None
         assert rule is not None
         self._write(state, cso, rule, None if mvo_deleted else mvo, "delete", [], "")
+        assert state.pe is not None
+        state.pe.identity = self._identity(mvo, mvo_deleted=mvo_deleted)
         return ExportEffect(system, "delete", cso.secondary_external_id or "")
+
+    def _identity(self, mvo: MetaverseObject, *, mvo_deleted: bool) -> dict[str, Any]:
+        """Whom a delete deletes, and why, kept on the pending export: the approver
+        reads it when the MVO is gone (a few values: its name and join-key values)."""
+        keys = sorted(self.ruleset.join_attributes.get(mvo.object_type_id, frozenset()))
+        return {
+            "metaverse_object": mvo.pk,
+            "name": mvo.display_name,
+            "object_type": self.ruleset.mv_types[mvo.object_type_id].name,
+            "ids": {k: str(mvo.attributes[k][0]) for k in keys if mvo.attributes.get(k)},
+            "reason": "metaverse_object_deleted" if mvo_deleted else "out_of_scope",
+        }
 
     # -- provisioning ---------------------------------------------------------------
 

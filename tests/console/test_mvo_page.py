@@ -206,8 +206,8 @@ def test_pending_exports_show_changes_before_and_after(viewer_client, world):
 
     html = viewer_client.get(mvo_url(world["jane"])).text
 
-    assert '<td class="jim-before">jane@example.org</td>' in html
-    assert '<td class="jim-after">jane.doe@example.org</td>' in html
+    assert '<span class="jim-old">jane@example.org</span>' in html
+    assert '<span class="jim-new">jane.doe@example.org</span>' in html
     assert "Awaiting Approval" in html
     assert "in Directory" in html
 
