@@ -543,17 +543,18 @@ class ActivityAdmin(
 ):
     """Activities (runs): read-only. RPEIs are summarised by type, never listed inline."""
 
+    # The outcome (duration, processed, errors) before the phase, so it fits 1,280 px; the
+    # profile's type is a filter (and mostly its name).
     list_display = (
         "id",
         "connected_system",
         "profile_name",
-        "profile_type",
         "status",
-        "phase",
         "started_at",
         "duration",
         "processed",
         "error_count",
+        "phase",
     )
     list_filter = ("connected_system", "status", "profile_type")
     list_select_related = ("connected_system",)

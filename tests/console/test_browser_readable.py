@@ -58,11 +58,13 @@ class ConsoleData:
 
 @dataclass(frozen=True)
 class ConsolePage:
-    """A page to check: its name (also the screenshot's), its URL, phone-width too or not."""
+    """A page to check: its name (also the screenshot's), its URL, phone-width too or not,
+    and the elements (a list's key columns) that must show at 1,280 px without scrolling."""
 
     name: str
     url: Callable[[ConsoleData], str]
     narrow: bool = False
+    in_view: tuple[str, ...] = ()
 
 
 PAGES = [
@@ -86,16 +88,25 @@ PAGES = [
         "sync-rule",
         lambda d: reverse("admin:metaverse_syncrule_change", args=[d.scenario.dir_out.pk]),
     ),
-    ConsolePage("pending-exports", lambda d: reverse("admin:exports_pendingexport_changelist")),
+    ConsolePage(
+        "pending-exports",
+        lambda d: reverse("admin:exports_pendingexport_changelist"),
+        in_view=("th.column-target", "th.column-status", "th.column-approval"),
+    ),
     ConsolePage(
         "pending-export",
         lambda d: reverse("admin:exports_pendingexport_change", args=[d.update.pk]),
         narrow=True,
     ),
-    ConsolePage("activities", lambda d: reverse("admin:connectors_activity_changelist")),
+    ConsolePage(
+        "activities",
+        lambda d: reverse("admin:connectors_activity_changelist"),
+        in_view=("th.column-duration", "th.column-processed", "th.column-error_count"),
+    ),
     ConsolePage(
         "metaverse-objects",
         lambda d: reverse("admin:metaverse_metaverseobject_changelist") + "?q=Heidi",
+        in_view=tuple(f"th.column-jim_attribute_{n}" for n in range(3)),
     ),
 ]
 
@@ -204,6 +215,30 @@ def _violations(page: Page) -> list[str]:
     return found
 
 
+#: Whether an element shows without scrolling: inside the window and inside every
+#: scrolling box around it.
+IN_VIEW = """(selector) => {
+  const element = document.querySelector(selector);
+  if (!element) return "missing";
+  let right = document.documentElement.clientWidth;
+  for (let box = element.parentElement; box; box = box.parentElement) {
+    if (getComputedStyle(box).overflowX !== "visible") {
+      right = Math.min(right, box.getBoundingClientRect().right);
+    }
+  }
+  return element.getBoundingClientRect().right <= right + 1 ? "" : "off the right edge";
+}"""
+
+
+def _out_of_view(page: Page, selectors: tuple[str, ...]) -> list[str]:
+    """The elements of ``selectors`` that do not show without scrolling, and why."""
+    return [
+        f"{selector} is {why}"
+        for selector in selectors
+        if (why := page.evaluate(IN_VIEW, selector))
+    ]
+
+
 def _sideways_scroll(page: Page) -> int:
     """How many pixels the page is wider than the window (0: no sideways scroll)."""
     return page.evaluate(
@@ -244,6 +279,8 @@ def test_console_pages_are_readable(logged_in, live_server, console_data, width,
                 f"the page scrolls sideways by {overflow} px: "
                 + ", ".join(page.evaluate(OVERFLOWING))
             )
+        if width == WIDE:
+            found += _out_of_view(page, console_page.in_view)
         if found:
             problems[console_page.name] = found
         if theme == "light":
