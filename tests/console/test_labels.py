@@ -1,9 +1,14 @@
 """The admin's labels read as people say them: "CSO", "DN", "No error" — not "Cs object",
-"Dn" or "None" (issue 14) — and ``/favicon.ico`` answers on every page."""
+"Dn" or "None" (issue 14); ``/favicon.ico`` answers on every page; the list of MVOs
+tells three people called Heidi Jones apart."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from connectors.models import RunProfileExecutionItem
@@ -60,3 +65,47 @@ def test_favicon_ico_is_jims_icon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301
     assert response["Location"].endswith("jim/favicon.svg")
+
+
+def _heidis(scenario, count: int) -> None:
+    for n in range(count):
+        scenario.hr_row(
+            str(2000 + n),
+            firstName="Heidi",
+            lastName="Jones",
+            accountName=f"heidi{n}",
+            department=f"Department {n}",
+        )
+    scenario.sync()
+
+
+def _mvo_list(client) -> tuple[str, int]:
+    url = reverse("admin:metaverse_metaverseobject_changelist") + "?q=Heidi"
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return response.content.decode(), len(queries)
+
+
+def test_the_mvo_list_tells_people_of_one_name_apart_in_one_query(operator_client):
+    scenario = build_scenario()
+    _heidis(scenario, 3)
+    html, few = _mvo_list(operator_client)
+    # Join attributes first (they identify), then the type's other text attributes; the
+    # display name, which an expression computes, is not repeated.
+    headers = re.findall(
+        r'column-jim_attribute_\d[^"]*">\s*<div class="text">\s*<a [^>]*>([^<]+)</a>', html
+    )
+    assert headers[:3] == ["EmployeeId", "AccountName", "Department"]
+    for values in [("2000", "heidi0", "Department 0"), ("2002", "heidi2", "Department 2")]:
+        assert all(f">{value}<" in html for value in values)
+
+    _heidis(scenario, 12)
+    html, many = _mvo_list(operator_client)
+    assert "Department 11" in html
+    assert many == few  # the values come with the rows: no query per row
+
+    by_department = operator_client.get(
+        reverse("admin:metaverse_metaverseobject_changelist") + "?q=Heidi&o=-4"
+    ).content.decode()
+    assert by_department.index("Department 9") < by_department.index("Department 11")
