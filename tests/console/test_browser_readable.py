@@ -16,14 +16,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.conf import settings
+from django.db.models import F
 from django.urls import reverse
-from django.utils import timezone
 from playwright.sync_api import Page
 
 from connectors.choices import ActivityStatus, CsoStatus, RunProfileType
@@ -167,6 +166,7 @@ def _import_history(scenario: Scenario) -> Activity:
     for day in range(7, 0, -1):
         make_activity(
             profile,
+            phase="done",
             started_seconds_ago=day * 86_400,
             duration=0.4 + day,
             objects_total=15,
@@ -176,6 +176,7 @@ def _import_history(scenario: Scenario) -> Activity:
     last = make_activity(
         profile,
         status=ActivityStatus.COMPLETE_WITH_ERRORS,
+        phase="done",
         started_seconds_ago=600,
         duration=12,
         objects_total=22,
@@ -193,7 +194,8 @@ def _import_history(scenario: Scenario) -> Activity:
         )
         for n in range(7)
     )
-    Activity.objects.filter(pk=last.pk).update(finished_at=timezone.now() - timedelta(seconds=588))
+    # Queued when they started (make_activity queues them now).
+    Activity.objects.filter(run_profile=profile).update(created_at=F("started_at"))
     return last
 
 
