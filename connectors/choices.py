@@ -28,7 +28,7 @@ class AttributeWritability(models.TextChoices):
 class ApprovalMode(models.TextChoices):
     """Which pending exports of a connected system need a person's approval."""
 
-    NONE = "none"
+    NONE = "none", "No approval"
     DELETES = "deletes"
     CREATES_AND_DELETES = "creates_and_deletes"
     ALL = "all"
@@ -102,7 +102,7 @@ class ActivityPhase(models.TextChoices):
 class ObjectChangeType(models.TextChoices):
     """ObjectChangeType of a run-profile execution item (RPEI)."""
 
-    NONE = "none"
+    NONE = "none", "No change"
     ADDED = "added"
     UPDATED = "updated"
     DELETED = "deleted"
@@ -135,7 +135,7 @@ COUNTED_CHANGE_TYPES: tuple[str, ...] = (
 class RpeiErrorType(models.TextChoices):
     """ActivityRunProfileExecutionItemErrorType, snake_case."""
 
-    NONE = ""
+    NONE = "", "No error"
     DUPLICATE_IMPORTED_ATTRIBUTES = "duplicate_imported_attributes"
     COULD_NOT_MATCH_OBJECT_TYPE = "could_not_match_object_type"
     MISSING_EXTERNAL_ID = "missing_external_id"

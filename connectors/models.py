@@ -184,9 +184,12 @@ class ConnectedSystemObjectType(models.Model):
     selected = models.BooleanField(
         default=True, help_text="Only selected object types are imported."
     )
-    external_id_attribute = models.CharField(max_length=200)
+    external_id_attribute = models.CharField("external ID attribute", max_length=200)
     secondary_external_id_attribute = models.CharField(
-        max_length=200, blank=True, help_text="'dn' for LDAP: the name known before the id."
+        "secondary external ID attribute",
+        max_length=200,
+        blank=True,
+        help_text="'dn' for LDAP: the name known before the id.",
     )
     container = models.CharField(
         max_length=1000, blank=True, help_text="Where objects of this type are read and written."
@@ -261,10 +264,14 @@ class ConnectorSpaceObject(models.Model):
     )
     # NULL, not '': a pending-provisioning CSO has no external id yet, and the
     # uniqueness constraint below must not count those as duplicates.
-    external_id = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001
-    secondary_external_id = models.CharField(max_length=2000, null=True, blank=True)  # noqa: DJ001
+    external_id = models.CharField(  # noqa: DJ001
+        "external ID", max_length=500, null=True, blank=True
+    )
+    secondary_external_id = models.CharField(  # noqa: DJ001
+        "secondary external ID", max_length=2000, null=True, blank=True
+    )
     secondary_external_id_key = models.CharField(  # noqa: DJ001
-        max_length=2000, null=True, blank=True
+        "secondary external ID key", max_length=2000, null=True, blank=True
     )
     status = models.CharField(max_length=30, choices=CsoStatus.choices, default=CsoStatus.NORMAL)
     join_type = models.CharField(
@@ -380,7 +387,7 @@ class Activity(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
     initiated_by_name = models.CharField(max_length=200, blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
+    task_id = models.CharField("task ID", max_length=64, blank=True)
     schedule = models.ForeignKey(
         "Schedule",
         on_delete=models.SET_NULL,
@@ -453,9 +460,10 @@ class RunProfileExecutionItem(models.Model):
         max_length=50, choices=RpeiErrorType.choices, default=RpeiErrorType.NONE, blank=True
     )
     message = models.TextField(blank=True)
-    external_id = models.CharField(max_length=2000, blank=True)
+    external_id = models.CharField("external ID", max_length=2000, blank=True)
     cs_object = models.ForeignKey(
         ConnectorSpaceObject,
+        verbose_name="CSO",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,

@@ -34,7 +34,10 @@ class PendingExport(models.Model):
         db_index=False,
     )
     cs_object = models.OneToOneField(
-        "connectors.ConnectorSpaceObject", on_delete=models.CASCADE, related_name="pending_export"
+        "connectors.ConnectorSpaceObject",
+        on_delete=models.CASCADE,
+        related_name="pending_export",
+        verbose_name="CSO",
     )
     metaverse_object = models.ForeignKey(
         "metaverse.MetaverseObject",
@@ -50,7 +53,7 @@ class PendingExport(models.Model):
     status = models.CharField(
         max_length=30, choices=PendingExportStatus.choices, default=PendingExportStatus.PENDING
     )
-    dn = models.CharField(max_length=2000, blank=True)
+    dn = models.CharField("DN", max_length=2000, blank=True)
     error_count = models.PositiveIntegerField(default=0)
     max_retries = models.PositiveIntegerField(default=5)
     next_retry_at = models.DateTimeField(null=True, blank=True)

@@ -112,17 +112,25 @@ class SyncRule(models.Model):
     )
     direction = models.CharField(max_length=10, choices=SyncRuleDirection.choices)
     cs_object_type = models.ForeignKey(
-        "connectors.ConnectedSystemObjectType", on_delete=models.CASCADE, related_name="sync_rules"
+        "connectors.ConnectedSystemObjectType",
+        on_delete=models.CASCADE,
+        related_name="sync_rules",
+        verbose_name="connected system object type",
     )
     mv_object_type = models.ForeignKey(
-        MetaverseObjectType, on_delete=models.CASCADE, related_name="sync_rules"
+        MetaverseObjectType,
+        on_delete=models.CASCADE,
+        related_name="sync_rules",
+        verbose_name="metaverse object type",
     )
     precedence = models.PositiveIntegerField(default=0)
     enabled = models.BooleanField(default=True)
     scope = models.TextField(blank=True, help_text="Jinja2 expression; false = out of scope.")
     project = models.BooleanField(default=False, help_text="Import: no join → new MVO.")
     provision = models.BooleanField(default=False, help_text="Export: in scope, no CSO → create.")
-    dn_template = models.TextField(blank=True, help_text="Export: Jinja2 template of the DN.")
+    dn_template = models.TextField(
+        "DN template", blank=True, help_text="Export: Jinja2 template of the DN."
+    )
     deprovision_action = models.CharField(
         max_length=20, choices=DeprovisionAction.choices, default=DeprovisionAction.DISCONNECT
     )
@@ -140,8 +148,8 @@ class SyncRuleJoin(models.Model):
 
     sync_rule = models.ForeignKey(SyncRule, on_delete=models.CASCADE, related_name="joins")
     order = models.PositiveIntegerField(default=0)
-    cs_attribute = models.CharField(max_length=200)
-    mv_attribute = models.CharField(max_length=200)
+    cs_attribute = models.CharField("connected system attribute", max_length=200)
+    mv_attribute = models.CharField("metaverse attribute", max_length=200)
 
     class Meta:
         ordering = ["sync_rule", "order"]

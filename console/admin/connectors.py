@@ -65,6 +65,7 @@ from console.admin.helpers import (
     pretty_json,
     related_defer,
 )
+from console.admin.layout import CompactTabularInline
 from console.admin.runs import (
     ActivityOverrideMixin,
     ConnectedSystemRunMixin,
@@ -78,7 +79,7 @@ from runs.threshold_override import audit_line
 # --------------------------------------------------------------------------- connected systems
 
 
-class ConnectedSystemObjectTypeInline(admin.TabularInline):
+class ConnectedSystemObjectTypeInline(CompactTabularInline):
     """The system's object types; each links to its own page with its attributes."""
 
     model = ConnectedSystemObjectType
@@ -93,7 +94,7 @@ class ConnectedSystemObjectTypeInline(admin.TabularInline):
     show_change_link = True
 
 
-class RunProfileInline(admin.TabularInline):
+class RunProfileInline(CompactTabularInline):
     model = RunProfile
     fields = ("name", "profile_type", "page_size")
     extra = 0
@@ -257,7 +258,7 @@ class ConnectedSystemAdmin(
         return pretty_json(system.persisted_connector_data)
 
 
-class ConnectedSystemAttributeInline(admin.TabularInline):
+class ConnectedSystemAttributeInline(CompactTabularInline):
     model = ConnectedSystemAttribute
     fields = ("name", "data_type", "multivalued", "writability", "references", "optional")
     extra = 0
@@ -485,7 +486,7 @@ class RunProfileAdmin(AuditedAdminMixin, RunProfileRunMixin, admin.ModelAdmin):
         )
 
 
-class ScheduleStepInline(admin.TabularInline):
+class ScheduleStepInline(CompactTabularInline):
     model = ScheduleStep
     fields = ("order", "run_profile")
     extra = 0
@@ -542,17 +543,18 @@ class ActivityAdmin(
 ):
     """Activities (runs): read-only. RPEIs are summarised by type, never listed inline."""
 
+    # The outcome (duration, processed, errors) before the phase, so it fits 1,280 px; the
+    # profile's type is a filter (and mostly its name).
     list_display = (
         "id",
         "connected_system",
         "profile_name",
-        "profile_type",
         "status",
-        "phase",
         "started_at",
         "duration",
         "processed",
         "error_count",
+        "phase",
     )
     list_filter = ("connected_system", "status", "profile_type")
     list_select_related = ("connected_system",)

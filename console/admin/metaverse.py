@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -33,6 +34,12 @@ from console.admin.helpers import (
     link,
     related_defer,
 )
+from console.admin.layout import CompactTabularInline
+from console.admin.mvo_columns import (
+    AttributeColumnsChangeList,
+    attribute_columns,
+    telling_attributes,
+)
 from console.mvo import attribute_rows
 from exports.models import PendingExport
 from metaverse.choices import FlowKind, SyncRuleDirection
@@ -51,7 +58,7 @@ from metaverse.sync.keys import normalise_key
 # --------------------------------------------------------------------------- schema
 
 
-class MetaverseAttributeInline(admin.TabularInline):
+class MetaverseAttributeInline(CompactTabularInline):
     model = MetaverseAttribute
     fields = ("name", "data_type", "multivalued")
     extra = 0
@@ -160,6 +167,14 @@ class MetaverseObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
         ("Attributes", {"fields": ("attributes_table",)}),
     )
     inlines = (JoinedCsoInline,)
+
+    def get_list_display(self, request: HttpRequest) -> list:
+        """The list's columns, with the attributes that tell people apart after the name."""
+        identity, rest = self.list_display[:2], self.list_display[2:]
+        return [*identity, *attribute_columns(telling_attributes()), *rest]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return AttributeColumnsChangeList
 
     def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.defer("attributes", "attribute_sources")
@@ -306,7 +321,7 @@ class SyncRuleFlowForm(forms.ModelForm):
         return cleaned
 
 
-class SyncRuleJoinInline(admin.TabularInline):
+class SyncRuleJoinInline(CompactTabularInline):
     """Join rules, tried in order."""
 
     model = SyncRuleJoin
@@ -315,7 +330,7 @@ class SyncRuleJoinInline(admin.TabularInline):
     extra = 0
 
 
-class SyncRuleFlowInline(admin.TabularInline):
+class SyncRuleFlowInline(CompactTabularInline):
     """Attribute flows, in order."""
 
     model = SyncRuleFlow
