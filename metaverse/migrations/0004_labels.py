@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('connectors', '0009_labels'),
-        ('metaverse', '0002_drop_redundant_fk_indexes'),
+        ('metaverse', '0003_search_indexes'),
     ]
 
     operations = [

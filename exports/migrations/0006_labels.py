@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('connectors', '0009_labels'),
-        ('exports', '0004_interventions'),
+        ('exports', '0005_delete_identity'),
     ]
 
     operations = [
