@@ -24,6 +24,7 @@ that it changed, never what it is.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from audit.recording import MASK, is_secret_name
@@ -73,6 +74,7 @@ def value_changes(
     return record
 
 
+@lru_cache(maxsize=4096)  # a run asks about the same few names for every object
 def is_secret(name: str) -> bool:
     """True for an attribute whose values are never recorded (passwords and the like)."""
     return is_secret_name(name) or "pwd" in name.lower()
@@ -107,9 +109,11 @@ def _bounded(entry: dict[str, Any], side: str, values: list[Any]) -> None:
 
 
 def _short(value: Any) -> Any:
+    if type(value) is str:
+        return value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "…"
     if isinstance(value, bool | int | float) or value is None:
         return value
-    text = value if isinstance(value, str) else str(value)
+    text = str(value)
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
