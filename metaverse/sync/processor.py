@@ -451,15 +451,15 @@ class SyncRun:
         }
         cso_ids = {i for refs in pending_of.values() for _, _, ids in refs for i in ids}
         mvo_of_cso = self._mvo_of_cso(batch, cso_ids)
-        changed_mvos: dict[int, tuple[list[str], Flowed]] = {}
+        flowed_into: dict[int, Flowed] = {}  # the MVOs the references changed
         for mvo_id, pending in pending_of.items():
             mvo = batch.mvos.get(mvo_id)
             if mvo is None:
                 continue
-            flowed = Flowed()
-            changed, _ = resolve_references(batch, mvo, pending, mvo_of_cso, flowed)
+            resolved = Flowed()
+            changed, _ = resolve_references(batch, mvo, pending, mvo_of_cso, resolved)
             if changed:
-                changed_mvos[mvo_id] = (changed, flowed)
+                flowed_into[mvo_id] = resolved
         evaluator = ExportEvaluator(batch, self.targets)
         to_evaluate = [batch.mvos[i] for i in mvo_ids if i in batch.mvos]
         evaluator.prefetch_references(to_evaluate)
@@ -470,14 +470,14 @@ class SyncRun:
         batch.commit()
         for mvo in to_evaluate:
             evaluation = evaluator.results.get(mvo.pk)
-            changed = changed_mvos.get(mvo.pk)
-            if changed or (evaluation and evaluation.effects):
+            flowed = flowed_into.get(mvo.pk)
+            if flowed or (evaluation and evaluation.effects):
                 details: dict[str, Any] = {"deferred_references": True}
                 message = ""
-                if changed:
-                    names = sorted(set(changed[0]))
+                if flowed:
+                    names = sorted(flowed.before)  # the attributes that changed
                     details["attributes"] = names
-                    details["changes"] = self._value_changes(mvo, names, changed[1])
+                    details["changes"] = self._value_changes(mvo, names, flowed)
                     message = changes_message(names)
                 if evaluation and evaluation.effects:
                     details["exports"] = [
