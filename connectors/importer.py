@@ -64,7 +64,7 @@ from connectors.choices import (
 )
 from connectors.importing.deletion import DeletionScope, detect_deletions
 from connectors.importing.identities import RunIdentities
-from connectors.importing.references import Found, ReferenceResolver, chunks
+from connectors.importing.references import Found, ReferenceResolver, chunks, with_unresolved
 from connectors.importing.screening import (
     ChangeTally,
     ScreenedType,
@@ -94,6 +94,7 @@ from connectors.schema import (
     discovered_attributes,
     object_type_spec,
 )
+from connectors.value_changes import changes_message, value_changes
 from core.bulk import PlannerStatistics, insert_rows, one_of, update_rows
 from core.writer import PageWriter
 
@@ -152,6 +153,8 @@ class _ImportType:
     known_attributes: frozenset[str]
     #: attributes the source may lose (see :mod:`connectors.importing.screening`)
     optional: frozenset[str]
+    #: multi-valued attributes (their changes are recorded as values added and removed)
+    multivalued: frozenset[str]
     #: attributes seen that the schema lacks → the data type of their first value
     new_attributes: dict[str, str] = field(default_factory=dict)
     multivalued_seen: set[str] = field(default_factory=set)
@@ -295,6 +298,7 @@ class ImportRun:
                     object_type_spec(object_type),
                     frozenset(a.name for a in attributes),
                     frozenset(a.name for a in attributes if a.optional),
+                    frozenset(a.name for a in attributes if a.multivalued),
                 )
         if not types:
             raise RunFailed(
@@ -654,6 +658,9 @@ class ImportRun:
         details: dict[str, Any] = {}
         if changed:
             details["attributes"] = changed
+            details["changes"] = self._value_changes(
+                candidate.type, changed, cso, attributes, unresolved
+            )
         if cso.status == CsoStatus.OBSOLETE:
             details["status"] = "returned: obsolete → normal"
         dn_changed = candidate.dn is not None and candidate.dn != cso.secondary_external_id
@@ -680,6 +687,29 @@ class ImportRun:
         writes.updates.append(cso)
         if details:
             writes.items.append((ObjectChangeType.UPDATED, cso, details))
+
+    def _value_changes(
+        self,
+        import_type: _ImportType,
+        changed: list[str],
+        cso: _Cso,
+        attributes: dict[str, list[Any]],
+        unresolved: dict[str, list[str]],
+    ) -> dict[str, dict[str, Any]]:
+        """The RPEI's record of the changed values (a reference's unresolved values are
+        recorded as the system gave them, beside the ids of those that resolved)."""
+        old, new = cso.attributes, attributes
+        if cso.unresolved_references or unresolved:
+            old = with_unresolved(old, cso.unresolved_references)
+            new = with_unresolved(new, unresolved)
+        return value_changes(
+            changed,
+            old,
+            new,
+            multivalued=import_type.multivalued,
+            references=self.resolver.references.get(import_type.id, {}),
+            reference_kind="cso",
+        )
 
     def _stage_delete(self, candidate: _Candidate, cso: _Cso | None, writes: _PageWrites) -> None:
         if cso is None or cso.status == CsoStatus.OBSOLETE:
@@ -720,6 +750,7 @@ class ImportRun:
                     "change_type": change_type,
                     "external_id": (cso.external_id or "")[:2000],
                     "cs_object_id": cso.id,
+                    "message": _message(change_type, details),
                     "details": details,
                 }
                 for change_type, cso, details in writes.items
@@ -779,6 +810,18 @@ class ImportRun:
                 persisted_connector_data=watermark
             )
             self.system.persisted_connector_data = watermark
+
+
+def _message(change_type: str, details: dict[str, Any]) -> str:
+    """An updated CSO's RPEI message: what changed, in a few words."""
+    if change_type != ObjectChangeType.UPDATED:
+        return ""
+    parts = [changes_message(details.get("attributes", []))]
+    if "dn" in details:
+        parts.append("renamed or moved")
+    if "status" in details:
+        parts.append("returned after being deleted")
+    return "; ".join(part for part in parts if part)
 
 
 def _reference_kinds(object_types: list[ConnectedSystemObjectType]) -> dict[int, dict[str, bool]]:

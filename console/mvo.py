@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from connectors.choices import AttributeDataType
 from connectors.models import ConnectedSystem, ConnectorSpaceObject, RunProfileExecutionItem
+from console.changes import item_changes
 from console.pending_changes import export_changes
 from console.views import admin_change_url, console_view, page_context
 from exports.models import PendingExport
@@ -166,14 +167,22 @@ def pending_exports(mvo: MetaverseObject, cso_ids: list[int]) -> list[PendingExp
 def recent_history(
     mvo: MetaverseObject, cso_ids: list[int], limit: int = HISTORY_ITEMS
 ) -> list[RunProfileExecutionItem]:
-    """The RPEIs that name the MVO or one of its CSOs, newest first, with their activity."""
-    return list(
+    """The RPEIs that name the MVO or one of its CSOs, newest first, with their activity
+    and what each changed (``changes``: :class:`~console.changes.AttributeChange` rows
+    naming the system, and the sync rule when the run recorded it; reference values
+    resolved to names for the whole history at once)."""
+    items = list(
         RunProfileExecutionItem.objects.filter(
             Q(metaverse_object=mvo) | Q(cs_object_id__in=cso_ids)
         )
         .select_related("activity", "activity__connected_system")
         .order_by("-pk")[:limit]
     )
+    system_of = {item.pk: item.activity.connected_system.name for item in items}
+    changes = item_changes(items, system_of=system_of)
+    for item in items:
+        item.changes = changes[item.pk]
+    return items
 
 
 @console_view("metaverse.view_metaverseobject")

@@ -62,6 +62,7 @@ from connectors.models import (
     Schedule,
     ScheduleStep,
 )
+from console.changes import AttributeChange, item_changes
 from exports.choices import ApprovalState, PendingExportStatus
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
@@ -611,12 +612,13 @@ class ItemFilterForm(forms.Form):
 
 @dataclass(frozen=True)
 class ItemRow:
-    """One RPEI of the list with the links the page shows for it."""
+    """One RPEI of the list with the links the page shows for it, and what changed."""
 
     item: RunProfileExecutionItem
     cso_url: str
     mvo_admin_url: str
     mvo_url: str
+    changes: list[AttributeChange] = field(default_factory=list)
 
 
 def activity_items(activity: Activity, form: ItemFilterForm, page_number: str | None) -> Page:
@@ -632,20 +634,24 @@ def activity_items(activity: Activity, form: ItemFilterForm, page_number: str | 
             "external_id",
             "cs_object_id",
             "metaverse_object_id",
+            "details",
         )
     )
     page = Paginator(items, ITEMS_PER_PAGE).get_page(page_number)
-    page.object_list = [_item_row(item) for item in page.object_list]
+    on_page = list(page.object_list)
+    changes = item_changes(on_page)  # the page's references: one query per kind
+    page.object_list = [_item_row(item, changes[item.pk]) for item in on_page]
     return page
 
 
-def _item_row(item: RunProfileExecutionItem) -> ItemRow:
+def _item_row(item: RunProfileExecutionItem, changes: list[AttributeChange]) -> ItemRow:
     mvo_id = item.metaverse_object_id
     return ItemRow(
         item=item,
         cso_url=admin_change_url(ConnectorSpaceObject, item.cs_object_id),
         mvo_admin_url=admin_change_url(MetaverseObject, mvo_id),
         mvo_url=reverse("console:mvo", args=[mvo_id]) if mvo_id else "",
+        changes=changes,
     )
 
 

@@ -23,6 +23,7 @@ from connectors.activity import ActivityRecorder
 from connectors.choices import CsoStatus, ObjectChangeType
 from connectors.importing.values import external_id_key
 from connectors.models import ConnectorSpaceObject
+from connectors.value_changes import changes_message, value_changes
 from core.bulk import one_of, update_rows
 from core.writer import PageWriter
 
@@ -167,11 +168,12 @@ class ReferenceResolver:
         now = timezone.now()
         rows, items = [], []
         for cso in batch:
+            before = with_unresolved(cso.current or {}, cso.unresolved_references)
             patch = self._resolve_one(cso, found)
             if not patch:
                 continue
             if cso.updated_at < run_started:
-                items.append((cso, sorted(patch)))
+                items.append((cso, before, patch))
             rows.append(
                 {
                     "id": cso.id,
@@ -183,12 +185,22 @@ class ReferenceResolver:
             )
 
         def record() -> None:
-            for cso, resolved in items:
+            for cso, before, patch in items:
+                resolved = sorted(patch)
+                after = with_unresolved(patch, cso.unresolved_references)
+                changes = value_changes(
+                    resolved, before, after, references=resolved, reference_kind="cso"
+                )
                 recorder.item(
                     ObjectChangeType.UPDATED,
+                    message=changes_message(resolved),
                     external_id=cso.external_id,
                     cs_object_id=cso.id,
-                    details={"attributes": resolved, "references_resolved": True},
+                    details={
+                        "attributes": resolved,
+                        "changes": changes,
+                        "references_resolved": True,
+                    },
                 )
 
         writer.submit(
@@ -219,6 +231,13 @@ class ReferenceResolver:
             else:
                 del cso.unresolved_references[name]
         return patch
+
+
+def with_unresolved(
+    document: dict[str, list[Any]], unresolved: dict[str, list[str]]
+) -> dict[str, list[Any]]:
+    """Each reference's values: the ids it holds, then what is still unresolved."""
+    return {**document, **{n: [*document.get(n, []), *v] for n, v in unresolved.items()}}
 
 
 RESOLVED_COLUMNS = ("attributes", "unresolved_references", "sync_pending", "updated_at")

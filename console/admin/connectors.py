@@ -26,6 +26,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, IntegerField, Model, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -71,6 +72,7 @@ from console.admin.runs import (
     ConnectedSystemRunMixin,
     RunProfileRunMixin,
 )
+from console.changes import item_changes
 from console.mvo import reference_id
 from exports.models import PendingExport
 from metaverse.models import SyncRule
@@ -679,6 +681,10 @@ class ActivityAdmin(
         )
 
 
+#: The RPEI details the changes table shows (the rest is shown as recorded).
+SHOWN_AS_CHANGES = frozenset({"attributes", "changes", "dn"})
+
+
 @admin.register(RunProfileExecutionItem)
 class RunProfileExecutionItemAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
     """RPEIs: read-only; filtered by activity (through links), change and error type."""
@@ -749,4 +755,11 @@ class RunProfileExecutionItemAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
 
     @admin.display(description="details")
     def details_display(self, item: RunProfileExecutionItem) -> str:
-        return pretty_json(item.details)
+        """What changed as the console shows it (each attribute once, old → new, with
+        reference values named), then whatever else the run recorded."""
+        changes = item_changes([item])[item.pk]
+        table = render_to_string("console/partials/changes.html", {"changes": changes})
+        rest = {k: v for k, v in item.details.items() if k not in SHOWN_AS_CHANGES}
+        if not rest:
+            return table if changes else "-"  # a template's output: safe HTML
+        return format_html("{}{}", table, pretty_json(rest))

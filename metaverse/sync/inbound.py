@@ -31,6 +31,20 @@ class ObjectError(Exception):
 
 
 @dataclass
+class Flowed:
+    """What flowed into an MVO, for the RPEI's record of its values (see
+    :mod:`connectors.value_changes`): each changed attribute's values before this run
+    changed them, and the sync rule that changed it last."""
+
+    before: dict[str, list[Any]] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)
+
+    def changed(self, attribute: str, old: list[Any], rule: CompiledRule) -> None:
+        self.before.setdefault(attribute, old)
+        self.rules[attribute] = rule.name
+
+
+@dataclass
 class InboundResult:
     """What inbound sync did to one CSO."""
 
@@ -38,6 +52,7 @@ class InboundResult:
     mvo: MetaverseObject | None = None
     mvo_changed: bool = False
     changed_attributes: list[str] = field(default_factory=list)
+    flowed: Flowed = field(default_factory=Flowed)
     disconnected_mvo: MetaverseObject | None = None
     pending_references: list[tuple[CompiledRule, CompiledFlow, list[int]]] = field(
         default_factory=list
@@ -227,15 +242,21 @@ def _flow(
             # CSO ids become MVO ids once every CSO of the batch is joined.
             result.pending_references.append((rule, flow, [v for v in values if v is not None]))
             return
-    if set_attribute(batch, mvo, flow.target, values, rule):
+    if set_attribute(batch, mvo, flow.target, values, rule, result.flowed):
         result.changed_attributes.append(flow.target)
         result.mvo_changed = True
 
 
 def set_attribute(
-    batch: SyncBatch, mvo: MetaverseObject, attribute: str, values: list[Any], rule: CompiledRule
+    batch: SyncBatch,
+    mvo: MetaverseObject,
+    attribute: str,
+    values: list[Any],
+    rule: CompiledRule,
+    flowed: Flowed,
 ) -> bool:
-    """Write a flowed value under the precedence rules; True when the MVO changed.
+    """Write a flowed value under the precedence rules; True when the MVO changed
+    (``flowed`` then keeps the values it held before).
 
     A rule writes an attribute that no rule contributes, that it contributes itself, or
     that a rule of lower precedence contributes. No value removes the attribute when
@@ -265,7 +286,10 @@ def set_attribute(
         mvo.attribute_sources.pop(attribute, None)
     _refresh_display_name(mvo)
     batch.mvo_changed(mvo)
-    return not _same_values(old, values, attribute in mv_type.multivalued)
+    if _same_values(old, values, attribute in mv_type.multivalued):
+        return False
+    flowed.changed(attribute, old, rule)  # old is not changed in place: it was replaced
+    return True
 
 
 def _same_values(old: list[Any], new: list[Any], multivalued: bool) -> bool:
@@ -322,6 +346,7 @@ def resolve_references(
     mvo: MetaverseObject,
     pending: list[tuple[CompiledRule, CompiledFlow, list[int]]],
     mvo_of_cso: dict[int, int | None],
+    flowed: Flowed,
 ) -> tuple[list[str], list[tuple[CompiledRule, CompiledFlow, list[int]]]]:
     """Flow reference values (CSO ids → their MVO ids).
 
@@ -335,6 +360,6 @@ def resolve_references(
         if any(i is None for i in mvo_ids):
             unresolved.append((rule, flow, cso_ids))
         values = [i for i in mvo_ids if i is not None]
-        if set_attribute(batch, mvo, flow.target, values, rule):
+        if set_attribute(batch, mvo, flow.target, values, rule, flowed):
             changed.append(flow.target)
     return changed, unresolved

@@ -25,6 +25,7 @@ from django.utils import timezone
 from connectors.activity import ActivityRecorder, write_rpeis
 from connectors.choices import ActivityPhase, CsoStatus, JoinType, ObjectChangeType
 from connectors.models import Activity, ConnectorSpaceObject
+from connectors.value_changes import changes_message, value_changes
 from core.bulk import PlannerStatistics, batch_transaction, one_of
 from core.writer import PageWriter
 from exports import lifecycle
@@ -35,6 +36,7 @@ from metaverse.models import MetaverseObject
 from metaverse.sync.batch import SyncBatch
 from metaverse.sync.deletion import deletion_due, schedule_or_delete
 from metaverse.sync.inbound import (
+    Flowed,
     InboundResult,
     ObjectError,
     recall,
@@ -222,7 +224,7 @@ class SyncRun:
             mvo = result.mvo
             assert mvo is not None  # references are only collected by flows into an MVO
             changed, unresolved = resolve_references(
-                batch, mvo, result.pending_references, mvo_of_cso
+                batch, mvo, result.pending_references, mvo_of_cso, result.flowed
             )
             if changed:
                 result.changed_attributes.extend(changed)
@@ -368,8 +370,12 @@ class SyncRun:
                 change = ObjectChangeType.DRIFT_CORRECTION
             if change != ObjectChangeType.NONE or effects:
                 details = dict(outcome.details)
-                if result and result.changed_attributes:
-                    details["attributes"] = sorted(set(result.changed_attributes))
+                message = ""
+                if result and result.mvo and result.changed_attributes:
+                    names = sorted(set(result.changed_attributes))
+                    details["attributes"] = names
+                    details["changes"] = self._value_changes(result.mvo, names, result.flowed)
+                    message = changes_message(names)
                 if effects:
                     details["exports"] = [
                         {"system": e.system, "action": e.action, **({"dn": e.dn} if e.dn else {})}
@@ -377,12 +383,29 @@ class SyncRun:
                     ]
                 self.recorder.item(
                     change,
+                    message=message,
                     external_id=external_id,
                     cs_object_id=cso_id,
                     metaverse_object_id=_live(batch, mvo_id),
                     details=details,
                 )
             self._record_export_errors(evaluation, external_id, _live(batch, mvo_id))
+
+    def _value_changes(
+        self, mvo: MetaverseObject, names: list[str], flowed: Flowed
+    ) -> dict[str, dict[str, Any]]:
+        """The RPEI's record of the values that flowed into ``mvo`` (references as MVO
+        ids), with the sync rule behind each."""
+        mv_type = self.ruleset.mv_types[mvo.object_type_id]
+        return value_changes(
+            names,
+            flowed.before,
+            mvo.attributes,
+            multivalued=mv_type.multivalued,
+            references=mv_type.references,
+            reference_kind="mvo",
+            rules=flowed.rules,
+        )
 
     def _record_export_errors(
         self, evaluation: EvaluationResult | None, external_id: str, mvo_id: int | None
@@ -428,14 +451,15 @@ class SyncRun:
         }
         cso_ids = {i for refs in pending_of.values() for _, _, ids in refs for i in ids}
         mvo_of_cso = self._mvo_of_cso(batch, cso_ids)
-        changed_mvos: dict[int, list[str]] = {}
+        flowed_into: dict[int, Flowed] = {}  # the MVOs the references changed
         for mvo_id, pending in pending_of.items():
             mvo = batch.mvos.get(mvo_id)
             if mvo is None:
                 continue
-            changed, _ = resolve_references(batch, mvo, pending, mvo_of_cso)
+            resolved = Flowed()
+            changed, _ = resolve_references(batch, mvo, pending, mvo_of_cso, resolved)
             if changed:
-                changed_mvos[mvo_id] = changed
+                flowed_into[mvo_id] = resolved
         evaluator = ExportEvaluator(batch, self.targets)
         to_evaluate = [batch.mvos[i] for i in mvo_ids if i in batch.mvos]
         evaluator.prefetch_references(to_evaluate)
@@ -446,17 +470,22 @@ class SyncRun:
         batch.commit()
         for mvo in to_evaluate:
             evaluation = evaluator.results.get(mvo.pk)
-            attributes = changed_mvos.get(mvo.pk)
-            if attributes or (evaluation and evaluation.effects):
+            flowed = flowed_into.get(mvo.pk)
+            if flowed or (evaluation and evaluation.effects):
                 details: dict[str, Any] = {"deferred_references": True}
-                if attributes:
-                    details["attributes"] = sorted(attributes)
+                message = ""
+                if flowed:
+                    names = sorted(flowed.before)  # the attributes that changed
+                    details["attributes"] = names
+                    details["changes"] = self._value_changes(mvo, names, flowed)
+                    message = changes_message(names)
                 if evaluation and evaluation.effects:
                     details["exports"] = [
                         {"system": e.system, "action": e.action} for e in evaluation.effects
                     ]
                 self.recorder.item(
                     ObjectChangeType.ATTRIBUTE_FLOW,
+                    message=message,
                     external_id=mvo.display_name,
                     metaverse_object_id=mvo.pk,
                     details=details,

@@ -243,9 +243,13 @@ def test_an_update_stages_only_real_changes(tmp_path):
 
     assert changes(activity) == [("updated", "1002"), ("updated", "1003")]
     assert [i.details for i in rpeis(activity)] == [
-        {"attributes": ["department"]},
-        {"attributes": ["lastName"]},
+        {
+            "attributes": ["department"],
+            "changes": {"department": {"old": ["Sales"], "new": ["IT"]}},
+        },
+        {"attributes": ["lastName"], "changes": {"lastName": {"old": ["Smith1003"], "new": []}}},
     ]
+    assert [i.message for i in rpeis(activity)] == ["department changed", "lastName changed"]
     after = csos(system)
     assert after["1002"].attributes["department"] == ["IT"]
     assert "lastName" not in after["1003"].attributes
@@ -426,7 +430,12 @@ def test_a_cso_the_run_did_not_touch_gets_its_reference_resolved_after_the_last_
     assert by_id["u1"].unresolved_references == {}
     assert changes(activity) == [("added", "u2"), ("updated", "u1")]
     resolved = activity.items.get(change_type="updated")
-    assert resolved.details == {"attributes": ["manager"], "references_resolved": True}
+    assert resolved.details == {
+        "attributes": ["manager"],
+        "changes": {"manager": {"old": ["uid=b,dc=x"], "new": [by_id["u2"].pk], "ref": "cso"}},
+        "references_resolved": True,
+    }
+    assert resolved.message == "manager changed"
 
 
 def test_a_reservation_never_fulfilled_leaves_the_reference_unresolved(tmp_path):
