@@ -285,6 +285,20 @@ def test_every_changelist_and_change_page_renders(admin_client: Any, world: Worl
         assert response.status_code == 200, model._meta.label
 
 
+def test_a_change_page_of_no_object_is_not_found_not_an_error(
+    admin_client: Any, world: World
+) -> None:
+    # A path that is not an id (a browser resolving a relative link against a change
+    # page, say) reads as "doesn't exist", like any id the admin cannot find.
+    for model in jim_models():
+        obj = model._default_manager.order_by("pk").first()
+        url = admin_url(model, "change", obj.pk) + "widgets.css/change/"
+        response = admin_client.get(url)
+        assert response.status_code == 302, f"{model._meta.label}: {response.status_code}"
+        response = admin_client.get(admin_url(model, "change", "not-an-id"))
+        assert response.status_code == 302, f"{model._meta.label}: {response.status_code}"
+
+
 def test_configuration_add_pages_render(admin_client: Any, world: World) -> None:
     for model in (
         ConnectedSystem,

@@ -96,15 +96,18 @@ class ConnectedSystemRunMixin:
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        profiles = RunProfile.objects.filter(connected_system_id=object_id).order_by("name")
+        # A path that is not an id (the admin answers "doesn't exist") has no profiles.
+        profiles = (
+            RunProfile.objects.filter(connected_system_id=object_id).order_by("name")
+            if str(object_id).isdigit()
+            else RunProfile.objects.none()
+        )
         extra_context = {
             **(extra_context or {}),
             "can_run": can_run(request),
             "run_profiles": [
                 (p, reverse("admin:connectors_runprofile_run", args=[p.pk])) for p in profiles
-            ]
-            if str(object_id).isdigit()
-            else [],
+            ],
         }
         return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
 
