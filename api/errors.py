@@ -29,6 +29,7 @@ from rest_framework.views import set_rollback
 from exports.approval import ApprovalDenied
 from exports.intervention import InterventionDenied, InterventionRefused
 from runs.runner import AlreadyRunning
+from runs.tasks import ScheduleHasNoSteps
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def _as_api_exception(exc: Exception) -> exceptions.APIException | None:
         return exceptions.NotFound(*exc.args)
     if isinstance(exc, ApprovalDenied | InterventionDenied | DjangoPermissionDenied):
         return exceptions.PermissionDenied(_sentence(str(exc)) or None)
-    if isinstance(exc, InterventionRefused | AlreadyRunning):
+    if isinstance(exc, InterventionRefused | AlreadyRunning | ScheduleHasNoSteps):
         return Conflict(_sentence(str(exc)))
     return None
 

@@ -128,4 +128,5 @@ class ScheduleRunSerializer(serializers.Serializer):
 
     schedule = serializers.IntegerField()
     task_id = serializers.CharField()
+    first_activity = serializers.IntegerField(help_text="The first step's activity, queued.")
     activities = serializers.CharField(help_text="Where its activities are listed.")

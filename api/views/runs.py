@@ -13,7 +13,6 @@ from typing import Any
 
 from django.db.models import F
 from django.urls import reverse
-from django_q.tasks import async_task
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.decorators import action
@@ -33,8 +32,7 @@ from api.serializers.runs import (
 )
 from api.views.base import ReadOnlyViewSet
 from connectors.models import Activity, RunProfile, RunProfileExecutionItem, Schedule
-from runs.schedules import TASK as SCHEDULE_TASK
-from runs.tasks import queue_run
+from runs.tasks import queue_run, run_schedule_now
 
 
 def activities() -> Any:
@@ -91,9 +89,10 @@ class ScheduleViewSet(ReadOnlyViewSet):
 
     @extend_schema(
         summary="Run a schedule now",
-        description="Hands the schedule to the workers now (enabled or not): they run its "
-        "steps in order, each as an activity listed at /api/v1/activities/?schedule={id}. "
-        "Needs connectors.run_runprofile.",
+        description="Hands the schedule to the workers now (enabled or not): its first step "
+        "is queued at once (first_activity), then the workers run the steps in order, each "
+        "as an activity listed at /api/v1/activities/?schedule={id}, started by you. A "
+        "schedule without steps is a 409. Needs connectors.run_runprofile.",
         request=None,
         responses={202: ScheduleRunSerializer},
     )
@@ -104,15 +103,11 @@ class ScheduleViewSet(ReadOnlyViewSet):
     )
     def run(self, request: Any, pk: str | None = None) -> Response:
         schedule = self.get_object()
-        task_id = async_task(
-            SCHEDULE_TASK,
-            schedule.pk,
-            task_name=f"JIM schedule {schedule.pk}: {schedule.name}, run now by "
-            f"{request.user.get_username()}",
-        )
+        first = run_schedule_now(schedule, request.user)
         answer = {
             "schedule": schedule.pk,
-            "task_id": task_id or "",
+            "task_id": first.task_id,
+            "first_activity": first.pk,
             "activities": f"{reverse('api:activity-list')}?schedule={schedule.pk}",
         }
         return Response(ScheduleRunSerializer(answer).data, status=status.HTTP_202_ACCEPTED)

@@ -59,7 +59,6 @@ from console.admin.helpers import (
     SummaryDeleteMixin,
     change_link,
     changelist_link,
-    format_duration,
     html_table,
     line_list,
     link,
@@ -76,6 +75,7 @@ from console.changes import item_changes
 from console.mvo import reference_id
 from exports.models import PendingExport
 from metaverse.models import SyncRule
+from runs.progress import format_duration
 from runs.threshold_override import audit_line
 
 # --------------------------------------------------------------------------- connected systems

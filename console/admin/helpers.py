@@ -17,7 +17,6 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
 from console.views import admin_change_url, admin_changelist_url
-from runs.progress import format_duration as format_duration  # one way to write a duration
 
 #: The JSON columns of a CSO, left out of changelists (a page needs none of them).
 CSO_JSON_FIELDS = ("attributes", "unresolved_references")

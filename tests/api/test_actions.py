@@ -60,8 +60,18 @@ def test_schedule_run_now_hands_the_schedule_to_the_workers(world, admin_client)
     body = response.json()
     assert body["schedule"] == world.schedule.pk
     assert body["activities"] == f"{API}activities/?schedule={world.schedule.pk}"
+    first = Activity.objects.get(pk=body["first_activity"])
+    assert (first.status, first.schedule_id, first.initiated_by) == (
+        "queued",
+        world.schedule.pk,
+        world.administrator,
+    )
     [task] = queued_tasks()
-    assert (task["func"], task["args"]) == ("runs.tasks.run_schedule", (world.schedule.pk,))
+    assert (task["func"], task["args"]) == (
+        "runs.tasks.run_schedule",
+        (world.schedule.pk, first.pk),
+    )
+    assert body["task_id"] == first.task_id
 
 
 def test_approve_one_with_a_reason(world, admin_client):
