@@ -35,35 +35,12 @@ SECRET_NAME = re.compile(
 Changes = dict[str, list[Any]]
 
 
-def record(
-    actor: Any,
-    action: str,
-    obj: models.Model | None = None,
-    *,
-    changes: Changes | None = None,
-    via: str | None = None,
-    reason: str = "",
-    address: str | None = None,
-    object_type: str = "",
-    object_id: Any = None,
-    object_repr: str = "",
-) -> AuditEntry:
+def record(actor: Any, action: str, obj: models.Model | None = None, **fields: Any) -> AuditEntry:
     """Append one entry: ``actor`` (a user, a name, or None for whoever the
-    :mod:`audit.context` names) did ``action`` to ``obj``. ``via`` and ``address``
-    default to the context; ``object_*`` name an object that is gone (or, with
-    ``obj``, ``object_repr`` says what to call it)."""
-    audit_entry = entry(
-        actor,
-        action,
-        obj,
-        changes=changes,
-        via=via,
-        reason=reason,
-        address=address,
-        object_type=object_type,
-        object_id=object_id,
-        object_repr=object_repr,
-    )
+    :mod:`audit.context` names) did ``action`` to ``obj``; ``fields`` as :func:`entry`
+    (``via`` and ``address`` default to the context; ``object_*`` name an object that
+    is gone, or, with ``obj``, ``object_repr`` says what to call it)."""
+    audit_entry = entry(actor, action, obj, **fields)
     audit_entry.save()
     return audit_entry
 
