@@ -87,9 +87,9 @@ def test_format_duration(seconds, text):
 
 
 def test_the_admin_writes_durations_as_the_console_does():
-    from console.admin import helpers
+    from console.admin import connectors
 
-    assert helpers.format_duration is format_duration
+    assert connectors.format_duration is format_duration
 
 
 def test_activity_progress_of_a_running_activity():
