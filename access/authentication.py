@@ -18,7 +18,7 @@ from rest_framework.request import Request
 
 from access import keys
 from access.models import ApiKey
-from access.throttling import client_address
+from audit.context import client_address
 
 KEYWORD = b"bearer"
 

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
 from django.utils import timezone
 
 from access.models import FailedSignIn, SignInChannel
@@ -39,12 +38,6 @@ def max_failures_per_address() -> int:
 
 def window() -> timedelta:
     return timedelta(minutes=getattr(settings, "JIM_LOGIN_LOCKOUT_MINUTES", 15))
-
-
-def client_address(request: HttpRequest) -> str | None:
-    """The address the request came from (``REMOTE_ADDR``: behind a reverse proxy,
-    the proxy must set it, e.g. gunicorn's ``--forwarded-allow-ips``)."""
-    return request.META.get("REMOTE_ADDR") or None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 
 from access import throttling
 from access.models import SignInChannel
+from audit.context import client_address
 
 
 class ThrottledAuthenticationForm(AdminAuthenticationForm):
@@ -20,7 +21,7 @@ class ThrottledAuthenticationForm(AdminAuthenticationForm):
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username") or ""
-        address = throttling.client_address(self.request) if self.request else None
+        address = client_address(self.request) if self.request else None
         standing = throttling.check(SignInChannel.ADMIN, username, address)
         if standing.lockout is not None:
             raise ValidationError(standing.lockout.message, code="locked_out")
