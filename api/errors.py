@@ -5,8 +5,8 @@
 ``code`` is stable and meant for programs; ``message`` is a sentence a person can act on;
 ``details`` holds what the message summarises (the fields of a 400, per field).
 
-:func:`exception_handler` is the API views' exception handler (their base class names
-it, and ``REST_FRAMEWORK["EXCEPTION_HANDLER"]`` may name it too). It maps JIM's own
+:func:`exception_handler` is every DRF view's exception handler
+(``REST_FRAMEWORK["EXCEPTION_HANDLER"]`` in the settings names it). It maps JIM's own
 refusals to HTTP: a user lacking a permission the domain checks (approval,
 intervention) → 403, an act that cannot be done now (a run in the way, a sync running
 while discarding) → 409. Anything else unexpected is logged with its traceback and

@@ -1,5 +1,5 @@
 """What every view of the API shares: authentication answered 401, permissions
-(:mod:`api.permissions`), the error shape (:mod:`api.errors`), the schema
+(:mod:`api.permissions`), the schema
 (:mod:`api.schema`), and a 404 that names what was not found."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from typing import Any
 from django.http import Http404
 from rest_framework import exceptions, viewsets
 
-from api.errors import exception_handler
 from api.pagination import ConfigurationPagination
 from api.permissions import ReadAndWritePermissions
 from api.schema import ApiSchema
@@ -24,9 +23,6 @@ class ApiViewMixin:
 
     permission_classes = [ReadAndWritePermissions]
     schema = ApiSchema()
-
-    def get_exception_handler(self) -> Any:
-        return exception_handler
 
     def get_authenticate_header(self, request: Any) -> str:
         """A request without credentials is answered 401 (with this header), not 403."""
