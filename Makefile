@@ -50,6 +50,7 @@ system-packages:
 	command -v ldapsearch >/dev/null 2>&1 || missing="$$missing ldap-utils"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	[ -x /usr/sbin/samba ] && [ -x /usr/bin/samba-tool ] || missing="$$missing samba"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3 python3-venv"; \
 	[ -z "$$missing" ] && exit 0; \
 	sudo=""; \

@@ -34,11 +34,11 @@ from connectors.base import ConnectionFailed, ObjectTypeSpec
 from connectors.models import ConnectedSystem, ConnectorSpaceObject
 from core.dn import escape_rdn_value, parse_dn
 from exports.models import PendingExport
+from jim_project.devservers.certificates import TlsFiles, make_server_certificate
 from metaverse.models import MetaverseObject
 from tests.builders import rpeis, run, write_csv
 from tests.connectors.ldap_entries import Entry, add_entries, change
 from tests.support.slapd import service_settings
-from tests.support.tls import TlsFiles, make_server_certificate
 
 HOSTILE = [
     "*)(uid=*",

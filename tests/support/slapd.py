@@ -52,6 +52,7 @@ from ldap3.core.exceptions import LDAPNoSuchObjectResult
 from ldap3.utils.dn import to_dn
 
 from jim_project.devservers import slapd as server
+from jim_project.devservers.certificates import make_server_certificate
 from jim_project.devservers.slapd import (
     ACCESSLOG_BASE,
     ACCESSLOG_DATABASE_DN,
@@ -66,7 +67,6 @@ from jim_project.devservers.slapd import (
     SlapdError,
 )
 from tests.support import free_port, make_private_dir
-from tests.support.tls import make_server_certificate
 
 __all__ = [
     "ACCESSLOG_BASE",

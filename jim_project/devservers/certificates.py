@@ -1,4 +1,5 @@
-"""A throw-away certificate authority and server certificate for the private slapd.
+"""A throw-away certificate authority and server certificate for JIM's private servers
+(the test rig's slapd and Samba DC, the Samba dev server).
 
 The server certificate names ``localhost`` and ``127.0.0.1``, so a client that checks
 certificates against the CA file accepts ``ldaps://127.0.0.1:…`` and StartTLS, and one
@@ -55,12 +56,13 @@ def _subject_alternative_name(name: str) -> x509.GeneralName:
 
 
 def make_server_certificate(
-    directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")
+    directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1"), *, days: int = 2
 ) -> TlsFiles:
     """Write a new CA and a server certificate it signed into ``directory``, for
-    ``names`` (host names and IP addresses; the first is the common name)."""
+    ``names`` (host names and IP addresses; the first is the common name), valid for
+    ``days``."""
     now = dt.datetime.now(dt.UTC)
-    validity = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=2))
+    validity = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=days))
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("JIM test CA")
