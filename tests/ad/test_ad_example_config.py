@@ -96,3 +96,10 @@ def test_the_example_applies(example_file: Path) -> None:
     assert users_out.dn_template.startswith("CN={{ mv.displayName }},OU=People,")
     assert users_out.enforce_state
     assert SyncRule.objects.count() == 5
+
+
+def test_the_docs_show_the_example_as_it_is() -> None:
+    doc = (Path(settings.BASE_DIR) / "docs" / "connectors" / "active-directory.md").read_text()
+    shown = doc.split("<!-- examples/active-directory.yaml -->\n```yaml\n", 1)[1].split("```", 1)[0]
+
+    assert shown == AD_EXAMPLE.read_text()
