@@ -208,8 +208,12 @@ def _floor(dc: Any, base: str, entries: list, *, window: int) -> float:
     return len(copies) / seconds
 
 
+#: How long the pipelined floor waits for one answer (64 adds queued on a busy DC).
+ANSWER_TIMEOUT_SECONDS = 600
+
+
 def _failed(connection: Any, message_id: int) -> int:
-    _, result = connection.get_response(message_id)
+    _, result = connection.get_response(message_id, timeout=ANSWER_TIMEOUT_SECONDS)
     return int(result["result"] != 0)
 
 
