@@ -15,7 +15,7 @@ import ldap3
 import pytest
 
 from connectors.backends.ldap import LdapConnector
-from connectors.backends.ldap.ad_errors import Request, explain
+from connectors.backends.ldap.ad_errors import Request, explain, value_conflict
 from connectors.backends.ldap.transport import Response
 from connectors.base import (
     ConnectionFailed,
@@ -291,6 +291,55 @@ def test_a_user_is_found_by_its_guid_wherever_it_went_and_deleted(
     assert result.error == f"no entry with objectGUID {stranger!r} on {samba_dc.ldaps_url}"
 
 
+def test_a_create_retried_after_it_got_through_succeeds(samba_dc, ad_ou, service, connector):
+    dn = f"CN=Twice,OU=people,{ad_ou}"
+    create = change(
+        1,
+        "create",
+        dn=dn,
+        sAMAccountName=("update", ["retry-twice"]),
+        userAccountControl=("update", [514]),
+    )
+    first = one(connector, create)
+    assert first.ok, first.error
+    # The account name in another case is the same name to AD.
+    create.attribute_changes[0].values = ["RETRY-Twice"]
+    again = one(connector, create)
+    assert (again.ok, again.external_id, again.dn) == (True, first.external_id, dn)
+
+
+def test_members_added_twice_or_removed_when_absent_are_harmless(
+    samba_dc, ad_ou, service, connector
+):
+    member = f"CN=Member,OU=people,{ad_ou}"
+    add_user(service, member, "grp-member")
+    stranger = f"CN=Stranger,OU=people,{ad_ou}"
+    add_user(service, stranger, "grp-stranger")
+    group = f"CN=Staff,OU=groups,{ad_ou}"
+    assert service.add(group, ["group"], {"sAMAccountName": "grp-staff", "member": [member]})
+    group_guid = guid_of(service, group)
+    groups = ObjectTypeSpec("group", "objectGUID", "dn")
+
+    (result,) = connector.export(
+        [
+            ExportChange(
+                1,
+                "update",
+                groups,
+                external_id=group_guid,
+                dn=group,
+                attribute_changes=[
+                    ExportAttributeChange("member", "add", [member.upper()]),
+                    ExportAttributeChange("member", "remove", [stranger]),
+                ],
+            )
+        ]
+    )
+
+    assert result.ok, result.error
+    assert read(service, group, "member") == {"member": [member.encode()]}
+
+
 # --------------------------------------------------------------------------- refusals
 
 
@@ -433,6 +482,13 @@ def test_windows_refusals_are_explained_too(result, message, request_, cause, tr
 
 def test_a_refusal_ad_does_not_explain_keeps_the_servers_words():
     assert explain(Response(1, "00002020: Operations error"), Request("add", "CN=J,DC=e")) is None
+
+
+def test_ads_own_answers_to_a_value_there_already_or_absent_are_recognised():
+    assert value_conflict(Response(68, "Attribute member already exists for target GUID 97c6"))
+    windows = "00000561: SvcErr: DSID-031A1021, problem 5003 (WILL_NOT_PERFORM), data 0"
+    assert value_conflict(Response(53, windows))
+    assert not value_conflict(Response(53, "00002035: Unwilling to perform"))
 
 
 # --------------------------------------------------------------------------- TLS

@@ -29,6 +29,8 @@ _QUOTED_RE = r"'([^']*)'"
 ERROR_ACCESS_DENIED = 0x5
 ERROR_USER_EXISTS = 0x524
 ERROR_PASSWORD_RESTRICTION = 0x52D
+ERROR_MEMBER_NOT_IN_GROUP = 0x561
+ERROR_MEMBER_IN_GROUP = 0x562
 ERROR_DS_NO_RIDS_ALLOCATED = 0x2010
 ERROR_DS_CANT_ON_NON_LEAF = 0x2015
 ERROR_DS_NO_SUCH_OBJECT = 0x2030
@@ -90,6 +92,19 @@ class _Diagnostic:
         """The quoted value following ``phrase`` in the message ("" when none)."""
         match = re.search(re.escape(phrase) + r"\s*" + _QUOTED_RE, self.text, re.IGNORECASE)
         return match.group(1) if match else ""
+
+
+def value_conflict(response: Response) -> bool:
+    """True when AD refused a modify for adding a value that is there already or
+    removing one that is not — which it reports in its own way: ``entryAlreadyExists``
+    (Samba: "Attribute member already exists for target GUID …"; Windows:
+    ``00000562``) and ``unwillingToPerform`` (Windows: ``00000561``), besides the
+    standard ``attributeOrValueExists`` and ``noSuchAttribute``."""
+    diagnostic = _diagnostic(response)
+    return diagnostic.result == ENTRY_ALREADY_EXISTS or diagnostic.code in (
+        ERROR_MEMBER_IN_GROUP,
+        ERROR_MEMBER_NOT_IN_GROUP,
+    )
 
 
 def explain(response: Response, request: Request) -> Refusal | None:
@@ -192,6 +207,8 @@ def _missing(d: _Diagnostic, r: Request) -> Refusal | None:
 
 
 def _exists(d: _Diagnostic, r: Request) -> Refusal | None:
+    if r.operation not in ("add", "rename"):
+        return None
     if d.result != ENTRY_ALREADY_EXISTS and d.code != ERROR_DS_OBJ_STRING_NAME_EXISTS:
         return None
     return Refusal(f"another object already has the DN {r.target_dn or r.dn!r}")

@@ -253,7 +253,9 @@ class Exporter:
             dn = renamed = new_dn
         if modifications:
             response = yield Request("modify", dn, changes=modifications)
-            if response.code in (VALUE_EXISTS, NO_SUCH_ATTRIBUTE):
+            if response.code in (VALUE_EXISTS, NO_SUCH_ATTRIBUTE) or (
+                self.session.directory.is_active_directory and ad_errors.value_conflict(response)
+            ):
                 response = yield from self._modify_what_is_needed(change, dn, modifications)
             if not response.ok:
                 result = self._result(change, response, "modify", dn, sent=_sent(modifications))
