@@ -377,6 +377,9 @@ def test_ads_refusals_name_the_object_and_the_cause(samba_dc, ad_ou, service, co
             change(6, "delete", dn=disabled),
             change(7, "create", dn=f"CN=Slash,{people}", sAMAccountName=("update", ["a/b"])),
             change(8, "update", dn=mover, guid=mover_guid, new_dn=f"CN=Mover,OU=nowhere,{ad_ou}"),
+            change(
+                9, "update", dn=mover, guid=mover_guid, sAMAccountName=("update", ["ref-taken"])
+            ),
         ]
     )
 
@@ -422,6 +425,10 @@ def test_ads_refusals_name_the_object_and_the_cause(samba_dc, ad_ou, service, co
         f"'OU=nowhere,{ad_ou}' does not exist"
     )
     assert "(Active Directory: other (80): " in errors[8]
+    assert errors[9].startswith(
+        f"modify {mover!r} failed: sAMAccountName 'ref-taken' is already used by another "
+        "account in the domain"
+    )
 
 
 @pytest.mark.parametrize(

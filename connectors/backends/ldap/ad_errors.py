@@ -18,7 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.backends.ldap.transport import Response
+from connectors.backends.ldap.transport import (
+    ENTRY_ALREADY_EXISTS,
+    INSUFFICIENT_ACCESS,
+    NO_SUCH_OBJECT,
+    Response,
+)
 from core.dn import DNError, split_dn
 
 #: ``XXXXXXXX: text``: the Windows error code that starts AD's diagnostic messages.
@@ -39,9 +44,6 @@ ERROR_DS_OBJ_NOT_FOUND = 0x208D
 ERROR_DS_INSUFF_ACCESS_RIGHTS = 0x2098
 ERROR_DS_UPN_VALUE_NOT_UNIQUE_IN_FOREST = 0x21C8
 
-INSUFFICIENT_ACCESS = 50
-NO_SUCH_OBJECT = 32
-ENTRY_ALREADY_EXISTS = 68
 UNWILLING_TO_PERFORM = 53
 NOT_ALLOWED_ON_NON_LEAF = 66
 
@@ -101,10 +103,10 @@ def value_conflict(response: Response) -> bool:
     ``00000562``) and ``unwillingToPerform`` (Windows: ``00000561``), besides the
     standard ``attributeOrValueExists`` and ``noSuchAttribute``."""
     diagnostic = _diagnostic(response)
-    return diagnostic.result == ENTRY_ALREADY_EXISTS or diagnostic.code in (
-        ERROR_MEMBER_IN_GROUP,
-        ERROR_MEMBER_NOT_IN_GROUP,
+    samba = diagnostic.result == ENTRY_ALREADY_EXISTS and diagnostic.says(
+        "already exists for target"
     )
+    return samba or diagnostic.code in (ERROR_MEMBER_IN_GROUP, ERROR_MEMBER_NOT_IN_GROUP)
 
 
 def explain(response: Response, request: Request) -> Refusal | None:
