@@ -26,7 +26,7 @@ PASSWORD = "Example-Service-Pa55"
 #: before applying, each of them required to be in the file. Once a branch is merged,
 #: delete its entries — with all of them gone, the example applies exactly as written.
 #: AD connector settings (ad-directory, ad-delta):
-NOT_YET_SETTINGS = ("delta_method",)
+NOT_YET_SETTINGS: tuple[str, ...] = ()
 #: Keys of the rule "AD users out" (disable-delete, ad-passwords):
 NOT_YET_RULE_KEYS = ("deprovision", "disable", "delete_after_days", "initial_password")
 #: Export flows of "AD users out" whose expression is unique(...) (unique-values):
