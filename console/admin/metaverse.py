@@ -276,6 +276,7 @@ class SyncRuleForm(forms.ModelForm):
             "dn_template",
             "deprovision_action",
             "enforce_state",
+            "initial_password",
         )
 
     def clean(self) -> dict[str, Any]:
@@ -297,6 +298,10 @@ class SyncRuleForm(forms.ModelForm):
             self.add_error("provision", "Only an export rule provisions; an import rule projects.")
         if direction == SyncRuleDirection.EXPORT and cleaned.get("project"):
             self.add_error("project", "Only an import rule projects; an export rule provisions.")
+        if direction == SyncRuleDirection.IMPORT and cleaned.get("initial_password"):
+            self.add_error(
+                "initial_password", "Only an export rule sets the password of what it creates."
+            )
         return cleaned
 
 
@@ -377,7 +382,18 @@ class SyncRuleAdmin(AuditedAdminMixin, admin.ModelAdmin):
             },
         ),
         ("Import", {"fields": ("project",)}),
-        ("Export", {"fields": ("provision", "dn_template", "deprovision_action", "enforce_state")}),
+        (
+            "Export",
+            {
+                "fields": (
+                    "provision",
+                    "dn_template",
+                    "deprovision_action",
+                    "enforce_state",
+                    "initial_password",
+                )
+            },
+        ),
     )
     inlines = (SyncRuleJoinInline, SyncRuleFlowInline)
 

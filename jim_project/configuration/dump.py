@@ -299,6 +299,8 @@ def _rule(rule: SyncRule) -> dict[str, Any]:
             item["dn"] = Quoted(rule.dn_template)
         item["deprovision"] = rule.deprovision_action
         item["enforce_state"] = rule.enforce_state
+        if rule.initial_password:
+            item["initial_password"] = Flow(rule.initial_password)
     else:
         joins = [Flow(cs=j.cs_attribute, mv=j.mv_attribute) for j in rule.joins.all()]
         if joins:
