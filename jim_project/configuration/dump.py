@@ -299,8 +299,9 @@ def _rule(rule: SyncRule) -> dict[str, Any]:
             item["dn"] = Quoted(rule.dn_template)
         item["deprovision"] = rule.deprovision_action
         item["enforce_state"] = rule.enforce_state
-        if rule.initial_password:
-            item["initial_password"] = Flow(rule.initial_password)
+        if rule.initial_password:  # in the file's order (jsonb keeps its own)
+            policy = rule.initial_password
+            item["initial_password"] = Flow(attribute=policy["attribute"], length=policy["length"])
     else:
         joins = [Flow(cs=j.cs_attribute, mv=j.mv_attribute) for j in rule.joins.all()]
         if joins:
