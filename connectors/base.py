@@ -223,6 +223,8 @@ class Connector:
     supports_export: ClassVar[bool] = False
     supports_paging: ClassVar[bool] = False
     supports_schema_discovery: ClassVar[bool] = False
+    #: Sends a create's initial password (a :class:`Secret`) where it belongs.
+    supports_passwords: ClassVar[bool] = False
 
     def __init__(self, settings: dict[str, Any], *, base_dir: Path | None = None) -> None:
         """``settings`` are the connected system's settings and secrets, merged.

@@ -4,13 +4,16 @@ passwords its policy makes."""
 
 from __future__ import annotations
 
+import json
 import string
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.forms.models import model_to_dict
 
+from console.admin.metaverse import SyncRuleForm
 from exports.passwords import MAX_LENGTH, MIN_LENGTH, SYMBOLS, generate, name_parts
 from metaverse.models import SyncRule
 from tests.support.cli import jim
@@ -156,3 +159,52 @@ def test_a_password_holds_no_part_of_the_account_names() -> None:
     for _ in range(200):
         password = generate(MIN_LENGTH, ["abc", "xyz"]).lower()
         assert "abc" not in password and "xyz" not in password
+
+
+@pytest.mark.django_db
+def test_a_policy_for_a_connector_that_sets_no_passwords_is_rejected(
+    applied: dict[str, Any], tmp_path: Path
+) -> None:
+    data = example()
+    data["sync_rules"].append(
+        {
+            "name": "HR out",
+            "connected_system": "HR",
+            "direction": "export",
+            "object_type": "person",
+            "metaverse_object_type": "person",
+            "initial_password": {"attribute": "password"},
+            "flows": [],
+        }
+    )
+    with no_writes():
+        status, _, err = jim("apply", str(write_config(tmp_path, data)))
+    assert status == 2
+    assert (
+        "sync_rules[3].initial_password: the csv connector of HR does not set passwords "
+        "(the ldap connector does)"
+    ) in err
+    assert config_state() == applied
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("HR people in", "Only an export rule sets the password of what it creates."),
+        ("Directory people out", None),
+    ],
+)
+def test_the_admin_form_takes_a_policy_on_export_rules_only(
+    applied: dict[str, Any], rule: str, expected: str | None
+) -> None:
+    stored = SyncRule.objects.get(name=rule)
+    data = {k: v for k, v in model_to_dict(stored).items() if v is not None}
+    data["initial_password"] = json.dumps({"attribute": "userPassword", "length": 20})
+    form = SyncRuleForm(data=data, instance=stored)
+    if expected is None:
+        assert form.is_valid(), form.errors
+        assert form.cleaned_data["initial_password"] == {"attribute": "userPassword", "length": 20}
+    else:
+        assert not form.is_valid()
+        assert form.errors["initial_password"] == [expected]

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from connectors.models import ConnectedSystemObjectType, ConnectorSpaceObject
+from connectors.registry import connector_sets_passwords
 from console.admin.audit import AuditedAdminMixin
 from console.admin.helpers import (
     CSO_JSON_FIELDS,
@@ -298,10 +299,16 @@ class SyncRuleForm(forms.ModelForm):
             self.add_error("provision", "Only an export rule provisions; an import rule projects.")
         if direction == SyncRuleDirection.EXPORT and cleaned.get("project"):
             self.add_error("project", "Only an import rule projects; an export rule provisions.")
-        if direction == SyncRuleDirection.IMPORT and cleaned.get("initial_password"):
-            self.add_error(
-                "initial_password", "Only an export rule sets the password of what it creates."
-            )
+        if cleaned.get("initial_password"):
+            if direction == SyncRuleDirection.IMPORT:
+                self.add_error(
+                    "initial_password", "Only an export rule sets the password of what it creates."
+                )
+            elif system and not connector_sets_passwords(system.connector):
+                self.add_error(
+                    "initial_password",
+                    f"The {system.connector} connector of {system} does not set passwords.",
+                )
         return cleaned
 
 
