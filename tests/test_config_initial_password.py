@@ -208,3 +208,13 @@ def test_the_admin_form_takes_a_policy_on_export_rules_only(
     else:
         assert not form.is_valid()
         assert form.errors["initial_password"] == [expected]
+
+
+@pytest.mark.django_db
+def test_a_policy_saved_without_its_length_dumps_with_it(
+    applied: dict[str, Any], tmp_path: Path
+) -> None:
+    SyncRule.objects.filter(name="Directory people out").update(
+        initial_password={"attribute": "unicodePwd"}
+    )
+    assert "initial_password: {attribute: unicodePwd, length: 16}" in dump()
