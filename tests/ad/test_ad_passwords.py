@@ -17,7 +17,13 @@ from django.utils import timezone
 from ldap3.core.exceptions import LDAPBindError
 
 from connectors.backends.ldap import LdapConnector
-from connectors.base import ExportAttributeChange, ExportChange, ObjectTypeSpec, Secret
+from connectors.base import (
+    ExportAttributeChange,
+    ExportChange,
+    ExportResult,
+    ObjectTypeSpec,
+    Secret,
+)
 from connectors.models import ConnectedSystem
 from exports import passwords
 from exports.models import PendingExport, PendingExportAttributeChange
@@ -300,6 +306,15 @@ def test_a_create_refused_over_plain_ldap_gets_a_new_password_when_retried(
     assert not _binds_slapd(slapd, dn, generated[0])
     for password in generated:
         assert_nowhere(password, logs)
+
+
+def test_a_password_a_connector_echoes_in_an_error_is_masked() -> None:
+    change = _create("uid=x,ou=people,dc=example,dc=org", "userPassword", "Echo-Pa55-word")
+    results = [
+        ExportResult(1, ok=False, error="add failed: bad value 'Echo-Pa55-word' for userPassword")
+    ]
+    passwords.scrub(results, [change])
+    assert results[0].error == "add failed: bad value 'Secret(********)' for userPassword"
 
 
 # --------------------------------------------------------------------------- helpers
