@@ -150,6 +150,25 @@ ExportChangeType = Literal["create", "update", "delete"]
 AttributeChangeKind = Literal["add", "update", "remove", "remove_all"]
 
 
+class Secret:
+    """A value to send that must never be shown (an initial password): its text is
+    :meth:`reveal`'s only; printed or formatted it is a mask. A connector
+    sends it over an encrypted connection or not at all."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def reveal(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return "Secret(********)"
+
+    __str__ = __repr__
+
+
 @dataclass
 class ExportAttributeChange:
     attribute: str
@@ -204,6 +223,8 @@ class Connector:
     supports_export: ClassVar[bool] = False
     supports_paging: ClassVar[bool] = False
     supports_schema_discovery: ClassVar[bool] = False
+    #: Sends a create's initial password (a :class:`Secret`) where it belongs.
+    supports_passwords: ClassVar[bool] = False
 
     def __init__(self, settings: dict[str, Any], *, base_dir: Path | None = None) -> None:
         """``settings`` are the connected system's settings and secrets, merged.

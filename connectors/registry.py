@@ -26,3 +26,9 @@ def get_connector_class(name: str) -> type[Connector]:
         raise UnknownConnector(f"unknown connector {name!r} (known: {known})") from None
     module_name, class_name = dotted.split(":")
     return getattr(import_module(module_name), class_name)
+
+
+def connector_sets_passwords(name: str) -> bool:
+    """Whether the connector registered as ``name`` sends initial passwords (False for
+    an unknown one: that is reported on its own)."""
+    return name in CONNECTORS and get_connector_class(name).supports_passwords

@@ -59,6 +59,7 @@ from exports.choices import (
 )
 from exports.lifecycle import Transitions, executable, release_stale_executing
 from exports.models import PendingExport, PendingExportAttributeChange
+from exports.passwords import PasswordPolicy, policies_of, scrub, with_initial_password
 from exports.thresholds import check_change_threshold
 
 BATCH_SIZE = 500
@@ -90,6 +91,8 @@ class _Item:
     claimed_from: str = PendingExportStatus.PENDING
     #: it has changes sent by an earlier run, awaiting a confirming import
     awaiting: bool = False
+    #: a create's initial password policy: a password is made when it is sent
+    password: PasswordPolicy | None = None
 
 
 class ExportRun:
@@ -165,6 +168,7 @@ class ExportRun:
         try:
             self._open()
             results = self.connector.export(sendable) if sendable else []
+            scrub(results, sendable)
         except ConnectorError as exc:
             # The target took none of them: not an attempt of any.
             unsent = [
@@ -220,6 +224,7 @@ class ExportRun:
         csos = ConnectorSpaceObject.objects.in_bulk([pe.cs_object_id for pe in pes])
         changes = changes_by_export(pes)
         loaded = [(pe, csos[pe.cs_object_id], changes.get(pe.pk, [])) for pe in pes]
+        passwords = policies_of(pes)
         targets = self._reference_targets([(cso, rows) for _, cso, rows in loaded])
         items = []
         for pe, cso, all_rows in loaded:
@@ -237,6 +242,7 @@ class ExportRun:
                     waiting,
                     claimed_from=claimed_from.get(pe.pk, PendingExportStatus.PENDING),
                     awaiting=len(rows) < len(all_rows),
+                    password=passwords.get(pe.pk),
                 )
             )
         self._targets = targets
@@ -309,7 +315,9 @@ class ExportRun:
                 spec,
                 external_id=cso.external_id,
                 dn=pe.dn or cso.secondary_external_id,
-                attribute_changes=changes,
+                attribute_changes=(
+                    with_initial_password(item.password, changes) if item.password else changes
+                ),
             )
         return ExportChange(
             pe.pk,

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from connectors.choices import AttributeDataType
+from exports.passwords import validate_policy
 from metaverse.choices import (
     DeletionRule,
     DeprovisionAction,
@@ -135,6 +136,15 @@ class SyncRule(models.Model):
         max_length=20, choices=DeprovisionAction.choices, default=DeprovisionAction.DISCONNECT
     )
     enforce_state = models.BooleanField(default=False)
+    initial_password = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        validators=[validate_policy],
+        help_text="Export: the password policy of the accounts it creates, e.g. "
+        '{"attribute": "unicodePwd", "length": 16}; the password is made when the '
+        "create is sent and never stored.",
+    )
 
     class Meta:
         ordering = ["precedence", "name"]

@@ -40,6 +40,7 @@ class SyncRuleSerializer(serializers.ModelSerializer):
             "dn_template",
             "deprovision_action",
             "enforce_state",
+            "initial_password",
             "joins",
             "flows",
         )

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from connectors.models import ConnectedSystemObjectType, ConnectorSpaceObject
+from connectors.registry import connector_sets_passwords
 from console.admin.audit import AuditedAdminMixin
 from console.admin.helpers import (
     CSO_JSON_FIELDS,
@@ -276,6 +277,7 @@ class SyncRuleForm(forms.ModelForm):
             "dn_template",
             "deprovision_action",
             "enforce_state",
+            "initial_password",
         )
 
     def clean(self) -> dict[str, Any]:
@@ -297,6 +299,16 @@ class SyncRuleForm(forms.ModelForm):
             self.add_error("provision", "Only an export rule provisions; an import rule projects.")
         if direction == SyncRuleDirection.EXPORT and cleaned.get("project"):
             self.add_error("project", "Only an import rule projects; an export rule provisions.")
+        if cleaned.get("initial_password"):
+            if direction == SyncRuleDirection.IMPORT:
+                self.add_error(
+                    "initial_password", "Only an export rule sets the password of what it creates."
+                )
+            elif system and not connector_sets_passwords(system.connector):
+                self.add_error(
+                    "initial_password",
+                    f"The {system.connector} connector of {system} does not set passwords.",
+                )
         return cleaned
 
 
@@ -377,7 +389,18 @@ class SyncRuleAdmin(AuditedAdminMixin, admin.ModelAdmin):
             },
         ),
         ("Import", {"fields": ("project",)}),
-        ("Export", {"fields": ("provision", "dn_template", "deprovision_action", "enforce_state")}),
+        (
+            "Export",
+            {
+                "fields": (
+                    "provision",
+                    "dn_template",
+                    "deprovision_action",
+                    "enforce_state",
+                    "initial_password",
+                )
+            },
+        ),
     )
     inlines = (SyncRuleJoinInline, SyncRuleFlowInline)
 

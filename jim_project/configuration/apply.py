@@ -573,6 +573,9 @@ class Applier:
             "dn_template": decl.dn if is_export else "",
             "deprovision_action": decl.deprovision,
             "enforce_state": decl.enforce_state and is_export,
+            "initial_password": (
+                decl.initial_password.as_json() if decl.initial_password and is_export else None
+            ),
         }
 
     # -- schedules -----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from connectors.models import (
     Schedule,
 )
 from connectors.registry import UnknownConnector, get_connector_class
+from exports.passwords import parse_policy
 from jim_project.configuration.schema import (
     DEFAULT_APPROVAL,
     DEFAULT_MAX_RETRIES,
@@ -299,6 +300,8 @@ def _rule(rule: SyncRule) -> dict[str, Any]:
             item["dn"] = Quoted(rule.dn_template)
         item["deprovision"] = rule.deprovision_action
         item["enforce_state"] = rule.enforce_state
+        if policy := parse_policy(rule.initial_password):  # the file's order, not jsonb's
+            item["initial_password"] = Flow(policy.as_json())
     else:
         joins = [Flow(cs=j.cs_attribute, mv=j.mv_attribute) for j in rule.joins.all()]
         if joins:

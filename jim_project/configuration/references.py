@@ -31,6 +31,7 @@ from connectors.models import (
     ConnectorSpaceObject,
     RunProfile,
 )
+from connectors.registry import connector_sets_passwords
 from jim_project.configuration.errors import KeyPath, Problems
 from jim_project.configuration.schema import Configuration, FlowDecl, RuleDecl, SecretDecl
 from jim_project.configuration.secrets import default_variable
@@ -151,6 +152,11 @@ class Outcome:
 
     def has_system(self, name: str) -> bool:
         return name in self._systems or (not self.prune and name in self.stored.systems)
+
+    def connector(self, system: str) -> str:
+        declared = self._systems.get(system)
+        stored = self.stored.systems.get(system)
+        return declared.connector if declared else stored.connector if stored else ""
 
     def object_type_names(self, system: str) -> list[str]:
         stored = self.stored.systems.get(system)
@@ -349,6 +355,18 @@ class RuleChecker:
                 (*rule.path, "provision"),
                 f"provisioning {rule.object_type} objects of {rule.connected_system} needs a "
                 "'dn' template (their secondary external id is the DN)",
+            )
+        if rule.initial_password:
+            self._check_passwords()
+
+    def _check_passwords(self) -> None:
+        """An initial password goes only to a connector that knows how to send one."""
+        connector = self.outcome.connector(self.rule.connected_system)
+        if connector and not connector_sets_passwords(connector):
+            self.problems.add(
+                (*self.rule.path, "initial_password"),
+                f"the {connector} connector of {self.rule.connected_system} does not set "
+                "passwords (the ldap connector does)",
             )
 
     def _check_targets(self) -> bool:

@@ -35,6 +35,7 @@ from connectors.models import (
     validate_deletion_threshold,
 )
 from connectors.registry import CONNECTORS, UnknownConnector, get_connector_class
+from exports.passwords import PasswordPolicy, parse_policy, policy_problems
 from jim_project.configuration.errors import KeyPath, Problems
 from jim_project.configuration.loader import VariableUse
 from metaverse.choices import DeletionRule, DeprovisionAction, SyncRuleDirection
@@ -167,6 +168,7 @@ class RuleDecl:
     dn: str = ""
     deprovision: str = DEFAULT_DEPROVISION
     enforce_state: bool = False
+    initial_password: PasswordPolicy | None = None
     flows: list[FlowDecl] = field(default_factory=list)
     path: KeyPath = ()
 
@@ -796,11 +798,12 @@ _RULE_KEYS = (
     "dn",
     "deprovision",
     "enforce_state",
+    "initial_password",
     "flows",
 )
 _RULE_REQUIRED = ("name", "connected_system", "direction", "object_type", "metaverse_object_type")
 _IMPORT_ONLY = ("join", "project")
-_EXPORT_ONLY = ("provision", "dn", "deprovision", "enforce_state")
+_EXPORT_ONLY = ("provision", "dn", "deprovision", "enforce_state", "initial_password")
 
 
 def _rule(reader: Reader, value: Any, path: KeyPath) -> RuleDecl | None:
@@ -851,7 +854,32 @@ def _rule(reader: Reader, value: Any, path: KeyPath) -> RuleDecl | None:
         if flow is not None:
             decl.flows.append(flow)
     _duplicate_targets(reader, decl)
+    if "initial_password" in data and not is_import:
+        decl.initial_password = _initial_password(reader, data["initial_password"], path, decl)
     return decl
+
+
+def _initial_password(
+    reader: Reader, value: Any, path: KeyPath, decl: RuleDecl
+) -> PasswordPolicy | None:
+    """The rule's password policy; its attribute is set by no flow (the password is)."""
+    path = (*path, "initial_password")
+    problems = policy_problems(value)
+    for key_path, message in problems:
+        reader.error((*path, *key_path), message)
+    if problems:
+        return None
+    policy = parse_policy(value)
+    assert policy is not None
+    for index, flow in enumerate(decl.flows):
+        if flow.target.lower() == policy.attribute.lower():
+            reader.error(
+                (*path, "attribute"),
+                f"{flow.target!r} is the target of flows[{index}]; the initial password "
+                "is the only value it is given",
+            )
+            return None
+    return policy
 
 
 def _flow(reader: Reader, value: Any, path: KeyPath, direction: str) -> FlowDecl | None:

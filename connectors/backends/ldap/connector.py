@@ -35,6 +35,7 @@ class LdapConnector(Connector):
     supports_export = True
     supports_paging = True
     supports_schema_discovery = True
+    supports_passwords = True
 
     def __init__(self, settings: dict[str, Any], *, base_dir: Path | None = None) -> None:
         super().__init__(settings, base_dir=base_dir)

@@ -21,6 +21,12 @@ from ldap3.utils.conv import escape_filter_chars
 from connectors.backends.ldap import ad_errors
 from connectors.backends.ldap.dn import dn_key, dn_problem
 from connectors.backends.ldap.internals import post_read_control
+from connectors.backends.ldap.passwords import (
+    carries_password,
+    password_values,
+    refused_password,
+    without_passwords,
+)
 from connectors.backends.ldap.pipeline import Flow, Pipeline, Request
 from connectors.backends.ldap.session import Session
 from connectors.backends.ldap.transport import (
@@ -91,7 +97,10 @@ class Exporter:
         response = yield Request("add", dn, attributes=attributes, controls=controls)
         if response.code == ENTRY_ALREADY_EXISTS:
             # Perhaps an earlier attempt whose answer a broken connection lost: look.
-            return (yield from self._created_already(change, dn, attributes, response))
+            compared = without_passwords(change, attributes)
+            return (yield from self._created_already(change, dn, compared, response))
+        if not response.ok and (refused := refused_password(change, response, f"add {dn!r}")):
+            return refused
         if by_dn:
             return self._result(
                 change, response, "add", dn, sent=attributes, external_id=dn, result_dn=dn
@@ -214,6 +223,8 @@ class Exporter:
         return attributes
 
     def _ldap_values(self, spec: ObjectTypeSpec, attribute_change: ExportAttributeChange) -> list:
+        if carries_password(attribute_change):
+            return password_values(self.settings, attribute_change)
         declared = spec.attributes.get(attribute_change.attribute)
         if declared is not None:
             data_type = declared.data_type
