@@ -28,7 +28,7 @@ PASSWORD = "Example-Service-Pa55"
 #: AD connector settings (ad-directory, ad-delta):
 NOT_YET_SETTINGS: tuple[str, ...] = ()
 #: Keys of the rule "AD users out" (disable-delete, ad-passwords):
-NOT_YET_RULE_KEYS = ("deprovision", "disable", "delete_after_days", "initial_password")
+NOT_YET_RULE_KEYS = ("deprovision", "disable", "delete_after_days")
 #: Export flows of "AD users out" whose expression is unique(...) (unique-values):
 NOT_YET_FLOWS = ("sAMAccountName", "userPrincipalName", "mail")
 
