@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from connectors.backends.csv import CsvConnector
 from connectors.models import ConnectedSystem
 from exports.models import PendingExport
+from metaverse.expressions import AttributeView, ExpressionError, compile_expression
 from metaverse.models import SyncRuleFlow
 from metaverse.sync import processor
 from tests.builders import write_csv
@@ -237,6 +238,20 @@ def test_check_target_that_cannot_connect_is_an_error_on_the_object(scenario):
     assert not PendingExport.objects.exists()
 
 
+def test_check_target_reads_a_csv_target(tmp_path: Path):
+    scenario = build_scenario(connector="csv")
+    _uid_flow(scenario, UNIQUE_UID[:-1] + ", check_target=true)")
+    write_csv(tmp_path / "directory.csv", [{"entryUUID": "x", "uid": "JSMITH"}])
+    ConnectedSystem.objects.filter(pk=scenario.directory.pk).update(
+        settings={"path": str(tmp_path / "directory.csv")}
+    )
+    _joiners(scenario, ("1001", "John", "Smith"))
+
+    scenario.sync()
+
+    assert _uid(scenario, "1001") == ["jsmith2"]
+
+
 def test_the_csv_connector_reads_the_values_in_use_from_its_file(tmp_path: Path):
     write_csv(
         tmp_path / "accounts.csv",
@@ -312,3 +327,48 @@ def test_unique_cannot_be_used_in_a_dn_template(tmp_path, monkeypatch):
 
     assert status == 2
     assert "sync_rules[2].dn: unknown name 'unique'" in err, err
+
+
+# --------------------------------------------------------------------------- the helper
+
+
+def _request(expression: str, **mv: Any) -> Any:
+    view = AttributeView({name: [value] for name, value in mv.items()})
+    return compile_expression(expression).evaluate(mv=view)
+
+
+def test_unique_proposes_the_bases_then_the_first_numbered():
+    request = _request(
+        "unique([mv.a, mv.b, mv.a, ''], pattern='{base}-{n}', start=0, max=2)", a="x", b="y"
+    )
+
+    assert list(request.candidates()) == ["x", "y", "x-0", "x-1", "x-2"]
+
+
+def test_unique_of_no_value_is_no_value():
+    assert _request("unique(mv.missing)") is None
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("unique('a', pattern='{base}')", "unique(): pattern '{base}' must contain {n}"),
+        (
+            "unique('a', pattern='{n}{x}')",
+            "unique(): pattern '{n}{x}' may use only {base} and {n} as placeholders",
+        ),
+        ("unique('a', max=100000)", "unique(): start=2, max=100000: numbers must run from 0 up"),
+        ("unique('a', start='1')", "unique(): start and max must be whole numbers"),
+        ("unique('a') ~ '1'", "unique(...) gives a value only as the whole expression"),
+        ("unique('a') | lower", "unique(...) gives a value only as the whole expression"),
+    ],
+)
+def test_a_misused_unique_is_an_expression_error(expression, message):
+    with pytest.raises(ExpressionError) as raised:
+        _request(expression)
+
+    assert str(raised.value).startswith(message), raised.value
+
+
+def test_jinjas_unique_filter_is_still_there():
+    assert _request("[mv.a, 'y', mv.a] | unique | list", a="x") == ["x", "y"]
