@@ -13,6 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from connectors.backends.csv import CsvConnector
+from connectors.backends.ldap.connector import LdapConnector
+from connectors.base import ConnectorConfigurationError
 from connectors.models import ConnectedSystem
 from exports.models import PendingExport
 from metaverse.expressions import AttributeView, ExpressionError, compile_expression
@@ -222,6 +224,29 @@ def test_check_target_finds_a_value_in_slapd_that_jim_never_imported(scenario, s
 
     assert _uid(scenario, "1001") == ["jsmith3"]
     assert _uid(scenario, "1002") == ["jsmith4"]
+
+
+def test_the_ldap_lookup_escapes_candidates_and_asks_in_chunks(slapd, ldap_ou):
+    ldap = slapd.connection(raise_exceptions=True)
+    try:
+        for uid in ("jsmith", "jsmith77", "*"):
+            ldap.add(f"cn={uid},ou=people,{ldap_ou}", ["inetOrgPerson"], {"sn": "S", "uid": uid})
+    finally:
+        ldap.unbind()
+    candidates = ["a)(uid=*", "JSMITH", "x*", *(f"jsmith{n}" for n in range(2, 120)), "*"]
+
+    with LdapConnector(service_settings(slapd, base_dn=ldap_ou)) as connector:
+        found = connector.values_in_use("inetOrgPerson", "uid", candidates)
+
+    assert found == {"JSMITH", "jsmith77", "*"}
+
+
+def test_the_ldap_lookup_refuses_an_attribute_that_is_not_a_name(slapd, ldap_ou):
+    with (
+        LdapConnector(service_settings(slapd, base_dn=ldap_ou)) as connector,
+        pytest.raises(ConnectorConfigurationError, match="is not an attribute name"),
+    ):
+        connector.values_in_use("inetOrgPerson", "uid)(cn=*", ["a"])
 
 
 def test_check_target_that_cannot_connect_is_an_error_on_the_object(scenario):
