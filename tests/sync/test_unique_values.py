@@ -137,6 +137,23 @@ def test_a_create_not_sent_yet_keeps_its_value_when_the_name_changes(scenario):
     assert changes(scenario.export_of("1001"))[("sn", "update")] == ["Jones"]
 
 
+def test_joining_an_existing_account_keeps_its_value(scenario):
+    """The import join rule (uid = accountName) finds John's account: it keeps its uid,
+    and the value unique() had chosen for him is given back."""
+    existing = scenario.directory_entry("u1001", sn="Smith", cn="John Smith")
+    _joiners(scenario, ("1001", "John", "Smith"))
+
+    scenario.sync()
+
+    existing.refresh_from_db()
+    assert existing.metaverse_object_id == scenario.mvo_of("1001").pk
+    pe = PendingExport.objects.filter(cs_object=existing).first()
+    assert pe is None or ("uid", "update") not in changes(pe)
+    _joiners(scenario, ("1002", "Jane", "Smith"))
+    scenario.sync()
+    assert _uid(scenario, "1002") == ["jsmith"]
+
+
 def test_the_objects_own_value_is_not_taken_by_another(scenario):
     """Synced again, a person keeps jsmith although a CSO (their own) has it."""
     provisioned(scenario, "1001", account="u1001")
