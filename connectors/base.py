@@ -300,3 +300,22 @@ class Connector:
         only when the system cannot be reached at all.
         """
         raise ConnectorError(f"The {self.name} connector cannot export.")
+
+    # -- value lookup -----------------------------------------------------------
+
+    #: True when :meth:`values_in_use` can ask the system which values are taken.
+    supports_value_lookup: ClassVar[bool] = False
+
+    def values_in_use(self, object_type: str, attribute: str, candidates: list[str]) -> set[str]:
+        """Which of ``candidates`` an object of the system already has as a value of
+        ``attribute`` — compared case-insensitively, returned as given in
+        ``candidates``. Call on an open connector.
+
+        Used by ``unique(..., check_target=true)`` to find values that exist in the
+        system but not (yet) in its connector space. Each connector documents its cost
+        (the LDAP connector: one search per 50 candidates; CSV: one read of the file
+        per attribute and connector).
+        """
+        raise ConnectorError(
+            f"The {self.name} connector cannot look up the values in use in the system."
+        )

@@ -28,6 +28,7 @@ on that object.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import types
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -237,6 +238,86 @@ def format_date(value: Any, format: str = "%Y-%m-%d") -> str | None:
     if budget is not None:
         budget.charge(text=strftime_size(format))
     return moment.strftime(format)
+
+
+#: The most numbered candidates one ``unique(...)`` may propose.
+UNIQUE_MAX_NUMBERS = 10_000
+
+_UNIQUE_FIELDS = re.compile(r"\{base\}|\{n\}")
+
+
+@dataclass(frozen=True)
+class UniqueRequest:
+    """What ``unique(...)`` asks for: candidate values, tried in order by the sync
+    (:mod:`metaverse.sync.unique`), which takes the first one not in use.
+
+    The expression only proposes; what is in use (the target's connector space, this
+    run's claims, the target itself) is known to the run, not to the expression. So
+    ``unique(...)`` must be the whole expression of an export flow (``jim apply``
+    checks it): used as text (``unique(x) ~ '1'``) it is an error.
+    """
+
+    bases: tuple[str, ...]
+    pattern: str = "{base}{n}"
+    start: int = 2
+    max: int = 999
+    check_target: bool = False
+
+    def candidates(self) -> Iterator[str]:
+        """The bases, then the first base numbered by the pattern, ``start`` to ``max``."""
+        yield from self.bases
+        first_base = self.bases[0]
+        for number in range(self.start, self.max + 1):
+            yield self.pattern.replace("{base}", first_base).replace("{n}", str(number))
+
+    def __str__(self) -> str:
+        raise ExpressionError(
+            "unique(...) gives a value only as the whole expression of an export flow "
+            "(write unique(normalize(...) | lower), not unique(...) | lower or unique(...) ~ x)"
+        )
+
+
+def unique(
+    base: Any,
+    pattern: str = "{base}{n}",
+    start: int = 2,
+    max: int = 999,
+    check_target: bool = False,
+) -> UniqueRequest | None:
+    """Candidates for a value that must be unique in the target system (an account
+    name): ``base`` (a value, or a list of values tried in order), then the first one
+    numbered by ``pattern`` from ``start`` to ``max`` — ``jsmith``, ``jsmith2``, …
+
+    ``check_target=true`` also asks the target system itself (see docs/configuration.md,
+    "Unique values"). No base (None, '' or []) is no value.
+    """
+    values = base if isinstance(base, (list, tuple)) else [base]
+    bases: list[str] = []
+    for value in values:
+        if isinstance(value, (list, tuple, dict)):
+            raise ExpressionError(f"unique(): a candidate is not a single value: {value!r}")
+        text = "" if value is None else str(value).strip()
+        if text and text not in bases:
+            bases.append(text)
+    if not isinstance(pattern, str) or "{n}" not in pattern:
+        raise ExpressionError(f"unique(): pattern {pattern!r} must contain {{n}}")
+    if "{" in _UNIQUE_FIELDS.sub("", pattern) or "}" in _UNIQUE_FIELDS.sub("", pattern):
+        raise ExpressionError(
+            f"unique(): pattern {pattern!r} may use only {{base}} and {{n}} as placeholders"
+        )
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (start, max)):
+        raise ExpressionError(f"unique(): start and max must be whole numbers ({start!r}, {max!r})")
+    if start < 0 or max < start - 1 or max - start + 1 > UNIQUE_MAX_NUMBERS:
+        raise ExpressionError(
+            f"unique(): start={start}, max={max}: numbers must run from 0 up, "
+            f"at most {UNIQUE_MAX_NUMBERS} of them"
+        )
+    if not bases:
+        return None
+    budget = expression_budget.current()
+    if budget is not None:
+        budget.charge(text=sum(map(len, bases)) + len(pattern))
+    return UniqueRequest(tuple(bases), pattern, start, max, bool(check_target))
 
 
 HELPERS: dict[str, Any] = {
@@ -471,6 +552,9 @@ def _build_environment(finalize: Callable[[Any], Any] | None = None) -> _Environ
 
 
 _ENV = _build_environment()
+# Expressions only (DN templates cannot use it), and a global only: as a filter it
+# would hide Jinja2's own ``unique`` filter.
+_ENV.globals["unique"] = unique
 _DN_ENV = _build_environment(finalize=_dn_placeholder)
 
 
@@ -652,3 +736,43 @@ def names_read(source: str, *, template: bool = False) -> NamesRead:
         objects=frozenset(variables & set(OBJECT_NAMES)),
         attributes={name: frozenset(found) for name, found in attributes.items()},
     )
+
+
+#: The keyword arguments of ``unique(...)``.
+UNIQUE_OPTIONS = frozenset({"pattern", "start", "max", "check_target"})
+
+
+def unique_problem(source: str, *, export_flow: bool) -> str:
+    """Why ``unique(...)`` is misused in an expression ("" when it is not).
+
+    It must be the whole expression of an export flow — its candidates are resolved
+    by the sync against what is in use in the target — and used once there.
+    Raises :class:`ExpressionSyntaxError` when the expression does not parse.
+    """
+    try:
+        tree = _ENV.parse("{{ " + source + " }}")
+    except (TemplateSyntaxError, RecursionError) as exc:
+        raise _syntax_error(exc, "expression", source) from None
+    calls = [
+        call
+        for call in tree.find_all(nodes.Call)
+        if isinstance(call.node, nodes.Name) and call.node.name == "unique"
+    ]
+    if not calls:
+        return ""
+    if not export_flow:
+        return "unique(...) can only be used in the expression of an export flow"
+    output = tree.body[0]
+    whole = isinstance(output, nodes.Output) and len(output.nodes) == 1 and output.nodes[0]
+    if len(calls) > 1 or whole is not calls[0]:
+        return (
+            "unique(...) must be the whole expression of the flow, used once "
+            "(unique(normalize(mv.givenName[:1] ~ mv.sn) | lower), not unique(...) | lower)"
+        )
+    unknown = sorted({keyword.key for keyword in calls[0].kwargs} - UNIQUE_OPTIONS)
+    if unknown:
+        return (
+            f"unique(...) has no option {', '.join(unknown)} "
+            f"(options: {', '.join(sorted(UNIQUE_OPTIONS))})"
+        )
+    return ""

@@ -412,10 +412,13 @@ class CsvConnector(Connector):
     supports_full_import = True
     supports_export = True
     supports_schema_discovery = True
+    supports_value_lookup = True
 
     def __init__(self, settings: dict[str, Any], *, base_dir: Path | None = None) -> None:
         super().__init__(settings, base_dir=base_dir)
         self._open_files: list[IO[bytes]] = []
+        #: the values of each column asked for by :meth:`values_in_use`, case-folded
+        self._values_in_use: dict[str, frozenset[str]] = {}
 
     # -- settings -------------------------------------------------------------------
 
@@ -585,6 +588,34 @@ class CsvConnector(Connector):
             total=max(self._count_lines() - 1, 0),
             attribute_names={spec.name: frozenset(column.name for column in columns)},
         )
+
+    def values_in_use(self, object_type: str, attribute: str, candidates: list[str]) -> set[str]:
+        """The candidates found in the file's column ``attribute`` (every value of a
+        multi-valued cell counts). The file is read once per column and connector —
+        once per sync run — and a file without that column uses none."""
+        used = self._values_in_use.get(attribute)
+        if used is None:
+            used = self._values_in_use[attribute] = self._column_values(attribute)
+        return {candidate for candidate in candidates if candidate.casefold() in used}
+
+    def _column_values(self, attribute: str) -> frozenset[str]:
+        if not self.path.exists():
+            return frozenset()
+        raw = self._open_for_reading()
+        try:
+            header = self._read_header(raw)
+            if attribute not in header.names:
+                return frozenset()
+            index = header.names.index(attribute)
+            separator = self.separator
+            values: set[str] = set()
+            for record in _records(_Lines(raw, self.encoding, 2), self.delimiter):
+                if index < len(record.fields):
+                    cell = unescape_formula(record.fields[index].strip())
+                    values.update(v.strip().casefold() for v in cell.split(separator) if v.strip())
+            return frozenset(values)
+        finally:
+            self._release(raw)
 
     def _count_lines(self) -> int:
         """Physical lines in the file: the expected object count for progress (cheap)."""

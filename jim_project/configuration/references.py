@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef
 
-from connectors.choices import IMPORT_PROFILE_TYPES, ActivityStatus, CsoStatus
+from connectors.choices import (
+    IMPORT_PROFILE_TYPES,
+    ActivityStatus,
+    AttributeWritability,
+    CsoStatus,
+)
 from connectors.models import (
     Activity,
     ConnectedSystem,
@@ -36,7 +41,13 @@ from jim_project.configuration.errors import KeyPath, Problems
 from jim_project.configuration.schema import Configuration, FlowDecl, RuleDecl, SecretDecl
 from jim_project.configuration.secrets import default_variable
 from metaverse.choices import SyncRuleDirection
-from metaverse.expressions import HELPERS, OBJECT_NAMES, ExpressionSyntaxError, names_read
+from metaverse.expressions import (
+    HELPERS,
+    OBJECT_NAMES,
+    ExpressionSyntaxError,
+    names_read,
+    unique_problem,
+)
 from metaverse.models import MetaverseAttribute, MetaverseObject, MetaverseObjectType
 
 # --------------------------------------------------------------------------- stored
@@ -49,6 +60,7 @@ class StoredObjectType:
     secondary_external_id: str
     imported: bool = False  # an import stored objects of it: its attributes are known
     attributes: dict[str, str] = field(default_factory=dict)  # name → data type
+    writability: dict[str, str] = field(default_factory=dict)  # name → writability
 
 
 @dataclass
@@ -106,10 +118,22 @@ class Stored:
                     imported=object_type.imported,
                 )
             )
-        for system_name, type_name, name, data_type in ConnectedSystemAttribute.objects.values_list(
-            "object_type__connected_system__name", "object_type__name", "name", "data_type"
+        for (
+            system_name,
+            type_name,
+            name,
+            data_type,
+            writability,
+        ) in ConnectedSystemAttribute.objects.values_list(
+            "object_type__connected_system__name",
+            "object_type__name",
+            "name",
+            "data_type",
+            "writability",
         ):
-            stored.systems[system_name].object_types[type_name].attributes[name] = data_type
+            stored_type = stored.systems[system_name].object_types[type_name]
+            stored_type.attributes[name] = data_type
+            stored_type.writability[name] = writability
         for system_name, name in RunProfile.objects.values_list("connected_system__name", "name"):
             stored.systems[system_name].run_profiles.add(name)
         return stored
@@ -198,6 +222,18 @@ class Outcome:
             if name:
                 attributes.setdefault(name, "text")
         return attributes
+
+    def writability(self, system: str, object_type: str, attribute: str) -> str:
+        """The attribute's writability as the file declares it, else as stored;
+        "" when neither says."""
+        declared_system = self._systems.get(system)
+        for decl in declared_system.object_types if declared_system else ():
+            declared = decl.attributes.get(attribute) if decl.name == object_type else None
+            if declared is not None and declared.writability is not None:
+                return declared.writability
+        stored_system = self.stored.systems.get(system)
+        stored = stored_system.object_types.get(object_type) if stored_system else None
+        return stored.writability.get(attribute, "") if stored else ""
 
     def run_profile_names(self, system: str) -> list[str]:
         stored = self.stored.systems.get(system)
@@ -343,6 +379,7 @@ class RuleChecker:
             self._check_flow(flow, is_export)
         if rule.scope:
             self._check_expression(rule.scope, (*rule.path, "scope"), objects=("cs", "mv"))
+            self._check_unique(rule.scope, (*rule.path, "scope"), export_flow=False)
         if rule.dn:
             self._check_expression(rule.dn, (*rule.path, "dn"), objects=("mv",), template=True)
         if (
@@ -429,6 +466,7 @@ class RuleChecker:
             # The target is not checked: an import only sees the attributes its objects
             # have, and JIM may be the first to write one (a directory's ``mail``).
             self._mv(flow.source, (*flow.path, "from"))
+            self._check_writable(flow)
             objects: tuple[str, ...] = ("mv",)
         else:
             self._mv(flow.target, (*flow.path, "mv"))
@@ -436,6 +474,27 @@ class RuleChecker:
             objects = ("cs", "mv")
         if flow.expression:
             self._check_expression(flow.expression, (*flow.path, "expression"), objects=objects)
+            self._check_unique(flow.expression, (*flow.path, "expression"), export_flow=is_export)
+
+    def _check_writable(self, flow: FlowDecl) -> None:
+        """An export flow to an attribute known to be read-only is refused."""
+        rule = self.rule
+        writability = self.outcome.writability(rule.connected_system, rule.object_type, flow.target)
+        if writability == AttributeWritability.READ_ONLY:
+            self.problems.add(
+                (*flow.path, "cs"),
+                f"{flow.target} of {self.cs_label} is read-only (writability: read_only): "
+                "an export flow cannot write it; remove the flow, or declare the attribute "
+                "read_write if the system accepts it",
+            )
+
+    def _check_unique(self, source: str, path: KeyPath, *, export_flow: bool) -> None:
+        try:
+            problem = unique_problem(source, export_flow=export_flow)
+        except ExpressionSyntaxError:
+            return  # reported by _check_expression
+        if problem:
+            self.problems.add(path, problem)
 
     def _check_expression(
         self, source: str, path: KeyPath, *, objects: tuple[str, ...], template: bool = False

@@ -53,6 +53,8 @@ from metaverse.sync.inbound import (
 )
 from metaverse.sync.keys import normalise_key
 from metaverse.sync.rules import CompiledRule
+from metaverse.sync.unique import UniqueValues
+from metaverse.sync.writability import READ_ONLY, read_only_errors, written_once
 
 #: A reference whose target object does not exist in the target system yet.
 DEFERRED = object()
@@ -76,6 +78,8 @@ class ProvisionRequest:
     desired: dict[str, Any]
     dn: str | None
     external_id: str | None
+    #: the attributes whose values ``unique(...)`` chose
+    unique: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -99,6 +103,11 @@ class TargetIndex:
         self._index: dict[tuple[int, str], dict[str, set[int]]] = {}
         self._identities: dict[int, dict[tuple[str, str], int]] = {}
         self.taken: set[int] = set()
+        self.unique = UniqueValues()
+
+    def close(self) -> None:
+        """Close what the run opened in target systems (``unique`` lookups)."""
+        self.unique.close()
 
     def identified(self, system_id: int, kind: str, key: str) -> int | None:
         """The id of the system's CSO with this DN key (``kind`` "dn") or external id
@@ -237,16 +246,24 @@ class ExportEvaluator:
         desired = self._desired(mvo, rule, final=final)
         if any(v is DEFERRED for v in desired.values()):
             result.deferred = True
+        result.errors.extend(read_only_errors(rule, self._system_name(rule), desired))
         if cso is None:
             if rule.provision:
+                unique = self.targets.unique.resolve(self.batch, rule, mvo.pk, None, desired)
                 self.requests.append(
                     ProvisionRequest(
-                        mvo, rule, desired, self._dn(mvo, rule), self._external_id(rule, desired)
+                        mvo,
+                        rule,
+                        desired,
+                        self._dn(mvo, rule),
+                        self._external_id(rule, desired),
+                        unique,
                     )
                 )
             return
         if cso.join_type == JoinType.PROJECTED:
             return  # the MVO's own source; export rules never write back to it
+        self.targets.unique.resolve(self.batch, rule, mvo.pk, cso, desired)
         action = self._stage(cso, rule, desired, self._dn(mvo, rule), mvo)
         if action:
             result.effects.append(ExportEffect(self._system_name(rule), action))
@@ -258,6 +275,9 @@ class ExportEvaluator:
         mv = mv_view(self.batch, mvo)
         desired: dict[str, Any] = {}
         for flow in rule.flows:
+            if flow.target in cs_type.read_only:
+                desired[flow.target] = READ_ONLY
+                continue
             if any(
                 mvo.attribute_sources.get(a, {}).get("system") == rule.system_id
                 for a in flow.mv_reads
@@ -316,7 +336,7 @@ class ExportEvaluator:
     def _external_id(self, rule: CompiledRule, desired: dict[str, Any]) -> str | None:
         attribute = self.ruleset.cs_types[rule.cs_object_type_id].external_id_attribute
         values = desired.get(attribute)
-        if not values or values is DEFERRED or values is CIRCULAR:
+        if not isinstance(values, list) or not values:
             return None
         return str(values[0]).strip() or None
 
@@ -351,7 +371,6 @@ class ExportEvaluator:
             self.batch.busy_mvos.add(mvo.pk)  # being sent: the next sync stages this
             return ""
         cs_type = self.ruleset.cs_types[cso.object_type_id]
-        rows = diff_rows(cso.attributes, desired, cs_type.multivalued)
         new_dn = ""
         if (
             dn
@@ -366,6 +385,9 @@ class ExportEvaluator:
             cso.secondary_external_id_key = self._dn_key(rule.system_id, new_dn)
             self.batch.cso_changed(cso)
             new_dn = ""
+        if not creating:
+            desired = written_once(desired, cs_type.write_once, cso.attributes, DEFERRED)
+        rows = diff_rows(cso.attributes, desired, cs_type.multivalued)
         merged = merge_rows(state.rows, rows, desired)
         old_dn = pe.dn if pe is not None else ""
         change_type = PendingExportChangeType.CREATE if creating else PendingExportChangeType.UPDATE
@@ -553,6 +575,9 @@ class ExportEvaluator:
                     f"{self._system_name(rule)} and is joined to another metaverse object",
                 )
             self.targets.taken.add(candidate.pk)
+            self.targets.unique.adopt(
+                self.batch, rule, mvo.pk, candidate, request.desired, request.unique
+            )
             self.batch.csos.setdefault(candidate.pk, candidate)
             self.batch.join(candidate, mvo, JoinType.JOINED)
             result.effects.append(ExportEffect(self._system_name(rule), "join", str(candidate)))
@@ -645,7 +670,7 @@ def diff_rows(
     """The attribute changes that turn ``current`` into ``desired`` (deferred skipped)."""
     rows: list[ChangeRow] = []
     for attribute, want in desired.items():
-        if want is DEFERRED or want is CIRCULAR:
+        if want is DEFERRED or want is CIRCULAR or want is READ_ONLY:
             continue
         have = list(current.get(attribute, []))
         if attribute in multivalued:
@@ -686,7 +711,7 @@ def merge_rows(
     for attribute in sorted(set(old_by) | set(new_by)):
         before, after = old_by.get(attribute, []), new_by.get(attribute, [])
         want = desired.get(attribute, DEFERRED)
-        if want is CIRCULAR:
+        if want is CIRCULAR or want is READ_ONLY:
             continue
         evaluated = want is not DEFERRED
         awaiting = before and all(

@@ -91,6 +91,12 @@ class SyncRun:
         self.marked_until_last_pass: dict[int, int] = {}
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.targets.close()
+
+    def _run(self) -> None:
         self.recorder.set_phase(ActivityPhase.SYNCHRONISING)
         self._delete_due_mvos()
         levels = self._cso_levels()

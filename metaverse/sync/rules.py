@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from jinja2 import nodes
 
 from connectors.base import Connector
-from connectors.choices import AttributeDataType
+from connectors.choices import AttributeDataType, AttributeWritability
 from connectors.models import ConnectedSystem, ConnectedSystemObjectType
 from connectors.schema import connector_for
 from metaverse.choices import DeletionRule, FlowKind, SyncRuleDirection
@@ -76,6 +76,9 @@ class CsTypeInfo:
     secondary_external_id_attribute: str
     multivalued: frozenset[str]
     references: frozenset[str]
+    #: attributes export flows may never write, and those written only once
+    read_only: frozenset[str] = frozenset()
+    write_once: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -172,6 +175,12 @@ def _cs_type_info(cs_type: ConnectedSystemObjectType) -> CsTypeInfo:
         multivalued=frozenset(a.name for a in attributes if a.multivalued),
         references=frozenset(
             a.name for a in attributes if a.data_type == AttributeDataType.REFERENCE
+        ),
+        read_only=frozenset(
+            a.name for a in attributes if a.writability == AttributeWritability.READ_ONLY
+        ),
+        write_once=frozenset(
+            a.name for a in attributes if a.writability == AttributeWritability.WRITE_ONCE
         ),
     )
 

@@ -11,6 +11,7 @@ import ldap3
 from connectors.backends.ldap.dn import dn_key, dn_problem
 from connectors.backends.ldap.exporting import Exporter
 from connectors.backends.ldap.importing import Importer
+from connectors.backends.ldap.lookup import values_in_use
 from connectors.backends.ldap.schema import Schema
 from connectors.backends.ldap.session import Session
 from connectors.backends.ldap.settings import SETTINGS, LdapSettings
@@ -36,6 +37,7 @@ class LdapConnector(Connector):
     supports_paging = True
     supports_schema_discovery = True
     supports_passwords = True
+    supports_value_lookup = True
 
     def __init__(self, settings: dict[str, Any], *, base_dir: Path | None = None) -> None:
         super().__init__(settings, base_dir=base_dir)
@@ -88,6 +90,11 @@ class LdapConnector(Connector):
         """Why ``value`` cannot be an entry's DN
         (:func:`~connectors.backends.ldap.dn.dn_problem`)."""
         return dn_problem(value)
+
+    def values_in_use(self, object_type: str, attribute: str, candidates: list[str]) -> set[str]:
+        """One search under ``base_dn`` per 50 candidates
+        (:mod:`~connectors.backends.ldap.lookup`)."""
+        return values_in_use(self.session, self.session.settings.base_dn, attribute, candidates)
 
     # -- import and export ----------------------------------------------------------------
 
