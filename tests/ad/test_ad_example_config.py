@@ -30,7 +30,7 @@ NOT_YET_SETTINGS: tuple[str, ...] = ()
 #: Keys of the rule "AD users out" (disable-delete, ad-passwords):
 NOT_YET_RULE_KEYS = ("deprovision", "disable", "delete_after_days")
 #: Export flows of "AD users out" whose expression is unique(...) (unique-values):
-NOT_YET_FLOWS = ("sAMAccountName", "userPrincipalName", "mail")
+NOT_YET_FLOWS: tuple[str, ...] = ()
 
 
 def _what_applies_today(data: dict[str, Any]) -> dict[str, Any]:
