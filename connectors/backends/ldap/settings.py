@@ -10,6 +10,10 @@ from typing import Any
 from connectors.backends.ldap.values import FALSE_TEXTS, TRUE_TEXTS
 from connectors.base import ConnectorConfigurationError, SettingSpec
 
+#: How delta imports find changes: OpenLDAP's accesslog, modifyTimestamp, Active
+#: Directory's uSNChanged (connectors/backends/ldap/usn.py), or not at all.
+DELTA_METHODS = ("accesslog", "modify_timestamp", "usn", "none")
+
 #: The settings of the ldap connector (docs/connectors/ldap.md describes them).
 SETTINGS = (
     SettingSpec("url", required=True, help="ldap://host:port or ldaps://host:port"),
@@ -30,7 +34,7 @@ SETTINGS = (
     SettingSpec(
         "delta_method",
         default="accesslog",
-        choices=("accesslog", "modify_timestamp", "none"),
+        choices=DELTA_METHODS,
         help="How delta imports find changes.",
     ),
     SettingSpec("accesslog_base", default="cn=accesslog", help="The accesslog database."),
@@ -103,9 +107,9 @@ class LdapSettings:
     def delta_method(self) -> str:
         """The ``delta_method`` setting, checked."""
         method = self.text("delta_method") or "accesslog"
-        if method not in ("accesslog", "modify_timestamp", "none"):
+        if method not in DELTA_METHODS:
             raise ConnectorConfigurationError(
-                f"delta_method must be accesslog, modify_timestamp or none, not {method!r}."
+                f"delta_method must be accesslog, modify_timestamp, usn or none, not {method!r}."
             )
         return method
 

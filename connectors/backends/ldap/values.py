@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -123,6 +124,10 @@ def _to_binary(raw: bytes) -> str:
 
 
 def _to_guid(raw: bytes) -> str:
+    """entryUUID's text, or AD's binary objectGUID (16 bytes, its first three fields
+    little-endian), as the lowercase ``xxxxxxxx-xxxx-…`` form AD's tools show."""
+    if len(raw) == 16:  # a GUID's text is 32 or 36 characters, never 16
+        return str(uuid.UUID(bytes_le=raw))
     return decode_text(raw).strip().lower()
 
 
