@@ -217,7 +217,7 @@ def test_an_anonymous_bind_that_may_not_see_the_base_says_so(slapd):
         ({"bind_password": ""}, "bind_password is empty"),
         ({"page_size": 0}, "page_size must be a positive"),
         ({"timeout": "soon"}, "timeout must be a positive"),
-        ({"delta_method": "usn"}, "delta_method must be"),
+        ({"delta_method": "dirsync"}, "delta_method must be"),
         ({"start_tls": "maybe"}, "start_tls must be true or false"),
         ({"ca_file": "/nonexistent/ca.pem", "start_tls": True}, "no such file"),
     ],
