@@ -32,6 +32,9 @@ from tests.builders import run
 
 pytestmark = pytest.mark.django_db
 
+#: LDAP_SERVER_TREE_DELETE_OID: delete an entry and everything beneath it.
+TREE_DELETE = "1.2.840.113556.1.4.805"
+
 
 def persisted(system: ConnectedSystem) -> dict:
     return ConnectedSystem.objects.get(pk=system.pk).persisted_connector_data
@@ -98,6 +101,28 @@ def test_a_delta_sees_creates_changes_renames_moves_and_deletes_made_in_ad(
     again = run(system, "Delta Import")  # nothing changed since: nothing to do
 
     assert (again.status, again.counts) == ("complete", {}), again.message
+
+
+def test_deletions_are_seen_wherever_the_object_went(samba_dc, ad_ou, ad_connection):
+    people, disabled = f"OU=people,{ad_ou}", f"OU=disabled,{ad_ou}"
+    assert ad_connection.add(f"OU=team,{people}", ["organizationalUnit"])
+    in_team = add_user(ad_connection, f"OU=team,{people}", "t")
+    leaver = add_user(ad_connection, people, "l")
+    stays = add_user(ad_connection, people, "s")
+    guids = {dn: guid_of(ad_connection, dn) for dn in (in_team, leaver, stays)}
+    system = ad_system(samba_dc, ad_ou)
+    assert run(system).status == "complete"
+    # A sub-OU deleted with what is in it (its users' last parent is the OU's own
+    # tombstone); a user moved out of the container, then deleted.
+    assert ad_connection.delete(f"OU=team,{people}", controls=[(TREE_DELETE, True, None)])
+    assert ad_connection.modify_dn(leaver, "CN=l", new_superior=disabled)
+    assert ad_connection.delete(f"CN=l,{disabled}")
+
+    activity = run(system, "Delta Import")
+
+    assert activity.status == "complete", (activity.message, errors(activity))
+    assert set(live(system)) == {guids[stays]}
+    assert activity.counts == {"deleted": 2}
 
 
 def test_a_change_made_while_the_delta_pages_is_not_lost(

@@ -229,31 +229,44 @@ class UsnDelta:
                 f"reading the {reader.spec.name} entries changed under {base!r}",
             ):
                 yield page_of(reader, entries)
-        for reader in readers:
-            yield from self._moved_out(reader, changed, state, page_size)
+        yield from self._moved_out(readers, changed, state, page_size)
         yield from self._tombstones(readers, changed, state, page_size)
 
     def _moved_out(
-        self, reader: EntryReader, changed: str, state: DirectoryState, page_size: int
+        self, readers: list[EntryReader], changed: str, state: DirectoryState, page_size: int
     ) -> Iterator[ImportPage]:
-        """A delete for each entry of the reader's class changed outside its container:
-        it may have been moved out (the import ignores those it never held)."""
-        container = self._container(reader)
-        container_key = normalise_dn(container)
+        """A delete for each entry of a selected class changed where no object type
+        imports it: it may have been moved out (the import ignores those it never held).
+
+        One search of the domain for all the classes, so that an entry two object types
+        could claim (a computer is a user too) is one delete, or none when one of them
+        imports it.
+        """
+        places = [(normalise_dn(self._container(r)), r.spec.name.lower()) for r in readers]
+        by_class = _by_class(readers)
+        classes = "".join(_class_filter(reader) for reader in readers)
+        search_filter = f"(&(|{classes}){changed})"
         for entries in self.session.paged_search(
             state.domain,
-            f"(&{_class_filter(reader)}{changed})",
-            [reader.id_attribute],
+            search_filter,
+            _with_ids(["objectClass"], readers),
             page_size,
-            f"reading the {reader.spec.name} entries changed outside {container!r}",
+            f"reading the entries changed outside the containers in {state.domain!r}",
         ):
             page = ImportPage()
             for entry in entries:
+                entry_classes = _classes(entry)
                 try:
-                    inside = is_within(normalise_dn(entry["dn"]), container_key)
+                    key = normalise_dn(entry["dn"])
                 except DNError:
-                    inside = False
-                if not inside:
+                    key = ""
+                if key and any(
+                    name in entry_classes and is_within(key, container)
+                    for container, name in places
+                ):
+                    continue  # read with the container's changed entries
+                reader = _most_specific(entry_classes, by_class)
+                if reader is not None:
                     _add_delete(page, reader, entry, entry["dn"], "moved out of the container")
             if page.objects or page.errors:
                 yield page
@@ -263,15 +276,11 @@ class UsnDelta:
     ) -> Iterator[ImportPage]:
         """A delete for each object of a selected class deleted since the watermark."""
         container = state.deleted_objects
-        attributes = list(TOMBSTONE_ATTRIBUTES)
-        for reader in readers:
-            if reader.id_attribute not in attributes:
-                attributes.append(reader.id_attribute)
-        by_class = {reader.spec.name.lower(): reader for reader in readers}
+        by_class = _by_class(readers)
         for entries in self.session.paged_search(
             container,
             f"(&(isDeleted=TRUE){changed})",
-            attributes,
+            _with_ids(list(TOMBSTONE_ATTRIBUTES), readers),
             page_size,
             f"reading the objects deleted in {container!r}",
             controls=[SHOW_DELETED],
@@ -282,12 +291,9 @@ class UsnDelta:
                     # What AD and Samba return to an account that may see the container
                     # but not read it: the container alone, without attributes.
                     raise self._no_deletions(container, f"{entry['dn']!r} came back unreadable")
-                classes = {
-                    raw.decode("utf-8", "replace").lower()
-                    for raw in raw_values(entry, "objectClass")
-                }
-                for name in sorted(classes & by_class.keys()):
-                    _add_delete(page, by_class[name], entry, _last_dn(entry), "deleted")
+                reader = _most_specific(_classes(entry), by_class)
+                if reader is not None:
+                    _add_delete(page, reader, entry, _last_dn(entry), "deleted")
             if page.objects or page.errors:
                 yield page
 
@@ -297,6 +303,29 @@ class UsnDelta:
 
 def _class_filter(reader: EntryReader) -> str:
     return f"(objectClass={escape_filter_chars(reader.spec.name)})"
+
+
+def _with_ids(attributes: list[str], readers: list[EntryReader]) -> list[str]:
+    """``attributes`` and the object types' external id attributes."""
+    for reader in readers:
+        if reader.id_attribute not in attributes:
+            attributes.append(reader.id_attribute)
+    return attributes
+
+
+def _classes(entry: dict[str, Any]) -> list[str]:
+    """An entry's object classes, lowercase, as AD lists them: top first, the most
+    specific last."""
+    return [raw.decode("utf-8", "replace").lower() for raw in raw_values(entry, "objectClass")]
+
+
+def _by_class(readers: list[EntryReader]) -> dict[str, EntryReader]:
+    return {reader.spec.name.lower(): reader for reader in readers}
+
+
+def _most_specific(classes: list[str], by_class: dict[str, EntryReader]) -> EntryReader | None:
+    """The reader of the most specific of ``classes`` that an object type is of."""
+    return next((by_class[name] for name in reversed(classes) if name in by_class), None)
 
 
 def _add_delete(
