@@ -18,6 +18,7 @@ from connectors.backends.ldap.usn import SHOW_DELETED
 from connectors.base import ConnectorConfigurationError, ObjectTypeSpec
 from connectors.models import ConnectedSystem
 from tests.ad.ad_entries import (
+    USER_CLASSES,
     ad_system,
     add_user,
     between_pages,
@@ -28,7 +29,7 @@ from tests.ad.ad_entries import (
     live,
     sam_name,
 )
-from tests.builders import run
+from tests.builders import add_object_type, run
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +124,42 @@ def test_deletions_are_seen_wherever_the_object_went(samba_dc, ad_ou, ad_connect
     assert activity.status == "complete", (activity.message, errors(activity))
     assert set(live(system)) == {guids[stays]}
     assert activity.counts == {"deleted": 2}
+
+
+def test_an_object_two_object_types_could_claim_is_one_change(samba_dc, ad_ou, ad_connection):
+    """A computer is a user too: users come from OU=people, computers from OU=disabled."""
+    people, disabled = f"OU=people,{ad_ou}", f"OU=disabled,{ad_ou}"
+    person = add_user(ad_connection, people, "p")
+    computer = f"CN=pc,{disabled}"
+    assert ad_connection.add(
+        computer, [*USER_CLASSES, "computer"], {"sAMAccountName": sam_name("pc")[:15] + "$"}
+    ), ad_connection.result
+    system = ad_system(samba_dc, ad_ou)
+    add_object_type(
+        system,
+        "computer",
+        external_id="objectGUID",
+        secondary_external_id="dn",
+        container=disabled,
+        attributes={"objectGUID": "guid", "objectSid": "binary"},
+    )
+    assert run(system).status == "complete"
+    pc = guid_of(ad_connection, computer)
+    assert live(system)[pc].object_type.name == "computer"
+    for dn in (person, computer):
+        assert ad_connection.modify(dn, {"description": [(ldap3.MODIFY_REPLACE, ["new"])]})
+
+    changed = run(system, "Delta Import")  # not a delete from the users' side
+
+    assert changed.status == "complete", (changed.message, errors(changed))
+    assert changed.counts == {"updated": 2}
+    assert ad_connection.delete(computer)
+
+    deleted = run(system, "Delta Import")  # one delete, not one per class
+
+    assert deleted.status == "complete", (deleted.message, errors(deleted))
+    assert deleted.counts == {"deleted": 1}
+    assert pc not in live(system)
 
 
 def test_a_change_made_while_the_delta_pages_is_not_lost(
