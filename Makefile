@@ -3,8 +3,11 @@
 #   make demo   set up everything, then run the demo on http://127.0.0.1:8000
 #   make test   set up everything, then run every check CI runs
 #
+# And for trying JIM against Active Directory: `make samba-dc` runs a Samba AD domain
+# controller (docs/connectors/active-directory.md, "Trying it against Samba").
+#
 # "Set up everything" on a fresh Debian machine as root: the system packages the
-# tests need (slapd, ldap-utils, postgresql, chromium; nothing is installed when
+# tests need (slapd, ldap-utils, postgresql, chromium, samba; nothing is installed when
 # they are present), a virtualenv in .venv, and requirements.txt in it (skipped
 # while .venv/.requirements-installed is newer than requirements.txt).
 #
@@ -16,6 +19,7 @@
 # Knobs: make test PYTEST_ARGS="-k foo"   extra pytest arguments
 #        make test PYTEST_WORKERS=0       run the tests serially (default: 2 workers)
 #        make demo DEMO_ADDRESS=127.0.0.1:8765   where the demo's web server listens
+#        make samba-dc SAMBA_ADDRESS=127.0.0.2   where the domain controller listens
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -28,12 +32,14 @@ REQUIREMENTS_STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 DEMO_ADDRESS ?= 127.0.0.1:8000
+SAMBA_ADDRESS ?= 127.0.0.1
 
-.PHONY: help setup system-packages venv test check pytest demo demo-run lint fmt
+.PHONY: help setup system-packages venv test check pytest demo demo-run samba-dc lint fmt
 
 help:
 	@echo "make demo   set up, then run the demo on http://$(DEMO_ADDRESS)"
 	@echo "make test   set up, then: manage.py check, makemigrations --check, ruff check, lint-imports (layers), mypy, pytest"
+	@echo "make samba-dc   a Samba AD domain controller on $(SAMBA_ADDRESS) (389/636) to try JIM against AD, until Ctrl-C"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make fmt    ruff format and ruff check --fix"
 
@@ -113,6 +119,15 @@ demo: setup demo-run
 # prints the admin's password, runs the first cycle, then serves until Ctrl-C.
 demo-run: venv
 	$(DEMO_ENV) $(BIN)/python -m demo --address $(DEMO_ADDRESS)
+
+## Active Directory -----------------------------------------------------------
+
+# A Samba AD domain controller (domain EXAMPLE.ORG) to try JIM against: provisioned into
+# .demo/samba the first time (about 10 s), then started on its data until Ctrl-C. It
+# prints where it listens and JIM's service account; the passwords stay in
+# .demo/samba/dc.json (mode 0600). Samba needs root and the address's ports 389 and 636.
+samba-dc: system-packages venv
+	$(BIN)/python -m jim_project.devservers.samba .demo/samba --host $(SAMBA_ADDRESS)
 
 ## Code style ------------------------------------------------------------------
 

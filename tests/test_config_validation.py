@@ -189,7 +189,7 @@ MISTAKES: dict[str, tuple[Mutation, str]] = {
     "setting outside its choices": (
         _set(lambda d: _directory(d)["settings"], "delta_method", "changelog"),
         "connected_systems[1].settings.delta_method: 'changelog' is not one of: accesslog, "
-        "modify_timestamp, none",
+        "modify_timestamp, usn, none",
     ),
     # names that refer to nothing
     "unknown connected system": (

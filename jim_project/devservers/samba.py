@@ -411,7 +411,10 @@ grant({DELETED_OBJECTS_DN!r}, "(A;;LCRP;;;%s)", ["show_deleted:1"])
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m jim_project.devservers.samba [FOLDER]``: a domain controller to try
-    JIM against, on 127.0.0.1, until Ctrl-C (see docs/connectors/active-directory.md)."""
+    JIM against, on 127.0.0.1, until Ctrl-C (see docs/connectors/active-directory.md).
+
+    The first start provisions it into FOLDER (about 10 s); later starts reuse its data.
+    The passwords are in FOLDER/dc.json (mode 0600), never printed."""
     import argparse
     import secrets
 
@@ -422,27 +425,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     saved = args.folder / "dc.json"
-    if saved.exists():
-        dc = SambaDC.load(saved)
-    else:
-        tls = make_server_certificate(args.folder / "tls", names=("localhost", args.host), days=365)
-        dc = create(
-            args.folder / "dc",
-            host=args.host,
-            admin_password=_password(secrets),
-            service_password=_password(secrets),
-            certificate=Certificate(tls.ca_file, tls.cert_file, tls.key_file),
-        )
-        dc.save(saved)
-    dc.own_process_group = True
-    dc.start()
-    print(
-        f"Samba AD domain controller on {dc.ldaps_url} (base {dc.base_dn}).\n"
-        f"JIM's service account: {dc.service_dn} (password in {saved}), full control of "
-        f"{dc.managed_ou}.\nCA certificate: {dc.ca_file}\nCtrl-C stops it.",
-        flush=True,
-    )
     try:
+        if saved.exists():
+            dc = SambaDC.load(saved)
+        else:
+            print(f"Provisioning a new domain into {args.folder} (about 10 s)…", flush=True)
+            tls = make_server_certificate(
+                args.folder / "tls", names=("localhost", args.host), days=365
+            )
+            dc = create(
+                args.folder / "dc",
+                host=args.host,
+                admin_password=_password(secrets),
+                service_password=_password(secrets),
+                certificate=Certificate(tls.ca_file, tls.cert_file, tls.key_file),
+            )
+            dc.save(saved)
+        dc.own_process_group = True
+        dc.start()
+    except SambaError as error:
+        print(f"samba-dc: {error}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped as by Ctrl-C
+    try:
+        # What examples/active-directory.yaml provisions into, made as Administrator
+        # (as an administrator prepares the part of the domain JIM manages).
+        connection = dc.connection()
+        for name in ("People", "Groups", "Disabled"):
+            dn = f"OU={name},{dc.managed_ou}"
+            added = connection.add(dn, ["organizationalUnit"])
+            if not added and connection.result["description"] != "entryAlreadyExists":
+                print(f"samba-dc: cannot create {dn}: {connection.result['message']}")
+                return 1
+        connection.unbind()
+        print(
+            f"Samba AD domain controller for {REALM}, base {dc.base_dn}:\n"
+            f"  LDAPS     {dc.ldaps_url}\n"
+            f"  StartTLS  {dc.url}\n"
+            f"  CA        {dc.ca_file}\n"
+            f"JIM's service account: {dc.service_dn}, full control of {dc.managed_ou}\n"
+            "  (with OU=People, OU=Groups and OU=Disabled, for examples/active-directory.yaml).\n"
+            f"Its password and Administrator's are in {saved} (mode 0600); for the example:\n"
+            f"  export JIM_AD_PASSWORD=\"$(python3 -c 'import json; "
+            f'print(json.load(open("{saved}"))["service_password"])\')"\n'
+            "Ctrl-C stops it; its data stays for the next start.",
+            flush=True,
+        )
         while dc.is_running():
             time.sleep(1)
     except KeyboardInterrupt:

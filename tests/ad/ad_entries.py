@@ -64,12 +64,10 @@ def ad_system(
         external_id="objectGUID",
         secondary_external_id="dn",
         container=f"OU=people,{ad_ou}",
-        # The contract's canonical string form (the ad-directory change makes it the
-        # default for objectGUID).
         # objectSid comes from an auxiliary class AD's subschema does not list under
         # user: undeclared, the import would type it from its first (base64) value as
         # text, and fail to read it as text afterwards.
-        attributes={"objectGUID": "guid", "objectSid": "binary"},
+        attributes={"objectSid": "binary"},
         profiles=("full_import", "delta_import"),
         page_size=page_size,
         deletion_threshold="100%",

@@ -141,7 +141,7 @@ def test_an_object_two_object_types_could_claim_is_one_change(samba_dc, ad_ou, a
         external_id="objectGUID",
         secondary_external_id="dn",
         container=disabled,
-        attributes={"objectGUID": "guid", "objectSid": "binary"},
+        attributes={"objectSid": "binary"},
     )
     assert run(system).status == "complete"
     pc = guid_of(ad_connection, computer)

@@ -67,8 +67,17 @@ class LdapConnector(Connector):
         return self.session.schema()
 
     def discover_schema(self) -> list[ObjectTypeSpec]:
-        """The structural and auxiliary object classes, with their attributes."""
-        return self.directory_schema().object_type_specs()
+        """The structural and auxiliary object classes, with their attributes; on
+        Active Directory identified by objectGUID (read as GUID text)."""
+        specs = self.directory_schema().object_type_specs()
+        directory = self.session.directory
+        if directory.is_active_directory:
+            for spec in specs:
+                spec.external_id_attribute = directory.external_id_attribute
+                guid = spec.attributes.get("objectGUID")
+                if guid is not None:
+                    guid.data_type = "guid"
+        return specs
 
     def secondary_id_key(self, value: str) -> str:
         """The normalised DN (:func:`~connectors.backends.ldap.dn.dn_key`)."""

@@ -1,7 +1,8 @@
 """Raw LDAP entries of one object type read into import objects and pages: values
 converted by data type (the object type's declaration first, else the schema's),
-password attributes left out unless declared, a value that cannot be converted an
-import error naming the entry and the attribute.
+Active Directory's objectGUID as its canonical GUID text, password attributes left
+out unless declared, a value that cannot be converted an import error naming the
+entry and the attribute.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from connectors.base import ImportObject, ImportObjectError, ImportPage, ObjectT
 
 #: Attributes not imported unless the object type declares them.
 SECRET_ATTRIBUTES = frozenset({"userpassword", "authpassword"})
+#: Active Directory's GUIDs: Octet String in its schema, always read as GUID text (the
+#: external id's canonical form, whatever data type is declared).
+GUID_ATTRIBUTES = frozenset({"objectguid"})
 
 
 class EntryReader:
@@ -30,10 +34,13 @@ class EntryReader:
     def converter(self, name: str) -> Callable[[bytes], Any] | None:
         """How values of ``name`` are converted; None when the attribute is not imported."""
         lowered = name.lower()
-        declared = self.declared.get(lowered) or self.declared.get(lowered.split(";", 1)[0])
-        if declared is not None:
+        base_name = lowered.split(";", 1)[0]
+        declared = self.declared.get(lowered) or self.declared.get(base_name)
+        if base_name in GUID_ATTRIBUTES:
+            data_type: str | None = "guid"
+        elif declared is not None:
             data_type = declared.data_type
-        elif lowered.split(";", 1)[0] in SECRET_ATTRIBUTES:
+        elif base_name in SECRET_ATTRIBUTES:
             data_type = None
         else:
             attribute = self.schema.attribute(name)

@@ -4,17 +4,21 @@ run by the :class:`~connectors.backends.ldap.pipeline.Pipeline`, made safe to re
 A create whose add is refused because the entry exists reads it back and succeeds when
 it holds what the add sends (an earlier answer was lost); a modify refused for values
 already added or already gone is resent with only what is still needed; a rename or a
-delete found done already succeeds. docs/connectors/ldap.md describes it all.
+delete found done already succeeds. On Active Directory, an entry is found by its
+objectGUID with a ``<GUID=…>`` base search, and a refusal is explained in words
+(:mod:`connectors.backends.ldap.ad_errors`). docs/connectors/ldap.md describes it all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+import uuid
+from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 
 import ldap3
 from ldap3.utils.conv import escape_filter_chars
 
+from connectors.backends.ldap import ad_errors
 from connectors.backends.ldap.dn import dn_key, dn_problem
 from connectors.backends.ldap.internals import post_read_control
 from connectors.backends.ldap.pipeline import Flow, Pipeline, Request
@@ -27,9 +31,12 @@ from connectors.backends.ldap.transport import (
     VALUE_EXISTS,
     Response,
 )
-from connectors.backends.ldap.values import raw_values, to_ldap_value
+from connectors.backends.ldap.values import guid_text, raw_values, to_ldap_value
 from connectors.base import ExportAttributeChange, ExportChange, ExportResult, ObjectTypeSpec
 from core.dn import DNError, Rdn, parse_dn, split_dn
+
+#: External id attributes holding GUIDs, compared and reported as GUID text.
+GUID_ID_ATTRIBUTES = frozenset({"entryuuid", "objectguid"})
 
 
 class Exporter:
@@ -75,7 +82,7 @@ class Exporter:
             attributes = self._add_attributes(change, rdns[0])
         except ValueError as exc:  # DNError included
             return (yield from _failed(change, f"cannot create {dn!r}: {exc}"))
-        id_attribute = change.object_type.external_id_attribute or "entryUUID"
+        id_attribute = self._id_attribute(change)
         by_dn = id_attribute.lower() == "dn"
         # The new entry's external id comes back with the add (post-read control), or
         # from a read right after it.
@@ -86,9 +93,11 @@ class Exporter:
             # Perhaps an earlier attempt whose answer a broken connection lost: look.
             return (yield from self._created_already(change, dn, attributes, response))
         if by_dn:
-            return result_of(change, response, f"add {dn!r}", external_id=dn, dn=dn)
+            return self._result(
+                change, response, "add", dn, sent=attributes, external_id=dn, result_dn=dn
+            )
         if not response.ok:
-            return result_of(change, response, f"add {dn!r}")
+            return self._result(change, response, "add", dn, sent=attributes)
         values = next(
             (v for k, v in response.post_read.items() if k.lower() == id_attribute.lower()), []
         )
@@ -96,9 +105,7 @@ class Exporter:
             read = yield Request("read", dn, read=[id_attribute])
             values = _values_of(read, id_attribute)
         # Unreadable, the id is left to the confirming import, which finds the entry by DN.
-        external_id = _text_value(values[0]) if values else None
-        if external_id and id_attribute.lower() == "entryuuid":
-            external_id = external_id.lower()
+        external_id = _external_id(id_attribute, values[0]) if values else None
         return ExportResult(change.id, ok=True, external_id=external_id, dn=dn)
 
     def _created_already(
@@ -107,11 +114,11 @@ class Exporter:
         """The result of a create refused with ``entryAlreadyExists``: a success when the
         entry at ``dn`` holds exactly the values the add sends (an earlier attempt got
         through), else a permanent error naming the attributes that differ."""
-        id_attribute = change.object_type.external_id_attribute or "entryUUID"
+        id_attribute = self._id_attribute(change)
         by_dn = id_attribute.lower() == "dn"
         there = yield Request("read", dn, read=[*attributes, *([] if by_dn else [id_attribute])])
         if not there.ok or not there.entries:
-            return result_of(change, refused, f"add {dn!r}")
+            return self._result(change, refused, "add", dn, sent=attributes)
         entry = there.entries[0]
         differences = [
             f"{name} is {_shown(raw_values(entry, name))}, the create sends {_shown(values)}"
@@ -126,9 +133,7 @@ class Exporter:
                 f"one to create: {'; '.join(differences)}",
             )
         values = [dn] if by_dn else raw_values(entry, id_attribute)
-        external_id = _text_value(values[0]) if values else None
-        if external_id and id_attribute.lower() == "entryuuid":
-            external_id = external_id.lower()
+        external_id = _external_id(id_attribute, values[0]) if values else None
         return ExportResult(change.id, ok=True, external_id=external_id, dn=dn)
 
     def _value_keys(self, name: str, values: Iterable[str | bytes]) -> set[str | bytes]:
@@ -142,6 +147,38 @@ class Exporter:
                 for class_name in schema.class_chain(_text_value(value)) or [_text_value(value)]
             }
         return {self._value_key(name, value) for value in values}
+
+    def _id_attribute(self, change: ExportChange) -> str:
+        """The object type's external id attribute (the directory's when not named)."""
+        return (
+            change.object_type.external_id_attribute or self.session.directory.external_id_attribute
+        )
+
+    def _result(
+        self,
+        change: ExportChange,
+        response: Response,
+        operation: str,
+        dn: str,
+        *,
+        target_dn: str = "",
+        sent: Mapping[str, list[Any]] | None = None,
+        external_id: str | None = None,
+        result_dn: str | None = None,
+    ) -> ExportResult:
+        """:func:`result_of` for ``operation`` (add, modify, rename, delete) of ``dn``
+        (renamed to ``target_dn``), with AD's refusals explained (:mod:`ad_errors`)
+        from what the request ``sent``."""
+        what = f"{operation} {dn!r}" + (f" to {target_dn!r}" if target_dn else "")
+        refusal = None
+        if not response.ok and self.session.directory.is_active_directory:
+            request = ad_errors.Request(
+                operation, dn, target_dn or dn, sent=sent, who=self.settings.who()
+            )
+            refusal = ad_errors.explain(response, request)
+        return result_of(
+            change, response, what, external_id=external_id, dn=result_dn, refusal=refusal
+        )
 
     def _post_read_control(self, attribute: str) -> tuple[str, bool, bytes]:
         """The post-read control asking for ``attribute`` (built once, it never changes)."""
@@ -216,10 +253,12 @@ class Exporter:
             dn = renamed = new_dn
         if modifications:
             response = yield Request("modify", dn, changes=modifications)
-            if response.code in (VALUE_EXISTS, NO_SUCH_ATTRIBUTE):
+            if response.code in (VALUE_EXISTS, NO_SUCH_ATTRIBUTE) or (
+                self.session.directory.is_active_directory and ad_errors.value_conflict(response)
+            ):
                 response = yield from self._modify_what_is_needed(change, dn, modifications)
             if not response.ok:
-                result = result_of(change, response, f"modify {dn!r}")
+                result = self._result(change, response, "modify", dn, sent=_sent(modifications))
                 result.dn = renamed
                 return result
         return ExportResult(change.id, ok=True, external_id=change.external_id, dn=renamed)
@@ -241,14 +280,17 @@ class Exporter:
             return None
         if response.code == NO_SUCH_OBJECT:
             # A retry after a rename whose answer was lost: the entry is there already.
-            there = yield Request("read", new_dn, read=["entryUUID"])
-            values = _values_of(there, "entryUUID")
+            id_attribute = self._id_attribute(change)
+            if id_attribute.lower() == "dn":
+                id_attribute = self.session.directory.external_id_attribute
+            there = yield Request("read", new_dn, read=[id_attribute])
+            values = _values_of(there, id_attribute)
             if values and (
                 not change.external_id
-                or values[0].decode("utf-8", "replace").lower() == change.external_id.lower()
+                or _external_id(id_attribute, values[0]).lower() == change.external_id.lower()
             ):
                 return None
-        return result_of(change, response, f"rename {dn!r} to {new_dn!r}")
+        return self._result(change, response, "rename", dn, target_dn=new_dn)
 
     def _modifications(self, change: ExportChange) -> dict[str, list[tuple[int, list[Any]]]]:
         """The modify request's changes: REPLACE, ADD, DELETE per attribute change."""
@@ -302,9 +344,20 @@ class Exporter:
         return response
 
     def _value_key(self, name: str, value: str | bytes) -> str | bytes:
-        """A value as the directory compares it (DNs normalised, case-insensitive rules)."""
+        """A value as the directory compares it (DNs normalised, case-insensitive rules).
+
+        AD's schema names no matching rules; it compares DNs and Unicode strings
+        ignoring case, so text and references do here.
+        """
         attribute = self.session.schema().attribute(name)
-        if attribute is None or not attribute.case_insensitive:
+        case_insensitive = attribute is not None and (
+            attribute.case_insensitive
+            or (
+                self.session.directory.is_active_directory
+                and attribute.data_type in ("text", "reference")
+            )
+        )
+        if attribute is None or not case_insensitive:
             return value.encode() if isinstance(value, str) else value
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         if attribute.data_type == "reference":
@@ -320,23 +373,36 @@ class Exporter:
         response = yield Request("delete", dn)
         if response.code == NO_SUCH_OBJECT:
             return ExportResult(change.id, ok=True)  # already gone: what was wanted
-        return result_of(change, response, f"delete {dn!r}")
+        return self._result(change, response, "delete", dn)
 
     def _locate(self, change: ExportChange) -> Generator[Request, Response, str]:
         """The DN of the entry with the change's external id ("" when there is none)."""
-        id_attribute = change.object_type.external_id_attribute or "entryUUID"
+        id_attribute = self._id_attribute(change)
         if not change.external_id or id_attribute.lower() == "dn":
             return change.external_id or ""
+        if id_attribute.lower() == "objectguid":
+            # AD finds an object by its GUID wherever it is: a base search of <GUID=…>.
+            try:
+                guid = uuid.UUID(change.external_id)
+            except ValueError:
+                return ""
+            response = yield Request("read", f"<GUID={guid}>", read=["1.1"])
+            return response.entries[0]["dn"] if response.ok and response.entries else ""
         base = change.object_type.container or self.settings.base_dn
         search_filter = f"({id_attribute}={escape_filter_chars(change.external_id)})"
         response = yield Request("find", base, read=["1.1"], search_filter=search_filter)
         return response.entries[0]["dn"] if response.ok and response.entries else ""
 
     def _not_found(self, change: ExportChange) -> str:
-        id_attribute = change.object_type.external_id_attribute or "entryUUID"
+        id_attribute = self._id_attribute(change)
         if not change.external_id:
             return "no DN and no external id to find the entry by"
         return f"no entry with {id_attribute} {change.external_id!r} on {self.settings.url}"
+
+
+def _sent(modifications: dict[str, list[tuple[int, list[Any]]]]) -> dict[str, list[Any]]:
+    """The values a modify sends, per attribute (for explaining a refusal)."""
+    return {name: [v for _, values in ops for v in values] for name, ops in modifications.items()}
 
 
 def _values_of(response: Response, attribute: str) -> list[bytes]:
@@ -374,12 +440,21 @@ def result_of(
     *,
     external_id: str | None = None,
     dn: str | None = None,
+    refusal: ad_errors.Refusal | None = None,
 ) -> ExportResult:
     """A change's result from the response to its last request: a failure names the
-    server's result and message, and is transient when the result is worth retrying."""
+    server's result and message, and is transient when the result is worth retrying;
+    with a ``refusal`` (AD's, explained), its cause first and its say on retrying."""
     if response.ok:
         return ExportResult(
             change.id, ok=True, external_id=external_id or change.external_id, dn=dn
+        )
+    if refusal is not None:
+        return ExportResult(
+            change.id,
+            ok=False,
+            error=f"{what} failed: {refusal.cause} (Active Directory: {response.describe()})",
+            transient=refusal.transient,
         )
     return ExportResult(
         change.id,
@@ -387,6 +462,13 @@ def result_of(
         error=f"{what} failed: {response.describe()}",
         transient=response.code in TRANSIENT_RESULTS,
     )
+
+
+def _external_id(id_attribute: str, raw: bytes | str) -> str:
+    """An external id as JIM keeps it: GUIDs (entryUUID, objectGUID) as lowercase text."""
+    if id_attribute.lower() in GUID_ID_ATTRIBUTES:
+        return guid_text(raw if isinstance(raw, bytes) else raw.encode())
+    return _text_value(raw)
 
 
 def _failed(change: ExportChange, error: str) -> Flow:

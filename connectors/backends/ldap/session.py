@@ -20,6 +20,12 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 
 from connectors.backends.ldap import internals
+from connectors.backends.ldap.directory import (
+    ROOT_DSE_ATTRIBUTES,
+    Directory,
+    check_delta_method,
+    resolve,
+)
 from connectors.backends.ldap.schema import Schema
 from connectors.backends.ldap.settings import LdapSettings
 from connectors.backends.ldap.transport import (
@@ -36,6 +42,9 @@ from connectors.backends.ldap.transport import (
 from connectors.backends.ldap.values import raw_values
 from connectors.base import ConnectionFailed, ConnectorConfigurationError, ConnectorError
 from core.dn import DNError, is_within, normalise_dn, parse_dn
+
+#: The bind's result when the server takes passwords only over TLS (AD's default).
+STRONGER_AUTH_REQUIRED = 8
 
 
 class Session:
@@ -128,6 +137,13 @@ class Session:
         if not bound:
             reason = connection.last_error or "the bind was refused"
             _quietly_close(connection)
+            if connection.result and connection.result.get("result") == STRONGER_AUTH_REQUIRED:
+                raise ConnectionFailed(
+                    f"{self.settings.url} accepts the password of {self.settings.who()} only "
+                    f"over an encrypted connection ({reason}): use an ldaps:// url or set "
+                    "start_tls: true",
+                    transient=False,
+                )
             raise ConnectionFailed(
                 f"{self.settings.url} refused the credentials of {self.settings.who()}: {reason}",
                 transient=False,
@@ -135,9 +151,29 @@ class Session:
         self._transport = Transport(connection, self.settings.url, self.settings.timeout)
         try:
             self.require_entry(self.settings.base_dn, "base_dn")
+            self.settings.directory = self._directory()
         except BaseException:
             self.close()
             raise
+
+    def _directory(self) -> Directory:
+        """The directory of the ``directory`` setting and the root DSE, with the
+        ``delta_method`` checked against it."""
+        directory = resolve(self.settings.text("directory"), self.root_dse(), self.settings.url)
+        check_delta_method(
+            self.settings.delta_method(),
+            directory,
+            self.settings.url,
+            explicit=bool(self.settings.text("delta_method")),
+        )
+        return directory
+
+    @property
+    def directory(self) -> Directory:
+        """The directory this session talks to (found when it opened)."""
+        if self.settings.directory is None:
+            raise ConnectorError("The ldap connector is not open; use it as a context manager.")
+        return self.settings.directory
 
     def _unreachable(self, exc: Exception) -> ConnectionFailed:
         reason = exception_text(exc)
@@ -158,6 +194,7 @@ class Session:
     def close(self) -> None:
         transport, self._transport = self._transport, None
         self._schema = self._root = None
+        self.settings.directory = None
         if transport is not None:
             transport.close()
 
@@ -325,18 +362,17 @@ class Session:
         self.check_search(response, dn, f"reading {setting} {dn!r}")
 
     def root_dse(self) -> dict[str, list[str]]:
-        """The root DSE's subschemaSubentry and supportedControl, read once."""
+        """The root DSE's subschemaSubentry, supportedControl and what tells the
+        directories apart (:data:`~connectors.backends.ldap.directory.ROOT_DSE_ATTRIBUTES`),
+        read once."""
         if self._root is None:
+            names = ["subschemaSubentry", "supportedControl", *ROOT_DSE_ATTRIBUTES]
             entries = self.search(
-                "",
-                "(objectClass=*)",
-                ["subschemaSubentry", "supportedControl"],
-                scope=ldap3.BASE,
-                what="reading the root DSE",
+                "", "(objectClass=*)", names, scope=ldap3.BASE, what="reading the root DSE"
             )
             self._root = {
                 name: [v.decode("utf-8", "replace") for v in raw_values(entries[0], name)]
-                for name in ("subschemaSubentry", "supportedControl")
+                for name in names
                 if entries
             }
         return self._root

@@ -7,19 +7,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from connectors.backends.ldap.directory import AUTO, DIRECTORY_CHOICES, Directory
 from connectors.backends.ldap.values import FALSE_TEXTS, TRUE_TEXTS
 from connectors.base import ConnectorConfigurationError, SettingSpec
 
-#: How delta imports find changes: OpenLDAP's accesslog, modifyTimestamp, Active
-#: Directory's uSNChanged (connectors/backends/ldap/usn.py), or not at all.
+#: The values of ``delta_method`` (which work depends on the directory).
 DELTA_METHODS = ("accesslog", "modify_timestamp", "usn", "none")
-
 #: The settings of the ldap connector (docs/connectors/ldap.md describes them).
 SETTINGS = (
     SettingSpec("url", required=True, help="ldap://host:port or ldaps://host:port"),
     SettingSpec("bind_dn", help="DN to bind as; anonymous when blank."),
     SettingSpec("bind_password", secret=True, help="Password of bind_dn."),
     SettingSpec("base_dn", required=True, help="Search base when no container is given."),
+    SettingSpec(
+        "directory",
+        default=AUTO,
+        choices=DIRECTORY_CHOICES,
+        help="openldap or active_directory; auto reads it from the server's root DSE.",
+    ),
     SettingSpec("start_tls", type=bool, default=False, help="Upgrade ldap:// with StartTLS."),
     SettingSpec("ca_file", help="PEM file of the CA to trust for TLS."),
     SettingSpec(
@@ -33,9 +38,9 @@ SETTINGS = (
     SettingSpec("timeout", type=int, default=30, help="Connect/operation timeout (seconds)."),
     SettingSpec(
         "delta_method",
-        default="accesslog",
         choices=DELTA_METHODS,
-        help="How delta imports find changes.",
+        help="How delta imports find changes; blank: accesslog on OpenLDAP, usn on "
+        "Active Directory.",
     ),
     SettingSpec("accesslog_base", default="cn=accesslog", help="The accesslog database."),
     SettingSpec(
@@ -56,6 +61,9 @@ class LdapSettings:
         self.values = values
         #: The configuration's folder: relative paths (``ca_file``) are relative to it.
         self.base_dir = base_dir
+        #: The directory the session found (``directory`` setting and root DSE); None
+        #: until a session is open.
+        self.directory: Directory | None = None
 
     def get(self, name: str) -> Any:
         """The raw value of a setting; its declared default when absent or None (so
@@ -105,11 +113,14 @@ class LdapSettings:
         return self.number("timeout")
 
     def delta_method(self) -> str:
-        """The ``delta_method`` setting, checked."""
-        method = self.text("delta_method") or "accesslog"
+        """The ``delta_method`` setting, checked; when blank, the default of the
+        directory the session found (OpenLDAP's until one is open)."""
+        method = self.text("delta_method")
+        if not method:
+            return self.directory.default_delta_method if self.directory else "accesslog"
         if method not in DELTA_METHODS:
             raise ConnectorConfigurationError(
-                f"delta_method must be accesslog, modify_timestamp, usn or none, not {method!r}."
+                f"delta_method must be {', '.join(DELTA_METHODS[:-1])} or none, not {method!r}."
             )
         return method
 
@@ -129,6 +140,10 @@ class LdapSettings:
         for name in ("page_size", "export_window", "timeout"):
             self.number(name)
         self.delta_method()
+        if self.text("directory").lower() not in DIRECTORY_CHOICES:
+            raise ConnectorConfigurationError(
+                f"directory must be {', '.join(DIRECTORY_CHOICES)}, not {self.get('directory')!r}."
+            )
 
     def who(self) -> str:
         return f"bind DN {self.bind_dn!r}" if self.bind_dn else "an anonymous bind"

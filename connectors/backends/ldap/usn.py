@@ -28,7 +28,6 @@ USNs are per domain controller: the connected system's ``url`` must name one DC.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +38,7 @@ from ldap3.utils.conv import escape_filter_chars
 from connectors.backends.ldap.entries import EntryReader, page_of
 from connectors.backends.ldap.session import Session
 from connectors.backends.ldap.transport import INSUFFICIENT_ACCESS, NO_SUCH_OBJECT
-from connectors.backends.ldap.values import raw_values
+from connectors.backends.ldap.values import guid_text, raw_values
 from connectors.base import (
     ConnectorConfigurationError,
     ConnectorError,
@@ -131,9 +130,7 @@ class UsnDelta:
                 "delta_method usn needs it to tell a restored database (let it read the "
                 "domain controller's NTDS Settings object, as authenticated users can by default)."
             )
-        return DirectoryState(
-            usn, server, str(uuid.UUID(bytes_le=raw[0])), values["defaultNamingContext"]
-        )
+        return DirectoryState(usn, server, guid_text(raw[0]), values["defaultNamingContext"])
 
     def watermark(self) -> dict[str, Any]:
         """The watermark of an import starting now."""

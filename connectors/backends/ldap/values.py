@@ -1,5 +1,5 @@
-"""LDAP values ⇄ JIM values: GeneralizedTime, booleans, base64 binary, and the raw
-values of an entry as the transport decodes them.
+"""LDAP values ⇄ JIM values: GeneralizedTime, booleans, base64 binary, GUIDs (text, or
+Active Directory's 16 bytes), and the raw values of an entry as the transport decodes them.
 
 Import converts by data type (the object type's declaration first, else the
 schema's); export turns JIM values back into what the directory stores.
@@ -123,10 +123,11 @@ def _to_binary(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _to_guid(raw: bytes) -> str:
-    """entryUUID's text, or AD's binary objectGUID (16 bytes, its first three fields
-    little-endian), as the lowercase ``xxxxxxxx-xxxx-…`` form AD's tools show."""
-    if len(raw) == 16:  # a GUID's text is 32 or 36 characters, never 16
+def guid_text(raw: bytes) -> str:
+    """A GUID's canonical lowercase text (``1b4e28ba-2fa1-11d2-883f-0016d3cca427``):
+    from its text (entryUUID), or from Active Directory's 16 bytes (objectGUID, stored
+    as Windows stores a GUID: its first three fields little-endian)."""
+    if len(raw) == 16:
         return str(uuid.UUID(bytes_le=raw))
     return decode_text(raw).strip().lower()
 
@@ -139,7 +140,7 @@ IMPORT_CONVERTERS: dict[str, Callable[[bytes], Any]] = {
     "boolean": _to_boolean,
     "datetime": _to_datetime,
     "binary": _to_binary,
-    "guid": _to_guid,
+    "guid": guid_text,
 }
 
 
@@ -156,12 +157,28 @@ def to_ldap_value(value: Any, data_type: str) -> str | bytes:
         raise ValueError(f"{value!r} is not a boolean")
     if data_type == "datetime" or isinstance(value, dt.date):
         return to_generalized_time(value)
+    if data_type == "integer":
+        return _integer_text(value)
     if data_type == "binary" and isinstance(value, str):
         try:
             return base64.b64decode(value, validate=True)
         except binascii.Error:
             raise ValueError(f"{value[:40]!r} is not base64-encoded binary") from None
     return str(value)
+
+
+def _integer_text(value: Any) -> str:
+    """An integer as LDAP's Integer syntax writes it (``512``); a float only when it is
+    whole, text only when it is an integer (``'enabled'`` is refused here, as some
+    directories would store it as 0)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    text = str(value).strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return str(int(text))
+    raise ValueError(f"{value!r} is not an integer")
 
 
 def raw_values(entry: dict[str, Any], attribute: str) -> list[bytes]:
