@@ -60,6 +60,20 @@ def test_a_full_import_keeps_the_usn_watermark_taken_before_its_first_page(
     assert cso.external_id == guid_of(ad_connection, f"CN=First,OU=people,{ad_ou}")
 
 
+def test_usn_is_the_delta_method_of_active_directory_when_none_is_set(
+    samba_dc, ad_ou, ad_connection
+):
+    system = ad_system(samba_dc, ad_ou, delta_method="")
+    assert run(system).status == "complete"
+    assert persisted(system)["delta_method"] == "usn"
+    dn = add_user(ad_connection, f"OU=people,{ad_ou}", "later")
+
+    activity = run(system, "Delta Import")
+
+    assert (activity.status, activity.counts) == ("complete", {"added": 1}), activity.message
+    assert guid_of(ad_connection, dn) in live(system)
+
+
 def test_a_delta_sees_creates_changes_renames_moves_and_deletes_made_in_ad(
     samba_dc, ad_ou, ad_connection
 ):
