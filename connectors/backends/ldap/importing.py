@@ -5,7 +5,8 @@ A full import is one paged subtree search per object type, the next page request
 while the processor works on the current one. A delta reads OpenLDAP's accesslog
 after the watermark, folds it per entry (:mod:`connectors.backends.ldap.accesslog`)
 and re-reads the changed entries (or, with ``modify_timestamp``, re-reads the entries
-changed since the watermark); :mod:`connectors.backends.ldap.entries` turns what is
+changed since the watermark; with ``usn``, Active Directory's
+:mod:`connectors.backends.ldap.usn`); :mod:`connectors.backends.ldap.entries` turns what is
 read into import objects. The watermark is found by size-limited probes
 (:mod:`connectors.backends.ldap.newest`), never a paged or unlimited search.
 docs/connectors/ldap.md describes it all.
@@ -31,6 +32,7 @@ from connectors.backends.ldap.newest import MICROSECOND, SECOND, Probe, find_new
 from connectors.backends.ldap.schema import OPERATIONAL_ATTRIBUTES
 from connectors.backends.ldap.session import Session
 from connectors.backends.ldap.transport import SIZE_LIMIT_EXCEEDED
+from connectors.backends.ldap.usn import UsnDelta
 from connectors.backends.ldap.values import raw_values
 from connectors.base import (
     ConnectorConfigurationError,
@@ -58,6 +60,7 @@ class Importer:
         self.settings = session.settings
         #: Probes the last search for a newest value took (the benchmark reports it).
         self.newest_probes = 0
+        self.usn = UsnDelta(session, self._attributes_to_read)
 
     def import_objects(
         self,
@@ -82,7 +85,7 @@ class Importer:
         if method == "none":
             raise ConnectorConfigurationError(
                 "delta_method is none: this connected system has no delta import; "
-                "run a full import (or set delta_method to accesslog or modify_timestamp)."
+                "run a full import (or set delta_method to accesslog, modify_timestamp or usn)."
             )
         if method == "accesslog":
             self._require_accesslog()
@@ -98,6 +101,8 @@ class Importer:
             )
         if method == "accesslog":
             return self._accesslog_delta(readers, persisted_data, page_size)
+        if method == "usn":
+            return self.usn.delta(readers, persisted_data, page_size)
         return self._timestamp_delta(readers, persisted_data, page_size)
 
     def _attributes_to_read(self, reader: EntryReader) -> list[str]:
@@ -153,6 +158,8 @@ class Importer:
                 precision=SECOND,
             )
             return {"delta_method": method, "modify_timestamp": newest}
+        if method == "usn":
+            return self.usn.watermark()
         return {}
 
     def _accesslog_readable(self) -> bool:

@@ -114,9 +114,11 @@ def search_message(
     time_limit: int = 0,
     paged_size: int | None = None,
     paged_cookie: bytes | None = None,
+    controls: list[tuple[str, bool, bytes | None]] | None = None,
 ) -> bytes:
     """A search request as ldap3's ``Connection.search`` sends it (no schema, names not
-    checked, aliases always dereferenced, values auto-escaped and encoded)."""
+    checked, aliases always dereferenced, values auto-escaped and encoded); ``controls``
+    are (OID, criticality, value) sent besides the paged-results control."""
     request = search_operation(
         base,
         search_filter,
@@ -132,10 +134,10 @@ def search_message(
         validator=None,
         check_names=False,
     )
-    controls = None
+    sent: list[Any] = list(controls or [])
     if paged_size is not None:
-        controls = [paged_search_control(False, paged_size, paged_cookie)]
-    return encode_request(message_id, "searchRequest", request, controls)
+        sent.append(paged_search_control(False, paged_size, paged_cookie))
+    return encode_request(message_id, "searchRequest", request, sent or None)
 
 
 def delete_message(message_id: int, dn: str) -> bytes:

@@ -41,7 +41,7 @@ from connectors.backends.ldap.transport import (
 )
 from connectors.backends.ldap.values import raw_values
 from connectors.base import ConnectionFailed, ConnectorConfigurationError, ConnectorError
-from core.dn import DNError, parse_dn
+from core.dn import DNError, is_within, normalise_dn, parse_dn
 
 #: The bind's result when the server takes passwords only over TLS (AD's default).
 STRONGER_AUTH_REQUIRED = 8
@@ -236,6 +236,7 @@ class Session:
         page_size: int | None = None,
         cookie: bytes | None = None,
         size_limit: int = 0,
+        controls: list[tuple[str, bool, bytes | None]] | None = None,
         what: str,
     ) -> int:
         attributes = list(attributes)
@@ -251,6 +252,7 @@ class Session:
                 time_limit=self.settings.timeout,
                 paged_size=page_size,
                 paged_cookie=cookie,
+                controls=controls,
             )
 
         return self.send(build, what)
@@ -274,16 +276,28 @@ class Session:
         return response.entries
 
     def paged_search(
-        self, base: str, search_filter: str, attributes: list[str], page_size: int, what: str
+        self,
+        base: str,
+        search_filter: str,
+        attributes: list[str],
+        page_size: int,
+        what: str,
+        *,
+        controls: list[tuple[str, bool, bytes | None]] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """The entries of a paged subtree search, page by page.
 
-        Every page repeats the filter and attributes; the next page is requested before
-        the current one is handed over, so the directory works while the caller does.
+        Every page repeats the filter, attributes and ``controls``; the next page is
+        requested before the current one is handed over, so the directory works while
+        the caller does. An entry outside ``base`` is left out: Samba decides which
+        entries a paged search returns at its first page and reads each one when its
+        page is asked for, so an entry moved out of ``base`` meanwhile comes back with
+        its new DN (tests/ad/test_ad_paging.py) — it is no longer in the search's scope.
         """
         message_id = self.send_search(
-            base, search_filter, attributes, page_size=page_size, what=what
+            base, search_filter, attributes, page_size=page_size, controls=controls, what=what
         )
+        within = _within(base)
         while True:
             response = self.wait(message_id, what)
             self.check_search(response, base, what)
@@ -294,9 +308,10 @@ class Session:
                     attributes,
                     page_size=page_size,
                     cookie=response.cookie,
+                    controls=controls,
                     what=what,
                 )
-            yield response.entries
+            yield [entry for entry in response.entries if within(entry["dn"])]
             if not response.cookie:
                 return
 
@@ -386,6 +401,30 @@ class Session:
                 [v.decode("utf-8", "replace") for v in raw_values(entries[0], "attributeTypes")],
             )
         return self._schema
+
+
+def _within(base: str) -> Callable[[str], bool]:
+    """A test of whether a DN is ``base`` or beneath it: a comparison of the text's end
+    for the entries a server spells as it spelt the base, normalised DNs otherwise."""
+    suffix = base.lower()
+    try:
+        base_key = normalise_dn(base)
+    except DNError:
+        return lambda dn: True  # the search itself refused such a base
+
+    def within(dn: str) -> bool:
+        lowered = dn.lower()
+        if lowered == suffix:
+            return True
+        at = len(lowered) - len(suffix) - 1
+        if at > 0 and lowered.endswith("," + suffix) and lowered[at - 1] != "\\":
+            return True
+        try:
+            return is_within(normalise_dn(dn), base_key)
+        except DNError:
+            return True  # not ours to judge: the reader reports what it cannot read
+
+    return within
 
 
 def _quietly_close(connection: ldap3.Connection) -> None:
