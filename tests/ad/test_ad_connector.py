@@ -120,6 +120,15 @@ def test_auto_finds_active_directory_and_takes_its_defaults(samba_dc, ad_ou, con
     assert user.attributes["objectGUID"].data_type == "guid"
 
 
+def test_attributes_of_auxiliary_classes_are_typed_from_the_content_rule(connector):
+    """AD lists ``user``'s ``objectSid`` (class securityPrincipal) only in its DIT
+    content rule: typed as text, the next import could not read its bytes."""
+    user = next(spec for spec in connector.discover_schema() if spec.name == "user")
+    assert user.attributes["objectSid"].data_type == "binary"
+    assert user.attributes["sAMAccountName"].data_type == "text"
+    assert "uidNumber" in user.attributes  # posixAccount, an auxiliary class of user
+
+
 def test_a_directory_setting_that_fits_the_server_is_taken(samba_dc, ad_ou, slapd: Slapd):
     settings = samba_dc.service_settings(ad_ou) | {"directory": "active_directory"}
     with LdapConnector(settings) as connector:

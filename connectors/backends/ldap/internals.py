@@ -48,7 +48,11 @@ from ldap3.operation.search import (  # noqa: E402
 from ldap3.protocol.convert import build_controls_list  # noqa: E402
 from ldap3.protocol.rfc2696 import paged_search_control  # noqa: E402
 from ldap3.protocol.rfc4511 import Control, LDAPMessage, MessageID, ProtocolOp  # noqa: E402
-from ldap3.protocol.rfc4512 import AttributeTypeInfo, ObjectClassInfo  # noqa: E402
+from ldap3.protocol.rfc4512 import (  # noqa: E402
+    AttributeTypeInfo,
+    DitContentRuleInfo,
+    ObjectClassInfo,
+)
 from ldap3.protocol.rfc4527 import post_read_control  # noqa: E402
 from ldap3.strategy.base import BaseStrategy  # noqa: E402
 from ldap3.utils.asn1 import decode_message_fast, encode  # noqa: E402
@@ -59,6 +63,7 @@ from ldap3.utils.conv import to_unicode  # noqa: E402
 __all__ = [
     "AttributeTypeInfo",
     "Control",
+    "DitContentRuleInfo",
     "ObjectClassInfo",
     "post_read_control",
     "to_unicode",

@@ -2,19 +2,26 @@
 types, attribute syntaxes become data types.
 
 Structural and auxiliary classes are object types whose attributes are the MUST and
-MAY attributes of the class and its superclasses (plus ``entryUUID`` and
-``modifyTimestamp``); SINGLE-VALUE makes an attribute single-valued, and an
-attribute's equality rule says whether the directory compares its values ignoring case.
+MAY attributes of the class and its superclasses, and those its DIT content rule adds
+(the rule's own, and its auxiliary classes' — Active Directory publishes ``user``'s
+``objectSid`` only there), plus ``entryUUID`` and ``modifyTimestamp``; SINGLE-VALUE
+makes an attribute single-valued, and an attribute's equality rule says whether the
+directory compares its values ignoring case.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ldap3.core.exceptions import LDAPSchemaError
 
-from connectors.backends.ldap.internals import AttributeTypeInfo, ObjectClassInfo
+from connectors.backends.ldap.internals import (
+    AttributeTypeInfo,
+    DitContentRuleInfo,
+    ObjectClassInfo,
+)
 from connectors.base import AttributeSpec, ConnectorError, ObjectTypeSpec
 
 #: LDAP syntax OID → JIM data type (anything else is text).
@@ -68,13 +75,28 @@ class ObjectClass:
     may: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ContentRule:
+    """A DIT content rule: what entries of a structural class may have beyond the class."""
+
+    auxiliaries: tuple[str, ...]
+    must: tuple[str, ...]
+    may: tuple[str, ...]
+
+
 class Schema:
     """The directory's object classes and attribute types, by any of their names."""
 
-    def __init__(self, object_classes: list[str], attribute_types: list[str]) -> None:
+    def __init__(
+        self,
+        object_classes: list[str],
+        attribute_types: list[str],
+        content_rules: Sequence[str] = (),
+    ) -> None:
         try:
             raw_types = AttributeTypeInfo.from_definition(attribute_types)
             raw_classes = ObjectClassInfo.from_definition(object_classes)
+            raw_rules = DitContentRuleInfo.from_definition(list(content_rules))
         except LDAPSchemaError as exc:
             raise ConnectorError(f"the directory's schema cannot be read: {exc}") from None
         infos = {id(info): info for info in raw_types.values()}
@@ -97,6 +119,15 @@ class Schema:
             )
             for name in names:
                 self._classes[name.lower()] = object_class
+        self._content_rules: dict[str, ContentRule] = {}
+        for rule in {id(r): r for r in raw_rules.values()}.values():
+            content_rule = ContentRule(
+                auxiliaries=tuple(rule.auxiliary_classes or ()),
+                must=tuple(rule.must_contain or ()),
+                may=tuple(rule.may_contain or ()),
+            )
+            for name in [*(rule.name or []), rule.oid]:
+                self._content_rules[name.lower()] = content_rule
 
     @staticmethod
     def _resolve(info: Any, by_name: dict[str, Any]) -> AttributeType:
@@ -139,6 +170,25 @@ class Schema:
         visit(name)
         return chain
 
+    def _attribute_names(self, object_class: ObjectClass) -> list[str]:
+        """The MUST and MAY attributes of the class and its superclasses, then those of
+        its DIT content rule and the rule's auxiliary classes (with theirs)."""
+        classes = self.class_chain(object_class.name)
+        rule = self._content_rules.get(object_class.name.lower())
+        if rule is not None:
+            for auxiliary in rule.auxiliaries:
+                classes.extend(c for c in self.class_chain(auxiliary) if c not in classes)
+        names = [
+            name
+            for class_name in classes
+            for member in [self.object_class(class_name)]
+            if member is not None
+            for name in (*member.must, *member.may)
+        ]
+        if rule is not None:
+            names.extend((*rule.must, *rule.may))
+        return names
+
     def object_type_specs(self) -> list[ObjectTypeSpec]:
         """Structural and auxiliary classes as object types, by name."""
         specs = []
@@ -146,12 +196,10 @@ class Schema:
             if object_class.kind == "ABSTRACT":
                 continue
             attributes: dict[str, AttributeSpec] = {}
-            for class_name in self.class_chain(object_class.name):
-                member = self.object_class(class_name)
-                for attribute_name in (*member.must, *member.may):
-                    attribute = self.attribute(attribute_name)
-                    if attribute is not None:
-                        attributes.setdefault(attribute.name, attribute.spec())
+            for attribute_name in self._attribute_names(object_class):
+                attribute = self.attribute(attribute_name)
+                if attribute is not None:
+                    attributes.setdefault(attribute.name, attribute.spec())
             for attribute_name in OPERATIONAL_ATTRIBUTES:
                 attribute = self.attribute(attribute_name)
                 if attribute is not None:

@@ -388,7 +388,7 @@ class Session:
             entries = self.search(
                 subschema,
                 "(objectClass=subschema)",
-                ["objectClasses", "attributeTypes"],
+                ["objectClasses", "attributeTypes", "dITContentRules"],
                 scope=ldap3.BASE,
                 what=f"reading the schema {subschema!r}",
             )
@@ -399,6 +399,7 @@ class Session:
             self._schema = Schema(
                 [v.decode("utf-8", "replace") for v in raw_values(entries[0], "objectClasses")],
                 [v.decode("utf-8", "replace") for v in raw_values(entries[0], "attributeTypes")],
+                [v.decode("utf-8", "replace") for v in raw_values(entries[0], "dITContentRules")],
             )
         return self._schema
 
