@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from connectors.backends.ldap.ranges import range_size
 from connectors.backends.ldap.values import FALSE_TEXTS, TRUE_TEXTS
 from connectors.base import ConnectorConfigurationError, SettingSpec
 
@@ -39,6 +40,12 @@ SETTINGS = (
         type=int,
         default=64,
         help="Export requests kept in flight at once (pipelining).",
+    ),
+    SettingSpec(
+        "range_size",
+        type=int,
+        help="Active Directory: ask for multi-valued attributes in ranges of this many "
+        "values (AD ranges those over its MaxValRange by itself; Samba only when asked).",
     ),
 )
 
@@ -125,6 +132,7 @@ class LdapSettings:
         for name in ("page_size", "export_window", "timeout"):
             self.number(name)
         self.delta_method()
+        range_size(self)
 
     def who(self) -> str:
         return f"bind DN {self.bind_dn!r}" if self.bind_dn else "an anonymous bind"
