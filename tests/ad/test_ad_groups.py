@@ -14,8 +14,10 @@ import os
 from typing import Any
 
 import ldap3
+import pytest
 
 from connectors.backends.ldap import LdapConnector
+from connectors.backends.ldap.ranges import Range, ValueChunks, parse_range
 from connectors.base import (
     AttributeSpec,
     ExportAttributeChange,
@@ -165,3 +167,40 @@ def test_a_create_cut_off_partway_is_completed_by_its_retry(
         assert retried.external_id == dn
         _, groups = _read(connector, spec)
     assert _members(groups[dn]) == _expected(members)
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _chunks(size: int = 3) -> ValueChunks:
+    return ValueChunks(None, lambda name, values: set(values), chunk_values=size)
+
+
+def test_a_modify_is_split_in_order_and_a_big_replace_becomes_replace_then_adds() -> None:
+    changes = {
+        "member": [(ldap3.MODIFY_REPLACE, list("abcde")), (ldap3.MODIFY_DELETE, ["x"])],
+        "description": [(ldap3.MODIFY_REPLACE, [])],
+    }
+    assert _chunks().modify_chunks(changes) == [
+        {"member": [(ldap3.MODIFY_REPLACE, ["a", "b", "c"])]},
+        {
+            "member": [(ldap3.MODIFY_ADD, ["d", "e"]), (ldap3.MODIFY_DELETE, ["x"])],
+            "description": [(ldap3.MODIFY_REPLACE, [])],
+        },
+    ]
+    small = {"member": [(ldap3.MODIFY_ADD, ["a"]), (ldap3.MODIFY_DELETE, ["b", "c"])]}
+    assert _chunks().modify_chunks(small) == [small]
+
+
+def test_an_add_carries_the_small_attributes_whole_and_the_first_values_of_a_big_one() -> None:
+    first, rest = _chunks(4).add_chunks({"member": list("abcdef"), "cn": ["g"]})
+    assert first == {"member": ["a", "b", "c"], "cn": ["g"]}
+    assert rest == {"member": [(ldap3.MODIFY_ADD, ["d", "e", "f"])]}
+
+
+def test_a_range_option_is_read_from_an_attribute_description() -> None:
+    assert parse_range("member;range=0-1499") == Range("member", 0, 1499)
+    assert parse_range("Member;Range=1500-*") == Range("Member", 1500, None)
+    assert parse_range("member") is None
+    with pytest.raises(ValueError, match="not a valid range"):
+        parse_range("member;range=a-b")
