@@ -41,6 +41,7 @@ import ldap3
 from connectors.backends.ldap.pipeline import Flow, Request
 from connectors.backends.ldap.transport import (
     ENTRY_ALREADY_EXISTS,
+    NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
     VALUE_EXISTS,
     Response,
@@ -62,6 +63,8 @@ CHUNK_BYTES = 4 * 1024 * 1024
 #: Set on a raw entry that could not be read whole: why (the reader makes it an import
 #: error naming the entry, :mod:`connectors.backends.ldap.entries`).
 UNREAD = "jim_unread"
+#: AD's refusal of a member already gone (and of much else).
+UNWILLING_TO_PERFORM = 53
 #: The result code given to the exporter when a read-back cannot be completed
 #: (``other``: permanent; the message says why).
 _OTHER = 80
@@ -299,11 +302,15 @@ class ValueChunks:
 
     def flow(self, inner: Flow) -> Flow:
         """``inner``, its adds and modifies split into chunks, its reads completed."""
+        #: Refusals of values already there or gone are read as such once: the
+        #: exporter then resends what is still needed, whose refusal is the answer.
+        refused = False
         try:
             request = next(inner)
             while True:
                 if request.kind == "modify":
-                    response = yield from self._modify(request)
+                    response = yield from self._modify(request, translate=not refused)
+                    refused = refused or response.code in (VALUE_EXISTS, NO_SUCH_ATTRIBUTE)
                 elif request.kind == "add":
                     response = yield from self._add(request)
                 elif request.kind == "read":
@@ -332,22 +339,28 @@ class ValueChunks:
             return Response(_OTHER, f"reading {request.dn!r} back: {ranged.problem}")
         return response
 
-    def _modify(self, request: Request) -> Generator[Request, Response, Response]:
-        """The modify in chunks, in order, each sent once the one before succeeded."""
+    def _modify(
+        self, request: Request, *, translate: bool
+    ) -> Generator[Request, Response, Response]:
+        """The modify in chunks, in order, each sent once the one before succeeded;
+        with ``translate``, AD's refusals of values there or gone read as such."""
         chunks = self.modify_chunks(request.changes)
         if len(chunks) == 1:
-            return _value_refusal((yield request))
-        return (yield from self._send_chunks(request.dn, chunks, request.changes, written=0))
+            response = yield request
+            return _value_refusal(response, request.changes) if translate else response
+        return (yield from self._send_chunks(request.dn, chunks, translate=translate, written=0))
 
     def _send_chunks(
-        self, dn: str, chunks: list[Modifications], whole: Modifications, *, written: int
+        self, dn: str, chunks: list[Modifications], *, translate: bool = False, written: int
     ) -> Generator[Request, Response, Response]:
-        """Send ``chunks`` (of the change ``whole``) one after the other; ``written``
-        values of the change were written before the first."""
+        """Send ``chunks`` one after the other; ``written`` values of the change were
+        written before the first."""
         total = written + sum(_count(chunk) for chunk in chunks)
         response = Response(0)
         for chunk in chunks:
-            response = _value_refusal((yield Request("modify", dn, changes=chunk)))
+            response = yield Request("modify", dn, changes=chunk)
+            if translate:
+                response = _value_refusal(response, chunk)
             if not response.ok:
                 return _partway(response, written, total)
             written += _count(chunk)
@@ -368,7 +381,7 @@ class ValueChunks:
             if missing is not None:
                 chunks = self.modify_chunks(missing)
                 if chunks:
-                    done = yield from self._send_chunks(dn, chunks, missing, written=0)
+                    done = yield from self._send_chunks(dn, chunks, written=0)
                     if not done.ok:
                         return done
             return response
@@ -376,7 +389,7 @@ class ValueChunks:
             return response
         chunks = self.modify_chunks(rest)
         written = sum(len(values) for values in first.values())
-        done = yield from self._send_chunks(dn, chunks, rest, written=written)
+        done = yield from self._send_chunks(dn, chunks, written=written)
         return response if done.ok else done
 
     def _missing(
@@ -472,13 +485,23 @@ def _count(changes: Modifications) -> int:
     return sum(len(values) for operations in changes.values() for _, values in operations)
 
 
-def _value_refusal(response: Response) -> Response:
-    """A modify's refusal as AD gives it: Samba refuses to add a linked value that is
-    there already (a member) with entryAlreadyExists, where Windows answers
-    attributeOrValueExists; from a modify it can mean nothing else."""
-    if response.code != ENTRY_ALREADY_EXISTS:
-        return response
-    return dataclasses.replace(response, code=VALUE_EXISTS)
+def _value_refusal(response: Response, changes: Modifications) -> Response:
+    """A modify's refusal of a value already there or already gone, as the exporter
+    reads it (attributeOrValueExists, noSuchAttribute). AD refuses a linked value (a
+    member) otherwise: one already there with entryAlreadyExists (ERROR_MEMBER_IN_GROUP;
+    from a modify it can mean nothing else), one already gone with unwillingToPerform
+    (ERROR_MEMBER_NOT_IN_GROUP; Samba: "already deleted"), which may have other causes:
+    the exporter then reads the values and resends what is still needed, and that
+    request meets any other cause again."""
+    if response.code == ENTRY_ALREADY_EXISTS:
+        return dataclasses.replace(response, code=VALUE_EXISTS)
+    if response.code == UNWILLING_TO_PERFORM and any(
+        operation == ldap3.MODIFY_DELETE and values
+        for operations in changes.values()
+        for operation, values in operations
+    ):
+        return dataclasses.replace(response, code=NO_SUCH_ATTRIBUTE)
+    return response
 
 
 def _partway(response: Response, written: int, total: int) -> Response:
