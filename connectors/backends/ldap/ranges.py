@@ -14,9 +14,10 @@ ranges only when asked to: the ``range_size`` setting makes the connector ask fo
 ranges of that size (the object type's multi-valued attributes on import, every
 attribute an export reads back), so Samba answers as Windows does.
 
-**Writing.** A value list that big is too big for one request: Samba closes the
-connection on a request over 16 MiB (``ldap max authenticated request size``), Windows
-refuses one over its MaxReceiveBuffer (10 MiB). :class:`ValueChunks` wraps an export
+**Writing.** A value list that big may not go in one request: Samba closes the
+connection on a request over 16 MiB (``ldap max authenticated request size``; it takes
+12,000 members in one modify, by count it refuses nothing), Windows refuses one over
+its MaxReceiveBuffer (10 MiB). :class:`ValueChunks` wraps an export
 flow and splits its requests: a modify into requests of at most :data:`CHUNK_VALUES`
 values and :data:`CHUNK_BYTES` bytes of values, sent in order, each sent when the one
 before succeeded; an add into the add of the entry with its first values and modifies
@@ -24,8 +25,9 @@ adding the others. The directory applies each request whole, never two together 
 LDAP transactions on AD), so a change cut into chunks is all-or-nothing only up to the
 chunk that failed: the chunks before it stay applied and the result says so. The retry
 converges: a modify that finds values already added or already gone is resent with
-only what is still needed (the exporter's own rule), and an add that finds its entry
-created partway (holding some of the values sent, and no other) completes it.
+only what is still needed (the exporter's own rule; AD's own refusals of a member
+there or gone are read as such, :func:`_value_refusal`), and an add that finds its
+entry created partway (holding some of the values sent, and no other) completes it.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ if TYPE_CHECKING:
 #: Follow-up range reads of one answer's entries kept in flight at once.
 READ_WINDOW = 32
 #: Values one export request carries at most (an attribute's values beyond it go in
-#: further requests): Samba and Windows take far more, but a request stays well under
-#: their size limits and a few seconds of the server's time.
+#: further requests). Samba takes a modify of 12,000 members, about 0.7 ms each; a
+#: chunk keeps a request well under the servers' size limits and within seconds of
+#: the server's time, far from the connector's ``timeout``.
 CHUNK_VALUES = 5000
 #: Bytes of values one export request carries at most (Samba: 16 MiB per request).
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -302,8 +305,8 @@ class ValueChunks:
 
     def flow(self, inner: Flow) -> Flow:
         """``inner``, its adds and modifies split into chunks, its reads completed."""
-        #: Refusals of values already there or gone are read as such once: the
-        #: exporter then resends what is still needed, whose refusal is the answer.
+        # Refusals of values already there or gone are read as such once: the exporter
+        # then resends what is still needed, and the refusal of that is the answer.
         refused = False
         try:
             request = next(inner)
