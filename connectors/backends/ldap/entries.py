@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from connectors.backends.ldap.ranges import UNREAD
 from connectors.backends.ldap.schema import Schema
 from connectors.backends.ldap.values import IMPORT_CONVERTERS, decode_text
 from connectors.base import ImportObject, ImportObjectError, ImportPage, ObjectTypeSpec
@@ -52,7 +53,7 @@ class EntryReader:
     def read(self, entry: dict[str, Any]) -> ImportObject | ImportObjectError:
         dn = entry["dn"]
         attributes: dict[str, list[Any]] = {}
-        problem = ""
+        problem = entry.get(UNREAD, "")  # its ranges could not be read to the end
         converters = self._converters
         for name, encoded in entry["raw_attributes"].items():
             convert = converters[name] if name in converters else self.converter(name)

@@ -28,6 +28,7 @@ from connectors.backends.ldap.passwords import (
     without_passwords,
 )
 from connectors.backends.ldap.pipeline import Flow, Pipeline, Request
+from connectors.backends.ldap.ranges import ValueChunks, range_size
 from connectors.backends.ldap.session import Session
 from connectors.backends.ldap.transport import (
     ENTRY_ALREADY_EXISTS,
@@ -67,7 +68,8 @@ class Exporter:
         self.session.schema()
         self._post_read = self.session.supports_post_read()
         pipeline = Pipeline(self.session.transport, self.settings.number("export_window"))
-        results = pipeline.run([(change, self._flow(change)) for change in changes])
+        chunks = ValueChunks(range_size(self.settings), self._value_keys)
+        results = pipeline.run([(change, chunks.flow(self._flow(change))) for change in changes])
         return [results[change.id] for change in changes]
 
     def _flow(self, change: ExportChange) -> Flow:

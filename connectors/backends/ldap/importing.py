@@ -29,6 +29,7 @@ from connectors.backends.ldap.accesslog import (
 )
 from connectors.backends.ldap.entries import EntryReader, page_of, pages_of
 from connectors.backends.ldap.newest import MICROSECOND, SECOND, Probe, find_newest
+from connectors.backends.ldap.ranges import multivalued_ranges, range_size
 from connectors.backends.ldap.schema import OPERATIONAL_ATTRIBUTES
 from connectors.backends.ldap.session import Session
 from connectors.backends.ldap.transport import SIZE_LIMIT_EXCEEDED
@@ -112,6 +113,7 @@ class Importer:
             attribute = self.session.schema().attribute(name)
             if attribute is not None and attribute.operational and attribute.name not in wanted:
                 wanted.append(attribute.name)
+        wanted.extend(multivalued_ranges(reader.spec, range_size(self.settings)))
         return wanted
 
     def _full_pages(self, readers: list[EntryReader], page_size: int) -> Iterator[ImportPage]:

@@ -26,6 +26,7 @@ from connectors.backends.ldap.directory import (
     check_delta_method,
     resolve,
 )
+from connectors.backends.ldap.ranges import RangeReader
 from connectors.backends.ldap.schema import Schema
 from connectors.backends.ldap.settings import LdapSettings
 from connectors.backends.ldap.transport import (
@@ -55,6 +56,8 @@ class Session:
         self._transport: Transport | None = None
         self._schema: Schema | None = None
         self._root: dict[str, list[str]] | None = None
+        #: Completes the entries whose attributes come back in ranges (AD's big groups).
+        self.ranges = RangeReader(self)
 
     def _server(self) -> ldap3.Server:
         """The ldap3 Server of the ``url`` and TLS settings (configuration errors named)."""
@@ -273,6 +276,7 @@ class Session:
         if missing_ok and response.code == NO_SUCH_OBJECT:
             return []
         self.check_search(response, base, what)
+        self.ranges.complete(response.entries, what)
         return response.entries
 
     def paged_search(
@@ -301,6 +305,7 @@ class Session:
         while True:
             response = self.wait(message_id, what)
             self.check_search(response, base, what)
+            self.ranges.complete(response.entries, what)  # before the next page is asked for
             if response.cookie:
                 message_id = self.send_search(
                     base,

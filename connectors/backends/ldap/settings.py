@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.backends.ldap.directory import AUTO, DIRECTORY_CHOICES, Directory
+from connectors.backends.ldap.ranges import range_size
 from connectors.backends.ldap.values import FALSE_TEXTS, TRUE_TEXTS
 from connectors.base import ConnectorConfigurationError, SettingSpec
 
@@ -48,6 +49,12 @@ SETTINGS = (
         type=int,
         default=64,
         help="Export requests kept in flight at once (pipelining).",
+    ),
+    SettingSpec(
+        "range_size",
+        type=int,
+        help="Active Directory: ask for multi-valued attributes in ranges of this many "
+        "values (AD ranges those over its MaxValRange by itself; Samba only when asked).",
     ),
 )
 
@@ -144,6 +151,7 @@ class LdapSettings:
             raise ConnectorConfigurationError(
                 f"directory must be {', '.join(DIRECTORY_CHOICES)}, not {self.get('directory')!r}."
             )
+        range_size(self)
 
     def who(self) -> str:
         return f"bind DN {self.bind_dn!r}" if self.bind_dn else "an anonymous bind"
