@@ -40,6 +40,9 @@ class SyncRuleSerializer(serializers.ModelSerializer):
             "dn_template",
             "deprovision_action",
             "enforce_state",
+            "disable_flows",
+            "disable_dn_template",
+            "delete_after_days",
             "joins",
             "flows",
         )
