@@ -36,12 +36,11 @@ Seed 001's "disable the account, wait 30 days, then delete", for every target:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from functools import reduce
 from operator import or_
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from connectors.choices import JoinType, RpeiErrorType
 from connectors.models import ConnectorSpaceObject
@@ -219,28 +218,40 @@ def delete_expired(evaluator: ExportEvaluator, mvo: MetaverseObject, systems: se
         evaluator.evaluate(mvo, only_system=system_id)
 
 
-def delete_due_dates(csos: Iterable[ConnectorSpaceObject]) -> dict[int, dt.datetime | None]:
-    """When each disabled CSO is to be deleted (None: it stays disabled), for display:
-    one query for the disable rules, whatever the number of CSOs."""
-    disabled = [cso for cso in csos if cso.disabled_at is not None]
-    if not disabled:
-        return {}
-    days: dict[int, int | None] = {}
-    rules = SyncRule.objects.filter(
-        direction=SyncRuleDirection.EXPORT,
-        deprovision_action=DeprovisionAction.DISABLE,
-        enabled=True,
-        cs_object_type_id__in={cso.object_type_id for cso in disabled},
-    ).values_list("cs_object_type_id", "delete_after_days")
-    for type_id, after in rules:
-        known = days.get(type_id)
-        days[type_id] = after if known is None or (after is not None and after < known) else known
-    due: dict[int, dt.datetime | None] = {}
-    for cso in disabled:
-        after = days.get(cso.object_type_id)
-        assert cso.disabled_at is not None
-        due[cso.pk] = None if after is None else cso.disabled_at + dt.timedelta(days=after)
-    return due
+def with_delete_after_days(queryset: QuerySet[ConnectorSpaceObject]) -> QuerySet[Any]:
+    """CSOs annotated with the ``delete_after_days`` of their object type's disable
+    rule (the shortest, when several), for showing when a disabled account is deleted
+    (:func:`delete_due_at`) without a query per object."""
+    days = (
+        SyncRule.objects.filter(
+            direction=SyncRuleDirection.EXPORT,
+            deprovision_action=DeprovisionAction.DISABLE,
+            enabled=True,
+            cs_object_type_id=OuterRef("object_type_id"),
+            delete_after_days__isnull=False,
+        )
+        .order_by("delete_after_days")
+        .values("delete_after_days")[:1]
+    )
+    return queryset.annotate(disable_delete_after_days=Subquery(days))
+
+
+def delete_due_at(cso: ConnectorSpaceObject) -> dt.datetime | None:
+    """When a disabled CSO (annotated by :func:`with_delete_after_days`) is deleted;
+    None when it is not disabled or stays disabled."""
+    days = getattr(cso, "disable_delete_after_days", None)
+    if cso.disabled_at is None or days is None:
+        return None
+    return cso.disabled_at + dt.timedelta(days=days)
+
+
+def disabled_text(cso: ConnectorSpaceObject) -> str:
+    """ "disabled since …, deleted after …" for a disabled CSO, "" otherwise."""
+    if cso.disabled_at is None:
+        return ""
+    text = f"disabled since {cso.disabled_at:%Y-%m-%d}"
+    due = delete_due_at(cso)
+    return f"{text}, deleted after {due:%Y-%m-%d}" if due else text
 
 
 # --------------------------------------------------------------------------- values

@@ -13,7 +13,9 @@ import pytest
 import yaml
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from connectors.models import ConnectorSpaceObject
 from exports.approval import decide
@@ -168,6 +170,34 @@ def test_a_leaver_is_disabled_and_moved_not_deleted(estate: Estate) -> None:
     days_pass(estate, "ada", 29)
     estate.run("HR", "Full Sync")
     assert not PendingExport.objects.exists()
+
+
+def test_the_console_and_the_api_show_a_disabled_account_with_its_delete_date(
+    estate: Estate,
+) -> None:
+    provisioned(estate, [ADA, ALAN])
+    leave(estate)
+    disabled_and_confirmed(estate, "ada")
+    days_pass(estate, "ada", 10)
+    cso = cso_of(estate, "ada")
+    due = cso.disabled_at + dt.timedelta(days=30)
+    admin = User.objects.create_superuser("root", password="x")
+    client = APIClient()
+    client.force_login(admin)
+
+    shown = client.get(f"/api/v1/connector-space-objects/{cso.pk}/").json()
+    assert dt.datetime.fromisoformat(shown["disabled_at"]) == cso.disabled_at
+    assert dt.datetime.fromisoformat(shown["delete_due_at"]) == due
+    alan = client.get(f"/api/v1/connector-space-objects/{cso_of(estate, 'alan').pk}/").json()
+    assert (alan["disabled_at"], alan["delete_due_at"]) == (None, None)
+
+    text = f"disabled since {cso.disabled_at:%Y-%m-%d}, deleted after {due:%Y-%m-%d}"
+    page = client.get(reverse("admin:connectors_connectorspaceobject_changelist"))
+    assert text in page.content.decode()
+    page = client.get(reverse("admin:connectors_connectorspaceobject_change", args=[cso.pk]))
+    assert text in page.content.decode()
+    page = client.get(reverse("console:mvo", args=[cso.metaverse_object_id]))
+    assert text in page.content.decode()
 
 
 def test_after_the_window_a_full_sync_deletes_the_disabled_account(estate: Estate) -> None:
