@@ -18,6 +18,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from connectors.models import ConnectorSpaceObject
+from console.approval_story import export_stories
 from exports.approval import decide
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject, SyncRule
@@ -342,6 +343,12 @@ def test_the_disable_and_the_delete_wait_for_approval(tmp_path, slapd, ldap_ou, 
 
     pe = PendingExport.objects.get()
     assert (pe.disables, pe.approval) == (True, "awaiting_approval")  # approved as a delete
+    story = export_stories([pe])[0]
+    assert "Ada Lovelace left the scope of the export rule" in story.reasons[0]
+    assert (
+        "the rule disables the accounts it provisioned (deleted 30 days later" in (story.reasons[0])
+    )
+    assert story.afterwards[0].startswith("On approval, the next export run disables Ada")
     assert estate.run("Directory", "Export").counts == {}
     assert estate.entry(people_dn(estate, "ada")) is not None
     decide([pe], approver, approve=True, reason="left")
