@@ -202,7 +202,13 @@ class ExportEvaluator:
         rules = {r.system_id: r for r in self.ruleset.export_rules.get(mvo.object_type_id, [])}
         for system_id, cso in list(self.batch.mvo_csos.get(mvo.pk, {}).items()):
             rule = rules.get(system_id)
-            effect = self._deprovision(cso, rule, mvo, mvo_deleted=True)
+            try:
+                effect = self._deprovision(cso, rule, mvo, mvo_deleted=True)
+            except ObjectError as exc:  # a disable's DN template failed
+                result.errors.append(exc)
+                # kept, due now (SyncBatch._postpone_busy_deletions): the next sync retries
+                self.batch.busy_mvos.add(mvo.pk)
+                continue
             if effect:
                 result.effects.append(effect)
         disabling.keep_for_disabled_accounts(self.batch, mvo)

@@ -516,6 +516,7 @@ class SyncRun:
                 batch.hold_exports()
                 batch.commit()
             for mvo in batch.mvos.values():
+                self._record_export_errors(evaluator.results.get(mvo.pk), mvo.display_name, None)
                 if mvo.pk in batch.busy_mvos or disabling.is_kept(mvo):
                     continue  # still due (the next sync deletes it), or kept for its
                     # disabled accounts

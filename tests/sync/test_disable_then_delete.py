@@ -52,7 +52,14 @@ DISABLE = """\
 """
 
 
-def make_estate(tmp_path: Path, slapd: Any, ldap_ou: str, monkeypatch: Any, approval: str = "none"):
+def make_estate(
+    tmp_path: Path,
+    slapd: Any,
+    ldap_ou: str,
+    monkeypatch: Any,
+    approval: str = "none",
+    disable: str = DISABLE,
+):
     monkeypatch.setenv("JIM_TEST_LDAP_PASSWORD", slapd.service_password)
     connection = slapd.connection(raise_exceptions=True)
     try:
@@ -63,7 +70,7 @@ def make_estate(tmp_path: Path, slapd: Any, ldap_ou: str, monkeypatch: Any, appr
     estate.write_people([])
     estate.write_groups([])
     config = CONFIG.replace(
-        "    deprovision: delete\n    enforce_state: true\n    flows:\n", DISABLE, 1
+        "    deprovision: delete\n    enforce_state: true\n    flows:\n", disable, 1
     ).replace("        container: ou=people,{base}\n", "        container: {base}\n", 1)
     assert "deprovision: disable" in config
     (tmp_path / "jim.yaml").write_text(
@@ -362,6 +369,30 @@ def test_the_disable_and_the_delete_wait_for_approval(tmp_path, slapd, ldap_ou, 
     decide([pe], approver, approve=True, reason="gone for good")
     assert estate.run("Directory", "Export").counts == {"deprovisioned": 1}
     assert estate.entry(disabled_dn(estate, "ada")) is None
+
+
+def test_a_disable_that_cannot_be_staged_is_an_error_and_kept_for_the_next_sync(
+    tmp_path, slapd, ldap_ou, monkeypatch
+):
+    # the disabled DN is the department alone: Alan, in none, has no valid one
+    broken = DISABLE.replace(
+        "uid={{{{ mv.accountName }}}},ou=disabled,{base}", "{{{{ mv.department }}}}"
+    )
+    estate = make_estate(tmp_path, slapd, ldap_ou, monkeypatch, disable=broken)
+    provisioned(estate, [ADA, {**ALAN, "department": ""}])
+    mvo = cso_of(estate, "alan").metaverse_object
+
+    estate.write_people([ADA])
+    estate.run("HR", "Full Import", allow_deletions=True)
+    for profile in ("Delta Sync", "Full Sync"):  # and again, by the next sync
+        sync = estate.run("HR", profile)
+
+        errors = list(sync.items.exclude(error_type="").values_list("message", flat=True))
+        assert any("generated disable DN '' is not valid" in e for e in errors), errors
+        mvo.refresh_from_db()
+        assert mvo.status == "deletion_scheduled" and mvo.deletion_due_at <= timezone.now()
+        assert cso_of(estate, "alan").metaverse_object_id == mvo.pk  # nothing lost
+        assert not PendingExport.objects.exists()
 
 
 # --------------------------------------------------------------------------- configuration
