@@ -309,6 +309,27 @@ def test_a_returner_before_the_disable_was_sent_cancels_it(estate: Estate) -> No
     assert estate.entry(people_dn(estate, "ada"))["employeeType"] == ["active"]
 
 
+def test_a_returner_before_the_disable_was_confirmed_is_re_enabled(estate: Estate) -> None:
+    provisioned(estate, [ADA, ALAN])
+    leave(estate)
+    assert estate.run("Directory", "Export").counts == {"exported": 1}  # not yet imported
+    assert cso_of(estate, "ada").disabled_at is not None
+
+    estate.write_people([ADA, ALAN])
+    estate.run("HR", "Full Import")
+    estate.run("HR", "Delta Sync")
+
+    pe = PendingExport.objects.get()
+    assert (pe.change_type, pe.disables, pe.dn) == ("update", False, people_dn(estate, "ada"))
+    assert cso_of(estate, "ada").disabled_at is None
+    assert estate.run("Directory", "Export").counts == {"exported": 1}
+    estate.run("Directory", "Delta Import")
+    estate.run("Directory", "Delta Sync")
+    assert not PendingExport.objects.exists()
+    entry = estate.entry(people_dn(estate, "ada"))
+    assert entry["employeeType"] == ["active"] and "description" not in entry
+
+
 def test_an_account_jim_did_not_provision_is_only_disconnected(estate: Estate) -> None:
     connection = estate.ldap.connection(raise_exceptions=True)
     try:
