@@ -13,6 +13,8 @@ import pytest
 import yaml
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -22,6 +24,8 @@ from console.approval_story import export_stories
 from exports.approval import decide
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject, SyncRule
+from metaverse.sync import disabling
+from metaverse.sync.rules import RuleSet
 from tests.scenarios.estate import CONFIG, Estate, person
 from tests.support.cli import jim
 from tests.support.configuration import (
@@ -328,6 +332,21 @@ def test_a_returner_before_the_disable_was_confirmed_is_re_enabled(estate: Estat
     assert not PendingExport.objects.exists()
     entry = estate.entry(people_dn(estate, "ada"))
     assert entry["employeeType"] == ["active"] and "description" not in entry
+
+
+def test_the_expired_accounts_are_found_with_one_query(estate: Estate) -> None:
+    provisioned(estate, [ADA, ALAN])
+    leave(estate)
+    disabled_and_confirmed(estate, "ada")
+    days_pass(estate, "ada", 31)
+    ruleset = RuleSet.load()
+
+    with CaptureQueriesContext(connection) as queries:
+        found = disabling.expired(ruleset, timezone.now())
+
+    ada = cso_of(estate, "ada")
+    assert found == {ada.metaverse_object_id: {ada.connected_system_id}}
+    assert len(queries) == 1 and '"disabled_at" <=' in queries[0]["sql"]
 
 
 def test_an_account_jim_did_not_provision_is_only_disconnected(estate: Estate) -> None:
