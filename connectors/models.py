@@ -288,6 +288,12 @@ class ConnectorSpaceObject(models.Model):
     attributes = models.JSONField(default=dict, blank=True)
     unresolved_references = models.JSONField(default=dict, blank=True)
     sync_pending = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When JIM disabled the account (deprovision: disable): the disabling "
+        "export was sent. Cleared when the person comes back.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -320,6 +326,11 @@ class ConnectorSpaceObject(models.Model):
                 fields=["connected_system"],
                 condition=Q(sync_pending=True),
                 name="cso_sync_pending_idx",
+            ),
+            models.Index(
+                fields=["object_type", "disabled_at"],
+                condition=Q(disabled_at__isnull=False),
+                name="cso_disabled_idx",
             ),
         ]
 

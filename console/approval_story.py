@@ -223,7 +223,7 @@ def _delete_reason(pe: PendingExport) -> str:
 
 def _reasons(pe: PendingExport, name: str) -> list[str]:
     rule = pe.sync_rule
-    if pe.change_type != PendingExportChangeType.DELETE:
+    if pe.change_type != PendingExportChangeType.DELETE and not pe.disables:
         if rule is None:
             return []
         system = pe.connected_system.name
@@ -240,6 +240,8 @@ def _reasons(pe: PendingExport, name: str) -> list[str]:
         rule_text = f" by the {mv_type.name} deletion rule ({when})" if mv_type else ""
         why = f"{name}'s metaverse object was deleted{rule_text}"
     action = "and the rule deletes the accounts it provisioned" if rule else ""
+    if pe.disables:
+        action = "and the rule disables the accounts it provisioned" + _deleted_after(rule)
     return [f"{why}, {action}." if action else f"{why}."]
 
 
@@ -392,6 +394,8 @@ def _afterwards(pe: PendingExport, name: str) -> list[str]:
         )
     elif pe.change_type == PendingExportChangeType.CREATE:
         what = f"creates {name}'s account ({pe.target}) in {system}"
+    elif pe.disables:
+        what = f"disables {name}'s account in {system}{_deleted_after(rule)}"
     else:
         what = f"sends these changes to {system}"
     lines = []
@@ -406,14 +410,23 @@ def _afterwards(pe: PendingExport, name: str) -> list[str]:
         lines.append(f"The next export run {what}.")
     if deleting:
         lines.append(_mvo_after(pe, rule.mv_object_type if rule else None))
-    elif rule is not None:
+    elif rule is not None and not pe.disables:
         action = (
             "deletes the account"
             if rule.deprovision_action == DeprovisionAction.DELETE
+            else f"disables the account{_deleted_after(rule)}"
+            if rule.deprovision_action == DeprovisionAction.DISABLE
             else "disconnects the account (it stays in the system)"
         )
         lines.append(f"Should {name} leave the rule's scope later, the rule {action}.")
     return [line for line in lines if line]
+
+
+def _deleted_after(rule: SyncRule | None) -> str:
+    """How long a disabled account waits before its delete (``deprovision: disable``)."""
+    if rule is None or rule.delete_after_days is None:
+        return " (it stays disabled until the person comes back)"
+    return f" (deleted {rule.delete_after_days} days later unless the person comes back)"
 
 
 def _mvo_after(pe: PendingExport, mv_type: MetaverseObjectType | None) -> str:

@@ -22,6 +22,7 @@ from console.pending_changes import export_changes
 from console.views import admin_change_url, console_view, page_context
 from exports.models import PendingExport
 from metaverse.models import MetaverseAttribute, MetaverseObject, SyncRule
+from metaverse.sync.disabling import disabled_text, with_delete_after_days
 
 #: RPEIs shown in the MVO's recent history.
 HISTORY_ITEMS = 50
@@ -139,12 +140,13 @@ def attribute_rows(mvo: MetaverseObject) -> list[AttributeRow]:
 def joined_cs_objects(mvo: MetaverseObject) -> list[ConnectorSpaceObject]:
     """The MVO's CSOs in every connected system, with an admin link each (``admin_url``)."""
     csos = list(
-        mvo.cs_objects.select_related("connected_system", "object_type").order_by(
-            "connected_system__name", "pk"
-        )
+        with_delete_after_days(mvo.cs_objects.all())
+        .select_related("connected_system", "object_type")
+        .order_by("connected_system__name", "pk")
     )
     for cso in csos:
         cso.admin_url = admin_change_url(ConnectorSpaceObject, cso.pk)
+        cso.disabled_text = disabled_text(cso)
     return csos
 
 

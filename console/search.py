@@ -61,6 +61,7 @@ from core.dn import DNError, normalise_dn
 from exports.models import PendingExport
 from metaverse.choices import SyncRuleDirection
 from metaverse.models import MetaverseAttribute, MetaverseObject, MetaverseObjectKey, SyncRuleJoin
+from metaverse.sync.disabling import disabled_text, with_delete_after_days
 from metaverse.sync.keys import normalise_key
 
 #: Rows shown per kind of result; past it, a link to the admin's list.
@@ -93,6 +94,7 @@ CSO_COLUMNS = (
     "external_id",
     "secondary_external_id",
     "status",
+    "disabled_at",
     "join_type",
     "connected_system__name",
     "object_type__name",
@@ -335,7 +337,7 @@ def find_csos(query: Query) -> QuerySet[ConnectorSpaceObject]:
             objects = objects.alias(**{alias: KeyTextTransform(attribute, "attributes")})
             match |= Q(object_type_id=type_id) & value_contains(alias, value)
     return (
-        objects.filter(Q(connected_system_id__in=systems) & match)
+        with_delete_after_days(objects.filter(Q(connected_system_id__in=systems) & match))
         .select_related("connected_system", "object_type", "metaverse_object__object_type")
         .only(*CSO_COLUMNS)
         .order_by("connected_system__name", "pk")
@@ -529,6 +531,8 @@ def search(query: Query, join_attributes: dict[int, list[str]], user: Any) -> Se
     cso_rows: list[ConnectorSpaceObject] = []
     if user.has_perm(VIEW_CSOS):
         cso_rows, more = bounded(find_csos(query))
+        for cso in cso_rows:
+            cso.disabled_text = disabled_text(cso)
         csos = Found(
             annotate_links(cso_rows, ConnectorSpaceObject),
             more,

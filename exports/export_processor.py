@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from connectors.activity import ActivityRecorder, RunFailed
 from connectors.base import (
@@ -400,6 +401,8 @@ class ExportRun:
             else ObjectChangeType.EXPORTED
         )
         cso.attributes = apply_changes(cso.attributes, item.sent)
+        if pe.disables:  # deprovision: disable — the delete's grace period starts now
+            cso.disabled_at = timezone.now()
         if result.external_id:
             cso.external_id = result.external_id
         if pe.change_type == PendingExportChangeType.CREATE:
@@ -468,6 +471,7 @@ class _Outcomes:
                     "external_id",
                     "secondary_external_id",
                     "secondary_external_id_key",
+                    "disabled_at",
                     "updated_at",
                 ],
             )

@@ -72,9 +72,14 @@ class PendingExport(models.Model):
     identity = models.JSONField(
         default=dict,
         blank=True,
-        help_text="A delete's snapshot of whom it deletes, taken when sync staged it: "
-        "the MVO's id, name, object type and identifying values, and why "
-        "(metaverse_object_deleted or out_of_scope). Empty for other changes.",
+        help_text="A delete's (or a disable's) snapshot of whom it deprovisions, taken "
+        "when sync staged it: the MVO's id, name, object type and identifying values, and "
+        "why (metaverse_object_deleted or out_of_scope). Empty for other changes.",
+    )
+    disables = models.BooleanField(
+        default=False,
+        help_text="An update that disables the account (deprovision: disable): sending it "
+        "records when the account was disabled on its CSO.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

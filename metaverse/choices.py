@@ -28,6 +28,8 @@ class DeprovisionAction(models.TextChoices):
 
     DELETE = "delete"
     DISCONNECT = "disconnect"
+    #: disable now (the rule's ``disable`` flows and DN), delete after ``delete_after_days``
+    DISABLE = "disable"
 
 
 class FlowKind(models.TextChoices):

@@ -145,6 +145,23 @@ class SyncRule(models.Model):
         '{"attribute": "unicodePwd", "length": 16}; the password is made when the '
         "create is sent and never stored.",
     )
+    disable_flows = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="deprovision disable: the flows that disable the account, as "
+        '[{"target": …, "source": …} or {"target": …, "expression": …}].',
+    )
+    disable_dn_template = models.TextField(
+        "disable DN template",
+        blank=True,
+        help_text="deprovision disable: Jinja2 template of the DN a disabled account moves to.",
+    )
+    delete_after_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="deprovision disable: days after the disable was sent until the account "
+        "is deleted; empty = it stays disabled until it comes back.",
+    )
 
     class Meta:
         ordering = ["precedence", "name"]

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rest_framework import serializers
 
 from connectors.models import ConnectorSpaceObject
 from metaverse.models import MetaverseObject
+from metaverse.sync.disabling import delete_due_at
 
 
 class ConnectorSpaceObjectSerializer(serializers.ModelSerializer):
     object_type_name = serializers.CharField(read_only=True)
+    delete_due_at = serializers.SerializerMethodField(
+        help_text="A disabled account (deprovision: disable): when it is deleted; null "
+        "when not disabled or kept disabled."
+    )
 
     class Meta:
         model = ConnectorSpaceObject
@@ -27,9 +34,14 @@ class ConnectorSpaceObjectSerializer(serializers.ModelSerializer):
             "attributes",
             "unresolved_references",
             "sync_pending",
+            "disabled_at",
+            "delete_due_at",
             "created_at",
             "updated_at",
         )
+
+    def get_delete_due_at(self, cso: ConnectorSpaceObject) -> datetime | None:
+        return delete_due_at(cso)
 
 
 class JoinedObjectSerializer(serializers.ModelSerializer):

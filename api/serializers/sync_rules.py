@@ -41,6 +41,9 @@ class SyncRuleSerializer(serializers.ModelSerializer):
             "deprovision_action",
             "enforce_state",
             "initial_password",
+            "disable_flows",
+            "disable_dn_template",
+            "delete_after_days",
             "joins",
             "flows",
         )

@@ -11,13 +11,16 @@ from api.serializers.objects import ConnectorSpaceObjectSerializer, MetaverseObj
 from api.views.base import ReadOnlyViewSet
 from connectors.models import ConnectorSpaceObject
 from metaverse.models import MetaverseObject
+from metaverse.sync.disabling import with_delete_after_days
 
 
 class ConnectorSpaceObjectViewSet(ReadOnlyViewSet):
     """Connector space objects (CSOs): JIM's copy of each object of each connected
     system. Search by any attribute's value with ``?attribute=mail&value=…``."""
 
-    queryset = ConnectorSpaceObject.objects.annotate(object_type_name=F("object_type__name"))
+    queryset = with_delete_after_days(
+        ConnectorSpaceObject.objects.annotate(object_type_name=F("object_type__name"))
+    )
     serializer_class = ConnectorSpaceObjectSerializer
     filterset_class = ConnectorSpaceObjectFilter
     pagination_class = NewestFirstCursorPagination

@@ -75,6 +75,7 @@ from console.changes import item_changes
 from console.mvo import reference_id
 from exports.models import PendingExport
 from metaverse.models import SyncRule
+from metaverse.sync.disabling import disabled_text, with_delete_after_days
 from runs.progress import format_duration
 from runs.threshold_override import audit_line
 
@@ -353,7 +354,7 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
         "object_type_name",
         "external_id",
         "secondary_external_id",
-        "status",
+        "status_shown",
         "join_type",
         "mvo_link",
     )
@@ -371,6 +372,7 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
     raw_id_fields = ("connected_system", "object_type", "metaverse_object")
     readonly_fields = (
         "mvo_link",
+        "disabled_shown",
         "attributes_table",
         "unresolved_references_table",
         "pending_export_link",
@@ -386,6 +388,7 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
                     "external_id",
                     "secondary_external_id",
                     "status",
+                    "disabled_shown",
                     "sync_pending",
                     "created_at",
                     "updated_at",
@@ -404,6 +407,19 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
             "metaverse_object__attributes",
             "metaverse_object__attribute_sources",
         )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_delete_after_days(super().get_queryset(request))
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, cso: ConnectorSpaceObject) -> str:
+        """The status; for an account JIM disabled, since when and its delete date."""
+        disabled = disabled_text(cso)
+        return f"{cso.get_status_display()}, {disabled}" if disabled else cso.get_status_display()
+
+    @admin.display(description="disabled")
+    def disabled_shown(self, cso: ConnectorSpaceObject) -> str:
+        return disabled_text(cso) or "-"
 
     @admin.display(description="object type", ordering="object_type__name")
     def object_type_name(self, cso: ConnectorSpaceObject) -> str:

@@ -258,6 +258,21 @@ def expression_error(source: str, compile_source: Any) -> str:
     return ""
 
 
+def _disable_flows_error(flows: Any) -> str:
+    """What is wrong with a rule's ``disable_flows`` (a list of flows), or ""."""
+    if flows in (None, ""):
+        return ""
+    if not isinstance(flows, list):
+        return 'A list of flows: [{"target": …, "source": …} or {"target": …, "expression": …}].'
+    for index, flow in enumerate(flows):
+        keys = set(flow) if isinstance(flow, dict) else set()
+        if not flow or keys not in ({"target", "source"}, {"target", "expression"}):
+            return f'Flow {index + 1}: give "target" and either "source" or "expression".'
+        if error := expression_error(flow.get("expression") or "", compile_expression):
+            return f"Flow {index + 1}: {error}"
+    return ""
+
+
 class SyncRuleForm(forms.ModelForm):
     """A sync rule, checked: its object type is its system's, its expressions parse."""
 
@@ -278,6 +293,9 @@ class SyncRuleForm(forms.ModelForm):
             "deprovision_action",
             "enforce_state",
             "initial_password",
+            "disable_flows",
+            "disable_dn_template",
+            "delete_after_days",
         )
 
     def clean(self) -> dict[str, Any]:
@@ -294,6 +312,11 @@ class SyncRuleForm(forms.ModelForm):
             self.add_error("scope", error)
         if error := expression_error(cleaned.get("dn_template") or "", compile_dn_template):
             self.add_error("dn_template", error)
+        disable_dn = cleaned.get("disable_dn_template") or ""
+        if error := expression_error(disable_dn, compile_dn_template):
+            self.add_error("disable_dn_template", error)
+        if error := _disable_flows_error(cleaned.get("disable_flows")):
+            self.add_error("disable_flows", error)
         direction = cleaned.get("direction")
         if direction == SyncRuleDirection.IMPORT and cleaned.get("provision"):
             self.add_error("provision", "Only an export rule provisions; an import rule projects.")

@@ -155,6 +155,8 @@ _RULE_KEYS = {
     "mv_object_type_id": "metaverse_object_type",
     "dn_template": "dn",
     "deprovision_action": "deprovision",
+    "disable_flows": "disable.flows",
+    "disable_dn_template": "disable.dn",
 }
 
 
@@ -576,6 +578,9 @@ class Applier:
             "initial_password": (
                 decl.initial_password.as_json() if decl.initial_password and is_export else None
             ),
+            "disable_flows": [_disable_flow(f) for f in decl.disable_flows],
+            "disable_dn_template": decl.disable_dn,
+            "delete_after_days": decl.delete_after_days,
         }
 
     # -- schedules -----------------------------------------------------------------------
@@ -701,6 +706,13 @@ def _attribute_values(attribute: models.Model) -> dict[str, Any]:
     """A new attribute's values, for its audit entry (no query)."""
     names = ("name", "data_type", "multivalued", "references", "writability", "optional")
     return {name: getattr(attribute, name) for name in names if hasattr(attribute, name)}
+
+
+def _disable_flow(flow: FlowDecl) -> dict[str, str]:
+    """A ``disable`` flow, as stored (``SyncRule.disable_flows``)."""
+    if flow.expression:
+        return {"target": flow.target, "expression": flow.expression}
+    return {"target": flow.target, "source": flow.source}
 
 
 def _flow_row(flow: FlowDecl) -> tuple[str, str, str, str]:

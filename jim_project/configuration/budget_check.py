@@ -76,6 +76,11 @@ def _expressions(rule: RuleDecl) -> Iterator[tuple[KeyPath, Any]]:
             yield (*flow.path, "expression"), compile_expression(flow.expression).evaluate
     if rule.direction == SyncRuleDirection.EXPORT and rule.dn.strip():
         yield (*rule.path, "dn"), compile_dn_template(rule.dn).render
+    for flow in rule.disable_flows:
+        if flow.expression:
+            yield (*flow.path, "expression"), compile_expression(flow.expression).evaluate
+    if rule.disable_dn.strip():
+        yield (*rule.path, "disable", "dn"), compile_dn_template(rule.disable_dn).render
 
 
 def _largest_first(queryset: Any) -> Any:

@@ -302,6 +302,20 @@ def _rule(rule: SyncRule) -> dict[str, Any]:
         item["enforce_state"] = rule.enforce_state
         if policy := parse_policy(rule.initial_password):  # the file's order, not jsonb's
             item["initial_password"] = Flow(policy.as_json())
+        if rule.disable_flows or rule.disable_dn_template:
+            disable: dict[str, Any] = {}
+            if rule.disable_flows:
+                disable["flows"] = [
+                    Flow({"cs": flow["target"], "expression": Quoted(flow["expression"])})
+                    if flow.get("expression")
+                    else Flow({"cs": flow["target"], "from": flow["source"]})
+                    for flow in rule.disable_flows
+                ]
+            if rule.disable_dn_template:
+                disable["dn"] = Quoted(rule.disable_dn_template)
+            item["disable"] = disable
+        if rule.delete_after_days is not None:
+            item["delete_after_days"] = rule.delete_after_days
     else:
         joins = [Flow(cs=j.cs_attribute, mv=j.mv_attribute) for j in rule.joins.all()]
         if joins:

@@ -382,6 +382,12 @@ class RuleChecker:
             self._check_unique(rule.scope, (*rule.path, "scope"), export_flow=False)
         if rule.dn:
             self._check_expression(rule.dn, (*rule.path, "dn"), objects=("mv",), template=True)
+        for flow in rule.disable_flows:
+            self._check_flow(flow, is_export)
+        if rule.disable_dn:
+            self._check_expression(
+                rule.disable_dn, (*rule.path, "disable", "dn"), objects=("mv",), template=True
+            )
         if (
             is_export
             and rule.provision

@@ -170,6 +170,10 @@ class RuleDecl:
     enforce_state: bool = False
     initial_password: PasswordPolicy | None = None
     flows: list[FlowDecl] = field(default_factory=list)
+    #: ``deprovision: disable``: the flows and DN that disable, the days until delete
+    disable_flows: list[FlowDecl] = field(default_factory=list)
+    disable_dn: str = ""
+    delete_after_days: int | None = None
     path: KeyPath = ()
 
 
@@ -800,10 +804,20 @@ _RULE_KEYS = (
     "enforce_state",
     "initial_password",
     "flows",
+    "disable",
+    "delete_after_days",
 )
 _RULE_REQUIRED = ("name", "connected_system", "direction", "object_type", "metaverse_object_type")
 _IMPORT_ONLY = ("join", "project")
-_EXPORT_ONLY = ("provision", "dn", "deprovision", "enforce_state", "initial_password")
+_EXPORT_ONLY = (
+    "provision",
+    "dn",
+    "deprovision",
+    "enforce_state",
+    "initial_password",
+    "disable",
+    "delete_after_days",
+)
 
 
 def _rule(reader: Reader, value: Any, path: KeyPath) -> RuleDecl | None:
@@ -856,6 +870,7 @@ def _rule(reader: Reader, value: Any, path: KeyPath) -> RuleDecl | None:
     _duplicate_targets(reader, decl)
     if "initial_password" in data and not is_import:
         decl.initial_password = _initial_password(reader, data["initial_password"], path, decl)
+    _disable(reader, data, path, decl)
     return decl
 
 
@@ -880,6 +895,51 @@ def _initial_password(
             )
             return None
     return policy
+
+
+def _disable(reader: Reader, data: dict[str, Any], path: KeyPath, decl: RuleDecl) -> None:
+    """``disable`` and ``delete_after_days``: only with ``deprovision: disable``."""
+    present = [key for key in ("disable", "delete_after_days") if key in data]
+    if not present or decl.direction != SyncRuleDirection.EXPORT:
+        return  # an import rule's were reported as not allowed
+    if decl.deprovision != DeprovisionAction.DISABLE:
+        for key in present:
+            reader.error(
+                (*path, key),
+                f"only with 'deprovision: disable' (this rule's deprovision is "
+                f"{decl.deprovision!r})",
+            )
+        return
+    decl.delete_after_days = reader.integer(data, "delete_after_days", path, None, minimum=1)
+    if "disable" not in data:
+        return
+    disable_path = (*path, "disable")
+    block = reader.mapping(
+        data["disable"], disable_path, keys=("flows", "dn"), what="the disable flows and DN"
+    )
+    if block is None:
+        return
+    decl.disable_dn = reader.expression(block, "dn", disable_path, dn=True)
+    if decl.disable_dn and not decl.dn:
+        reader.error(
+            (*disable_path, "dn"),
+            "moving a disabled account needs the rule's own 'dn' template too: it moves "
+            "the account back when the person returns",
+        )
+    flows_path = (*disable_path, "flows")
+    for index, item in enumerate(reader.sequence(block.get("flows"), flows_path)):
+        flow = _flow(reader, item, (*flows_path, index), decl.direction)
+        if flow is not None:
+            decl.disable_flows.append(flow)
+    first: dict[str, int] = {}
+    for index, flow in enumerate(decl.disable_flows):
+        if flow.target in first:
+            reader.error(
+                (*flow.path, "cs"),
+                f"{flow.target!r} is already the target of disable.flows[{first[flow.target]}]",
+            )
+        elif flow.target:
+            first[flow.target] = index
 
 
 def _flow(reader: Reader, value: Any, path: KeyPath, direction: str) -> FlowDecl | None:

@@ -34,7 +34,14 @@ from metaverse.models import MetaverseObject, MetaverseObjectKey
 from metaverse.sync.keys import JoinIndex, key_rows, normalise_key
 from metaverse.sync.rules import RuleSet
 
-CSO_JOIN_FIELDS = ("metaverse_object", "join_type", "joined_at", "sync_pending", "status")
+CSO_JOIN_FIELDS = (
+    "metaverse_object",
+    "join_type",
+    "joined_at",
+    "sync_pending",
+    "status",
+    "disabled_at",
+)
 MVO_FIELDS = ("attributes", "attribute_sources", "display_name", "status", "deletion_due_at")
 PE_FIELDS = (
     "change_type",
@@ -50,6 +57,7 @@ PE_FIELDS = (
     "metaverse_object",
     "sync_rule",
     "identity",
+    "disables",
 )
 
 

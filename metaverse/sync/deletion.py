@@ -40,7 +40,9 @@ def schedule_or_delete(batch: SyncBatch, mvo: MetaverseObject) -> bool:
     deprovisioned by export evaluation).
     """
     grace = batch.ruleset.mv_types[mvo.object_type_id].grace_period_days
-    if grace > 0:
+    # An MVO kept for its disabled accounts (metaverse.sync.disabling) is past its grace.
+    kept = mvo.status == MvoStatus.DELETION_SCHEDULED and mvo.deletion_due_at is None
+    if grace > 0 and not kept:
         if mvo.status != MvoStatus.DELETION_SCHEDULED:
             mvo.status = MvoStatus.DELETION_SCHEDULED
             mvo.deletion_due_at = batch.now + dt.timedelta(days=grace)

@@ -11,7 +11,8 @@ For each export rule of the MVO's type (seeds 001 and 003):
   attribute changes (per value for multi-valued attributes), merged into the CSO's one
   open pending export; nothing is staged twice and a rerun stages nothing;
 * out of scope (or the MVO is deleted) → a ``delete`` for CSOs JIM provisioned when the
-  rule says delete (a create not yet sent is cancelled instead), otherwise a disconnect.
+  rule says delete (a create not yet sent is cancelled instead), a disable then a
+  delete when it says disable (:mod:`metaverse.sync.disabling`), otherwise a disconnect.
 
 No value is sent back to the system that contributed it (circular sync). What a
 pending export's status becomes is the lifecycle's (:mod:`exports.lifecycle`: stage,
@@ -40,6 +41,7 @@ from exports.models import PendingExport
 from metaverse.choices import DeprovisionAction
 from metaverse.expressions import AttributeView, ExpressionError
 from metaverse.models import MetaverseObject
+from metaverse.sync import disabling
 from metaverse.sync.batch import ChangeRow, ExportState, SyncBatch
 from metaverse.sync.inbound import (
     ObjectError,
@@ -209,9 +211,16 @@ class ExportEvaluator:
         rules = {r.system_id: r for r in self.ruleset.export_rules.get(mvo.object_type_id, [])}
         for system_id, cso in list(self.batch.mvo_csos.get(mvo.pk, {}).items()):
             rule = rules.get(system_id)
-            effect = self._deprovision(cso, rule, mvo, mvo_deleted=True)
+            try:
+                effect = self._deprovision(cso, rule, mvo, mvo_deleted=True)
+            except ObjectError as exc:  # a disable's DN template failed
+                result.errors.append(exc)
+                # kept, due now (SyncBatch._postpone_busy_deletions): the next sync retries
+                self.batch.busy_mvos.add(mvo.pk)
+                continue
             if effect:
                 result.effects.append(effect)
+        disabling.keep_for_disabled_accounts(self.batch, mvo)
         return result
 
     def prefetch_references(self, mvos: list[MetaverseObject]) -> None:
@@ -264,6 +273,8 @@ class ExportEvaluator:
         if cso.join_type == JoinType.PROJECTED:
             return  # the MVO's own source; export rules never write back to it
         self.targets.unique.resolve(self.batch, rule, mvo.pk, cso, desired)
+        if rule.deprovision_action == DeprovisionAction.DISABLE:
+            disabling.restore(self, cso, rule, desired)  # a returner: re-enabled
         action = self._stage(cso, rule, desired, self._dn(mvo, rule), mvo)
         if action:
             result.effects.append(ExportEffect(self._system_name(rule), action))
@@ -421,8 +432,12 @@ class ExportEvaluator:
         change_type: str,
         rows: list[ChangeRow],
         dn: str,
+        *,
+        approval_as: str | None = None,
     ) -> None:
-        """Set a CSO's pending export to these changes: pending, approval per policy."""
+        """Set a CSO's pending export to these changes: pending, approval per policy
+        (for the change type ``approval_as`` when given: a disable is approved as a
+        delete)."""
         system = self.ruleset.systems[rule.system_id]
         pe = state.pe
         if pe is None:
@@ -437,12 +452,13 @@ class ExportEvaluator:
             pe,
             change_type=change_type,
             dn=dn,
-            approval=initial_approval(system.approval_mode, change_type),
+            approval=initial_approval(system.approval_mode, approval_as or change_type),
         )
         lifecycle.restage_changes(rows)
         pe.metaverse_object_id = mvo.pk if mvo is not None else None
         pe.sync_rule_id = rule.id
-        pe.identity = {}  # a delete's own, set by _deprovision
+        pe.identity = {}  # a delete's (or disable's) own, set by _deprovision
+        pe.disables = False  # a disable's own, set by disabling.disable
         state.rows = rows
         state.deleted = False
         state.dirty = True
@@ -455,12 +471,13 @@ class ExportEvaluator:
         *,
         mvo_deleted: bool,
     ) -> ExportEffect | None:
-        """The MVO left the rule's scope (or is deleted): delete or disconnect its CSO."""
+        """The MVO left the rule's scope (or is deleted): delete, disable or disconnect
+        its CSO."""
         system = self.ruleset.systems[cso.connected_system_id].name
         deletes = (
             rule is not None
             and cso.join_type == JoinType.PROVISIONED
-            and rule.deprovision_action == DeprovisionAction.DELETE
+            and rule.deprovision_action in (DeprovisionAction.DELETE, DeprovisionAction.DISABLE)
         )
         if not deletes:
             if cso.join_type == JoinType.PROJECTED and not mvo_deleted:
@@ -481,13 +498,18 @@ class ExportEvaluator:
             self.batch.disconnect(cso)
             self.batch.deleted_csos.add(cso.pk)
             return ExportEffect(system, "cancel", cso.secondary_external_id or "")
+        assert rule is not None
+        if rule.deprovision_action == DeprovisionAction.DISABLE and not disabling.window_passed(
+            rule, cso, self.batch.now
+        ):
+            action = disabling.disable(self, cso, rule, mvo, mvo_deleted=mvo_deleted)
+            return ExportEffect(system, action, cso.secondary_external_id or "") if action else None
         if mvo_deleted:
             self.batch.disconnect(cso)
         if pe is not None and pe.change_type == PendingExportChangeType.DELETE:
             return None
         if pe is not None and pe.approval == ApprovalState.REJECTED and not state.rows:
             return None
-        assert rule is not None
         self._write(state, cso, rule, None if mvo_deleted else mvo, "delete", [], "")
         assert state.pe is not None
         state.pe.identity = self._identity(mvo, mvo_deleted=mvo_deleted)

@@ -33,6 +33,7 @@ from exports.choices import PendingExportChangeType, PendingExportStatus
 from exports.reconciliation import reconcile_changes
 from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject
+from metaverse.sync import disabling
 from metaverse.sync.batch import SyncBatch
 from metaverse.sync.deletion import deletion_due, schedule_or_delete
 from metaverse.sync.inbound import (
@@ -98,6 +99,7 @@ class SyncRun:
 
     def _run(self) -> None:
         self.recorder.set_phase(ActivityPhase.SYNCHRONISING)
+        self._delete_expired_disabled()
         self._delete_due_mvos()
         levels = self._cso_levels()
         total = sum(map(len, levels))
@@ -265,7 +267,10 @@ class SyncRun:
             elif schedule_or_delete(batch, mvo):
                 deleted.add(mvo.pk)
                 evaluator.deprovision_all(mvo)
-                outcome.details["metaverse_object_deleted"] = True
+                if disabling.is_kept(mvo):
+                    outcome.details["metaverse_object_kept"] = "disabled accounts"
+                else:
+                    outcome.details["metaverse_object_deleted"] = True
             else:
                 due = mvo.deletion_due_at
                 assert due is not None  # scheduled, now or before, always with its due date
@@ -517,13 +522,50 @@ class SyncRun:
                 batch.hold_exports()
                 batch.commit()
             for mvo in batch.mvos.values():
-                if mvo.pk in batch.busy_mvos:
-                    continue  # still due: the next sync deletes it
+                self._record_export_errors(evaluator.results.get(mvo.pk), mvo.display_name, None)
+                if mvo.pk in batch.busy_mvos or disabling.is_kept(mvo):
+                    continue  # still due (the next sync deletes it), or kept for its
+                    # disabled accounts
                 self.recorder.item(
                     ObjectChangeType.DELETED,
                     external_id=mvo.display_name,
                     details={"metaverse_object_deleted": True, "reason": "grace period ended"},
                 )
+            self.recorder.flush()
+
+    def _delete_expired_disabled(self) -> None:
+        """Housekeeping: accounts disabled for their rule's ``delete_after_days`` are
+        deleted now (:mod:`metaverse.sync.disabling`)."""
+        expired = disabling.expired(self.ruleset, timezone.now())
+        mvo_ids = sorted(expired)
+        for start in range(0, len(mvo_ids), BATCH_SIZE):
+            with batch_transaction():
+                batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
+                batch.load_mvos(mvo_ids[start : start + BATCH_SIZE])
+                evaluator = ExportEvaluator(batch, self.targets)
+                for mvo in batch.mvos.values():
+                    disabling.delete_expired(evaluator, mvo, expired[mvo.pk])
+                batch.hold_exports()
+                batch.commit()
+            for mvo in batch.mvos.values():
+                evaluation = evaluator.results.get(mvo.pk)
+                if evaluation is not None and evaluation.effects:
+                    self.recorder.item(
+                        ObjectChangeType.DELETED
+                        if mvo.pk in batch.deleted_mvos
+                        else ObjectChangeType.UPDATED,
+                        external_id=mvo.display_name,
+                        metaverse_object_id=_live(batch, mvo.pk),
+                        details={
+                            "reason": "disabled for delete_after_days",
+                            "metaverse_object_deleted": mvo.pk in batch.deleted_mvos,
+                            "exports": [
+                                {"system": e.system, "action": e.action, "dn": e.dn}
+                                for e in evaluation.effects
+                            ],
+                        },
+                    )
+                self._record_export_errors(evaluation, mvo.display_name, _live(batch, mvo.pk))
             self.recorder.flush()
 
 

@@ -63,6 +63,10 @@ class CompiledRule:
     dn_template: CompiledTemplate | None
     deprovision_action: str
     enforce_state: bool
+    #: ``deprovision: disable``: the flows and DN that disable, and the days to delete
+    disable_flows: list[CompiledFlow] = field(default_factory=list)
+    disable_dn_template: CompiledTemplate | None = None
+    delete_after_days: int | None = None
 
 
 @dataclass
@@ -227,7 +231,25 @@ def _compile(rule: SyncRule) -> CompiledRule:
         dn_template=compile_dn_template(rule.dn_template) if rule.dn_template.strip() else None,
         deprovision_action=rule.deprovision_action,
         enforce_state=rule.enforce_state,
+        disable_flows=[_compile_disable_flow(flow) for flow in rule.disable_flows],
+        disable_dn_template=(
+            compile_dn_template(rule.disable_dn_template)
+            if rule.disable_dn_template.strip()
+            else None
+        ),
+        delete_after_days=rule.delete_after_days,
     )
+
+
+def _compile_disable_flow(flow: dict[str, str]) -> CompiledFlow:
+    """A flow of an export rule's ``disable`` (stored as ``SyncRule.disable_flows``)."""
+    target, source = flow["target"], flow.get("source", "")
+    if flow.get("expression"):
+        expression = flow["expression"]
+        return CompiledFlow(
+            target, "", compile_expression(expression), _mv_attributes_read(expression)
+        )
+    return CompiledFlow(target, source, None, frozenset({source}))
 
 
 def _mv_attributes_read(source: str) -> frozenset[str]:
