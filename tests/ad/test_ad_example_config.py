@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from django.conf import settings
 
 from connectors.models import ConnectedSystem, ConnectedSystemAttribute, ConnectedSystemObjectType
@@ -22,46 +20,13 @@ EXAMPLES = Path(settings.BASE_DIR) / "examples"
 AD_EXAMPLE = EXAMPLES / "active-directory.yaml"
 PASSWORD = "Example-Service-Pa55"
 
-#: Keys of the example that branches of issue 15 not merged here bring: taken out
-#: before applying, each of them required to be in the file. Once a branch is merged,
-#: delete its entries — with all of them gone, the example applies exactly as written.
-#: AD connector settings (ad-directory, ad-delta):
-NOT_YET_SETTINGS: tuple[str, ...] = ()
-#: Keys of the rule "AD users out" (disable-delete, ad-passwords):
-NOT_YET_RULE_KEYS = ("deprovision", "disable", "delete_after_days")
-#: Export flows of "AD users out" whose expression is unique(...) (unique-values):
-NOT_YET_FLOWS: tuple[str, ...] = ()
-
-
-def _what_applies_today(data: dict[str, Any]) -> dict[str, Any]:
-    """The example without the keys of :data:`NOT_YET_SETTINGS`, :data:`NOT_YET_RULE_KEYS`
-    and :data:`NOT_YET_FLOWS` (a KeyError when one is no longer in the file)."""
-    ad = _named(data["connected_systems"], "AD")
-    for name in NOT_YET_SETTINGS:
-        del ad["settings"][name]
-    rule = _named(data["sync_rules"], "AD users out")
-    for key in NOT_YET_RULE_KEYS:
-        del rule[key]
-    flows = {flow["cs"]: flow for flow in rule["flows"]}
-    for target in NOT_YET_FLOWS:
-        rule["flows"].remove(flows[target])
-    return data
-
-
-def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    return next(item for item in items if item["name"] == name)
-
-
 @pytest.fixture
 def example_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """What of the example applies in this branch, beside copies of its CSV files."""
+    """A copy of the example, beside copies of its CSV files."""
     monkeypatch.setenv("JIM_AD_PASSWORD", PASSWORD)
-    for name in ("hr.csv", "groups.csv"):
+    for name in ("hr.csv", "groups.csv", "active-directory.yaml"):
         shutil.copy(EXAMPLES / name, tmp_path / name)
-    path = tmp_path / "active-directory.yaml"
-    data = _what_applies_today(yaml.safe_load(AD_EXAMPLE.read_text()))
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return tmp_path / "active-directory.yaml"
 
 
 def test_the_example_passes_the_check(example_file: Path) -> None:
@@ -95,6 +60,9 @@ def test_the_example_applies(example_file: Path) -> None:
     users_out = SyncRule.objects.get(name="AD users out")
     assert users_out.dn_template.startswith("CN={{ mv.displayName }},OU=People,")
     assert users_out.enforce_state
+    assert users_out.deprovision_action == "disable"
+    assert users_out.delete_after_days == 30
+    assert users_out.initial_password == {"attribute": "unicodePwd", "length": 16}
     assert SyncRule.objects.count() == 5
 
 
