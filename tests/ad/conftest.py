@@ -3,6 +3,8 @@
 
     big_group_members  (session) the DNs of :data:`MEMBERS` contacts for big groups,
                        made once per run and shared by the run's workers.
+    ad_estate          an HR file and the DC configured by `jim apply` as
+                       docs/connectors/active-directory.md shows (tests/ad/estate.py).
 
 A group member must be an object of the directory, and Samba adds objects over LDAP at
 about 80 a second (each add its own transaction, written to disk): 12,000 would take
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from jim_project.devservers.samba import SYSTEM_PYTHON, SambaDC
+from tests.ad.estate import AdEstate, make_ad_estate
 from tests.support.samba import RUN_DIR_VARIABLE
 
 #: Contacts for big groups: 10,000 members and 2,000 more to add.
@@ -102,3 +105,8 @@ for start in range(0, count, 1000):
         db.transaction_cancel()
         raise
 """
+
+
+@pytest.fixture
+def ad_estate(tmp_path, samba_dc, ad_ou, monkeypatch) -> AdEstate:
+    return make_ad_estate(tmp_path, samba_dc, ad_ou, monkeypatch)
