@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 
 import ldap3
 import pytest
@@ -11,6 +13,7 @@ from ldap3.core.exceptions import LDAPSocketOpenError
 from ldap3.protocol.microsoft import show_deleted_control
 
 from jim_project.devservers.samba import DELETED_OBJECTS_DN, SambaDC
+from tests.support import samba
 
 
 def _service(samba_dc: SambaDC) -> ldap3.Connection:
@@ -65,3 +68,17 @@ def test_ldaps_checks_the_certificate(samba_dc: SambaDC) -> None:
 
 def _escaped_guid(guid: uuid.UUID) -> str:
     return "".join(f"\\{byte:02x}" for byte in guid.bytes_le)
+
+
+def test_a_pytest_started_by_a_test_leaves_the_runs_dc_alone(
+    samba_dc: SambaDC, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It inherits the run's variables (tests/test_rig.py starts one); its end must not
+    stop the DC the other tests use."""
+    monkeypatch.setenv(samba.OWNER_VARIABLE, str(os.getppid()))  # not this process
+    run_dir = Path(os.environ[samba.RUN_DIR_VARIABLE])
+
+    samba.finish_run()
+
+    assert run_dir.is_dir() and samba_dc.answers()
+    assert os.environ[samba.RUN_DIR_VARIABLE] == str(run_dir)

@@ -17,7 +17,6 @@ wrong API key travels with the test's session cookie, which rightly signs it in)
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +42,6 @@ pytestmark = pytest.mark.django_db
 
 #: Examples generated per operation (and again with an existing id, for an object's URL).
 EXAMPLES = 20
-#: The whole run must take no longer (seconds).
-TIME_LIMIT = 60
 #: No 500, and every answer as the schema describes it (status, type, body, headers).
 CHECKS = [
     not_a_server_error,
@@ -88,7 +85,6 @@ def test_no_generated_request_gets_a_500(world):
     headers = {"X-CSRFToken": CSRF}
     schema = schemathesis.openapi.from_dict(browser.get(f"{API}schema/", {"format": "json"}).json())
     schema.app = get_wsgi_application()
-    started = time.monotonic()
     failures = []
     answered: Counter[int] = Counter()
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -118,7 +114,6 @@ def test_no_generated_request_gets_a_500(world):
         except Exception as exc:
             failures.append(f"{operation.label}: {exc}")
     assert failures == []
-    assert time.monotonic() - started < TIME_LIMIT
     # The run reached the data, and the actions did act, not only refuse.
     assert answered[200] > len(operations)
     assert answered[202] > 0

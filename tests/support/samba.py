@@ -15,7 +15,9 @@ How a run shares it:
 - the first test that needs the DC (:func:`shared_dc`, under a file lock) provisions
   and starts it there (about 10 s), detached from the worker so that it serves the
   others until the end of the run; later tests and workers find it running;
-- :func:`finish_run`, in that first process, stops it and deletes the folder.
+- :func:`finish_run`, in that first process, stops it and deletes the folder — only
+  there: a pytest that a test starts (tests/test_rig.py does) inherits the folder's
+  name and must leave the run's DC alone.
 
 ``JIM_TEST_SAMBA_HOST`` chooses the loopback address (default 127.0.0.1), for two runs
 on one machine; the address must exist on ``lo``.
@@ -37,6 +39,9 @@ from tests.support import make_private_dir, pid_alive
 __all__ = ["SambaDC", "SambaError", "finish_run", "prepare_run", "shared_dc"]
 
 RUN_DIR_VARIABLE = "JIM_TEST_SAMBA_DIR"
+#: The id of the process that made the run's folder: only it stops the DC and deletes
+#: the folder (a pytest started by a test inherits the variables, not the folder).
+OWNER_VARIABLE = "JIM_TEST_SAMBA_OWNER"
 HOST = os.environ.get("JIM_TEST_SAMBA_HOST", "127.0.0.1")
 ADMIN_PASSWORD = "Jim-test-Admin-Pa55"
 SERVICE_PASSWORD = "Dc-test-Service-Pa55"
@@ -48,13 +53,16 @@ def prepare_run() -> None:
     _remove_stale_runs()
     if RUN_DIR_VARIABLE not in os.environ:
         os.environ[RUN_DIR_VARIABLE] = str(make_private_dir(_KIND))
+        os.environ[OWNER_VARIABLE] = str(os.getpid())
 
 
 def finish_run() -> None:
-    """In the run's first process: stop the run's DC, if one was started, and delete it."""
-    run_dir = os.environ.pop(RUN_DIR_VARIABLE, None)
-    if run_dir:
-        _destroy(Path(run_dir))
+    """In the process that made the run's folder: stop the run's DC, if one was
+    started, and delete the folder."""
+    if os.environ.get(OWNER_VARIABLE) != str(os.getpid()):
+        return
+    del os.environ[OWNER_VARIABLE]
+    _destroy(Path(os.environ.pop(RUN_DIR_VARIABLE)))
 
 
 def shared_dc() -> SambaDC:
