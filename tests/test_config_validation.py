@@ -14,6 +14,7 @@ from connectors.models import (
     ConnectedSystemObjectType,
     ConnectorSpaceObject,
 )
+from jim_project.configuration.references import fixed_parent
 from tests.builders import add_attribute
 from tests.support.cli import jim
 from tests.support.configuration import EXAMPLE, config_state, example, no_writes, write_config
@@ -334,6 +335,21 @@ MISTAKES: dict[str, tuple[Mutation, str]] = {
         _set(lambda d: dir_out(d)["flows"], 3, {"cs": "mail", "expression": "cs.mail | lower"}),
         "sync_rules[2].flows[3].expression: an export flow can only read mv",
     ),
+    "dn template outside the object type's container": (
+        _set(dir_out, "dn", "uid={{ mv.accountName }},ou=staff,dc=example,dc=org"),
+        "sync_rules[2].dn: 'ou=staff,dc=example,dc=org' is outside the container "
+        "'ou=people,dc=example,dc=org' of inetOrgPerson in Directory: imports would not see "
+        "the objects it creates",
+    ),
+    "disable dn outside the object type's container": (
+        lambda d: dir_out(d).update(
+            deprovision="disable",
+            disable={"dn": "uid={{ mv.accountName }},ou=disabled,dc=example,dc=org"},
+        ),
+        "sync_rules[2].disable.dn: 'ou=disabled,dc=example,dc=org' is outside the container "
+        "'ou=people,dc=example,dc=org' of inetOrgPerson in Directory: imports would not see "
+        "a disabled account moved there",
+    ),
     "dn template reading cs": (
         _set(dir_out, "dn", "uid={{ cs.uid }},ou=people,dc=example,dc=org"),
         "sync_rules[2].dn: a DN template can only read mv",
@@ -570,3 +586,18 @@ def test_a_yaml_alias_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     assert "*full" in text
     assert jim("apply", str(write_config(tmp_path, text)))[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("template", "parent"),
+    [
+        ("uid={{ mv.uid }},ou=people,dc=example,dc=org", "ou=people,dc=example,dc=org"),
+        ("CN={{ mv.cn }}, OU=People ,DC=example,DC=org", "OU=People ,DC=example,DC=org"),
+        ("uid={{ mv.uid }},ou={{ mv.department }},dc=example,dc=org", "dc=example,dc=org"),
+        ("uid={{ mv.uid }}", None),
+        ("uid={{ mv.uid }},{{ mv.parent }}", None),
+        ("{% if mv.a %}uid=a{% endif %},ou=x", None),
+    ],
+)
+def test_a_dn_templates_fixed_parent_is_what_follows_its_last_placeholder(template, parent):
+    assert fixed_parent(template) == parent

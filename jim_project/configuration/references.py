@@ -37,6 +37,7 @@ from connectors.models import (
     RunProfile,
 )
 from connectors.registry import connector_sets_passwords
+from core.dn import DNError, is_within, normalise_dn
 from jim_project.configuration.errors import KeyPath, Problems
 from jim_project.configuration.schema import Configuration, FlowDecl, RuleDecl, SecretDecl
 from jim_project.configuration.secrets import default_variable
@@ -202,6 +203,14 @@ class Outcome:
         found = stored.object_types.get(object_type) if stored else None
         return found.secondary_external_id if found else ""
 
+    def container(self, system: str, object_type: str) -> str:
+        """The object type's container as the file declares it ("" when it does not)."""
+        declared = self._systems.get(system)
+        for decl in declared.object_types if declared else ():
+            if decl.name == object_type:
+                return decl.container
+        return ""
+
     def cs_attributes(self, system: str, object_type: str) -> dict[str, str] | None:
         """Attribute name → data type, when the object type's attributes are known."""
         stored_system = self.stored.systems.get(system)
@@ -264,6 +273,19 @@ def _suggest_name(name: str) -> str:
     """A suggestion for an unknown name in an expression (``sc`` → ``cs``)."""
     close = difflib.get_close_matches(name, [*OBJECT_NAMES, *HELPERS], n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def fixed_parent(template: str) -> str | None:
+    """The parent DN a DN template always ends in — the text after its last placeholder,
+    when that is ``,<a DN>`` (``uid={{ mv.uid }},ou=people,dc=example,dc=org`` →
+    ``ou=people,dc=example,dc=org``); None when the template does not fix one."""
+    if "{%" in template:
+        return None
+    tail = template[template.rfind("}}") + 2 :] if "}}" in template else ""
+    tail = tail.strip()
+    if not tail.startswith(",") or not tail[1:].strip():
+        return None
+    return tail[1:].strip()
 
 
 def check_references(config: Configuration, outcome: Outcome, problems: Problems) -> None:
@@ -382,12 +404,13 @@ class RuleChecker:
             self._check_unique(rule.scope, (*rule.path, "scope"), export_flow=False)
         if rule.dn:
             self._check_expression(rule.dn, (*rule.path, "dn"), objects=("mv",), template=True)
+            self._check_within_container(rule.dn, (*rule.path, "dn"), "the objects it creates")
         for flow in rule.disable_flows:
             self._check_flow(flow, is_export)
         if rule.disable_dn:
-            self._check_expression(
-                rule.disable_dn, (*rule.path, "disable", "dn"), objects=("mv",), template=True
-            )
+            path = (*rule.path, "disable", "dn")
+            self._check_expression(rule.disable_dn, path, objects=("mv",), template=True)
+            self._check_within_container(rule.disable_dn, path, "a disabled account moved there")
         if (
             is_export
             and rule.provision
@@ -401,6 +424,28 @@ class RuleChecker:
             )
         if rule.initial_password:
             self._check_passwords()
+
+    def _check_within_container(self, template: str, path: KeyPath, what: str) -> None:
+        """A DN template whose fixed parent lies outside the object type's container
+        makes objects that imports never see: a provisioned object is never confirmed,
+        a moved one looks deleted."""
+        rule = self.rule
+        container = self.outcome.container(rule.connected_system, rule.object_type)
+        parent = fixed_parent(template)
+        if not container or parent is None:
+            return
+        try:
+            outside = not is_within(normalise_dn(parent), normalise_dn(container))
+        except DNError:
+            return  # the template's own check names a malformed DN
+        if outside:
+            self.problems.add(
+                path,
+                f"{parent!r} is outside the container {container!r} of {rule.object_type} "
+                f"in {rule.connected_system}: imports would not see {what} (an object "
+                "that leaves the container is taken for deleted); use a DN within it, or "
+                "widen the container",
+            )
 
     def _check_passwords(self) -> None:
         """An initial password goes only to a connector that knows how to send one."""

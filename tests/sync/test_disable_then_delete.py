@@ -454,7 +454,7 @@ DISABLE_KEYS = {
     "deprovision": "disable",
     "disable": {
         "flows": [{"cs": "description", "expression": "'disabled'"}],
-        "dn": "uid={{ mv.accountName }},ou=disabled,dc=example,dc=org",
+        "dn": "uid={{ mv.accountName }},ou=disabled,ou=people,dc=example,dc=org",
     },
     "delete_after_days": 30,
 }
