@@ -217,6 +217,7 @@ def test_an_anonymous_bind_that_may_not_see_the_base_says_so(slapd):
         ({"bind_password": ""}, "bind_password is empty"),
         ({"page_size": 0}, "page_size must be a positive"),
         ({"timeout": "soon"}, "timeout must be a positive"),
+        ({"range_size": "lots"}, "range_size must be a positive"),
         ({"delta_method": "changelog"}, "delta_method must be"),
         ({"delta_method": "usn"}, "delta_method usn does not work on OpenLDAP"),
         ({"directory": "novell"}, "directory must be auto, openldap, active_directory"),

@@ -49,10 +49,11 @@ from connectors.backends.ldap.transport import (
     Response,
 )
 from connectors.backends.ldap.values import raw_values
-from connectors.base import ConnectorConfigurationError, ObjectTypeSpec
+from connectors.base import ObjectTypeSpec
 
 if TYPE_CHECKING:
     from connectors.backends.ldap.session import Session
+    from connectors.backends.ldap.settings import LdapSettings
 
 #: Follow-up range reads of one answer's entries kept in flight at once.
 READ_WINDOW = 32
@@ -100,21 +101,11 @@ def parse_range(description: str) -> Range | None:
     return Range(name, int(start), None if end == "*" else int(end))
 
 
-def range_size(settings: Any) -> int | None:
+def range_size(settings: LdapSettings) -> int | None:
     """The ``range_size`` setting: values to ask for per range (None: as the server
     decides)."""
     value = settings.get("range_size")
-    if value is None or value == "":
-        return None
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        size = 0
-    if size <= 0:
-        raise ConnectorConfigurationError(
-            f"range_size must be a positive whole number (values per range), not {value!r}."
-        )
-    return size
+    return None if value is None or value == "" else settings.number("range_size")
 
 
 def asked_range(name: str, start: int, size: int | None) -> str:
