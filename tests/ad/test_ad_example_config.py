@@ -20,6 +20,7 @@ EXAMPLES = Path(settings.BASE_DIR) / "examples"
 AD_EXAMPLE = EXAMPLES / "active-directory.yaml"
 PASSWORD = "Example-Service-Pa55"
 
+
 @pytest.fixture
 def example_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the example, beside copies of its CSV files."""
