@@ -36,6 +36,9 @@ CANCEL_PERMISSION = "connectors.change_activity"
 OVERRIDE_PERMISSION = "connectors.override_threshold"
 APPROVE_PERMISSION = "exports.approve_pendingexport"
 INTERVENE_PERMISSION = "exports.intervene_pendingexport"
+#: Delete a metaverse object now, disconnect one of its CSOs, re-evaluate it
+#: (runs.mvo_actions): Administrators only, as it changes identities outside the rules.
+MANAGE_MVO_PERMISSION = "metaverse.manage_metaverseobject"
 
 #: What each role may do beyond reading ("app_label.codename").
 ACTIONS: dict[str, tuple[str, ...]] = {

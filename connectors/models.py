@@ -288,6 +288,11 @@ class ConnectorSpaceObject(models.Model):
     attributes = models.JSONField(default=dict, blank=True)
     unresolved_references = models.JSONField(default=dict, blank=True)
     sync_pending = models.BooleanField(default=True)
+    disconnected_by_hand = models.BooleanField(
+        default=False,
+        help_text="An administrator disconnected it from its metaverse object: sync neither "
+        "joins nor projects it until an administrator re-joins it or it is imported anew.",
+    )
     disabled_at = models.DateTimeField(
         null=True,
         blank=True,

@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib import messages
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
+from access.roles import MANAGE_MVO_PERMISSION
 from connectors.choices import AttributeDataType
 from connectors.models import ConnectedSystem, ConnectorSpaceObject, RunProfileExecutionItem
 from console.changes import item_changes
@@ -23,6 +26,8 @@ from console.views import admin_change_url, console_view, page_context
 from exports.models import PendingExport
 from metaverse.models import MetaverseAttribute, MetaverseObject, SyncRule
 from metaverse.sync.disabling import disabled_text, with_delete_after_days
+from runs import mvo_actions
+from runs.runner import AlreadyRunning
 
 #: RPEIs shown in the MVO's recent history.
 HISTORY_ITEMS = 50
@@ -202,5 +207,34 @@ def mvo_page(request: HttpRequest, pk: int) -> HttpResponse:
         cs_objects=csos,
         pending_exports=pending_exports(mvo, cso_ids),
         history=recent_history(mvo, cso_ids),
+        may_manage=request.user.has_perm(MANAGE_MVO_PERMISSION),
     )
     return render(request, "console/mvo.html", context)
+
+
+@console_view(MANAGE_MVO_PERMISSION)
+@require_POST
+def mvo_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Delete the MVO now, disconnect one of its CSOs, or re-evaluate it
+    (:mod:`runs.mvo_actions`), once the form's confirmation box is ticked; then the
+    activity that did it, or the MVO page with why not."""
+    mvo = get_object_or_404(MetaverseObject, pk=pk)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, f"Tick the confirmation box to {action} {mvo}.")
+        return redirect("console:mvo", pk=pk)
+    reason = request.POST.get("reason", "").strip()[:1000]
+    try:
+        if action == mvo_actions.DELETE:
+            activity = mvo_actions.delete_now(mvo, request.user, reason)
+        elif action == mvo_actions.DISCONNECT:
+            cso = get_object_or_404(ConnectorSpaceObject, pk=request.POST.get("cso") or 0)
+            activity = mvo_actions.disconnect(mvo, cso, request.user, reason)
+        elif action == mvo_actions.RE_EVALUATE:
+            activity = mvo_actions.re_evaluate(mvo, request.user, reason)
+        else:
+            raise Http404(f"no action {action!r} on a metaverse object")
+    except (AlreadyRunning, ValueError) as exc:
+        messages.error(request, f"Could not {action} {mvo}: {exc}")
+        return redirect("console:mvo", pk=pk)
+    messages.success(request, f"{activity.profile_name}: {activity.get_status_display()}.")
+    return redirect("console:activity", pk=activity.pk)

@@ -28,6 +28,7 @@ urlpatterns = [
         name="activity-override-threshold",
     ),
     path("metaverse/<int:pk>/", metaverse_views.mvo_page, name="mvo"),
+    path("metaverse/<int:pk>/<str:action>/", metaverse_views.mvo_action, name="mvo-action"),
     path("search/", search_views.search_page, name="search"),
     path(
         "run-profiles/<int:pk>/history/",

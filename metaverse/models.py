@@ -87,6 +87,12 @@ class MetaverseObject(models.Model):
 
     class Meta:
         verbose_name = "metaverse object"
+        permissions = [
+            (
+                "manage_metaverseobject",
+                "Can delete a metaverse object now, disconnect its objects, re-evaluate it",
+            )
+        ]
         indexes = [
             models.Index(
                 fields=["deletion_due_at"],

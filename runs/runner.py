@@ -89,6 +89,7 @@ RECONNECT_PAUSE = 0.5
 _SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
 
 ProgressCallback = Callable[[ActivityRecorder], None]
+Processor = Callable[[Activity, ActivityRecorder], None]
 
 
 class AlreadyRunning(Exception):
@@ -178,19 +179,26 @@ def _run_started(activity: Activity) -> str:
     return text
 
 
-def execute(activity: Activity, *, on_progress: ProgressCallback | None = None) -> Activity:
+def execute(
+    activity: Activity,
+    *,
+    on_progress: ProgressCallback | None = None,
+    processor: Processor | None = None,
+) -> Activity:
     """Claim a queued activity, run its processor to the end, record the outcome.
 
     ``on_progress`` is called with the recorder whenever the processor reports
     progress (for a progress bar). Raises :class:`AlreadyRunning` (the activity
     stays queued) or :class:`NotQueued`; never raises what the run itself meets,
     except ``KeyboardInterrupt``, after recording the activity as cancelled, and
-    :class:`OutcomeNotRecorded`. Returns the activity, refreshed.
+    :class:`OutcomeNotRecorded`. Returns the activity, refreshed. ``processor``
+    replaces the profile type's (a manual action on one metaverse object,
+    :mod:`runs.mvo_actions`).
     """
     lock = _claim(activity)
     try:
         with _connections_named(activity.pk):
-            _run(activity, lock, on_progress)
+            _run(activity, lock, on_progress, processor)
     finally:
         lock.release()
     activity.refresh_from_db()
@@ -386,12 +394,17 @@ class _RunRecorder(ActivityRecorder):
             self._lock.check()
 
 
-def _run(activity: Activity, lock: run_lock.RunLock, on_progress: ProgressCallback | None) -> None:
+def _run(
+    activity: Activity,
+    lock: run_lock.RunLock,
+    on_progress: ProgressCallback | None,
+    processor: Processor | None = None,
+) -> None:
     recorder = _RunRecorder(activity, lock, on_progress)
     status, message = ActivityStatus.COMPLETE, ""
     try:
         with collector_paused():
-            _processor(activity.profile_type)(activity, recorder)
+            (processor or _processor(activity.profile_type))(activity, recorder)
     except KeyboardInterrupt:
         _finish(activity, recorder, ActivityStatus.CANCELLED, "Interrupted.")
         raise

@@ -71,3 +71,15 @@ class MetaverseObjectSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         )
+
+
+class MvoActionSerializer(serializers.Serializer):
+    """A manual action on a metaverse object: why (kept on the audit trail)."""
+
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class MvoDisconnectSerializer(MvoActionSerializer):
+    """Disconnecting one of a metaverse object's connector space objects."""
+
+    cso = serializers.IntegerField(help_text="The id of the connector space object.")

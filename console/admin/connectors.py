@@ -364,6 +364,7 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
         "status",
         "join_type",
         "sync_pending",
+        "disconnected_by_hand",
     )
     list_select_related = ("connected_system", "object_type", "metaverse_object")
     search_fields = ("external_id", "secondary_external_id")
@@ -395,7 +396,7 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
                 )
             },
         ),
-        ("Join", {"fields": ("mvo_link", "join_type", "joined_at")}),
+        ("Join", {"fields": ("mvo_link", "join_type", "joined_at", "disconnected_by_hand")}),
         ("Attributes", {"fields": ("attributes_table", "unresolved_references_table")}),
         ("Exports and history", {"fields": ("pending_export_link", "history_link")}),
     )

@@ -41,6 +41,7 @@ CSO_JOIN_FIELDS = (
     "sync_pending",
     "status",
     "disabled_at",
+    "disconnected_by_hand",
 )
 MVO_FIELDS = ("attributes", "attribute_sources", "display_name", "status", "deletion_due_at")
 PE_FIELDS = (

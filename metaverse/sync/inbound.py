@@ -121,6 +121,8 @@ def sync_inbound(batch: SyncBatch, cso: ConnectorSpaceObject) -> InboundResult:
     rules = batch.ruleset.import_rules.get(cso.object_type_id, [])
     cs = cs_view(batch, cso)
     if cso.metaverse_object_id is None:
+        if cso.disconnected_by_hand:
+            return result  # an administrator's decision (metaverse.sync.manual)
         _join_or_project(batch, cso, rules, cs, result)
         if result.mvo is None:
             return result

@@ -154,6 +154,7 @@ class TargetIndex:
             object_type_id=cs_type_id,
             metaverse_object__isnull=True,
             status=CsoStatus.NORMAL,
+            disconnected_by_hand=False,
         ).values_list("pk", f"attributes__{attribute}")
         for pk, values in rows:
             for value in values_of(values):
@@ -590,6 +591,13 @@ class ExportEvaluator:
                 candidate = existing.get((system_id, key[0], key[1]))
         result = self.results.setdefault(mvo.pk, EvaluationResult())
         if candidate is not None:
+            if candidate.disconnected_by_hand:
+                raise ObjectError(
+                    RpeiErrorType.INVALID_GENERATED_EXTERNAL_ID,
+                    f"sync rule {rule.name!r}: {candidate} in {self._system_name(rule)} was "
+                    "disconnected by an administrator; it is not joined again nor another "
+                    "object provisioned in its place",
+                )
             if candidate.metaverse_object_id and candidate.metaverse_object_id != mvo.pk:
                 raise ObjectError(
                     RpeiErrorType.INVALID_GENERATED_EXTERNAL_ID,

@@ -99,8 +99,7 @@ class SyncRun:
 
     def _run(self) -> None:
         self.recorder.set_phase(ActivityPhase.SYNCHRONISING)
-        self._delete_expired_disabled()
-        self._delete_due_mvos()
+        self._housekeeping()
         levels = self._cso_levels()
         total = sum(map(len, levels))
         self.recorder.progress(total=total, processed=0, force=True)
@@ -114,6 +113,10 @@ class SyncRun:
         self.recorder.set_phase(ActivityPhase.EVALUATING_EXPORTS)
         self._finish_deferred()
         self.recorder.flush()
+
+    def _housekeeping(self) -> None:
+        self._delete_expired_disabled()
+        self._delete_due_mvos()
 
     def _write_rpeis_behind(self, writer: PageWriter, batch: SyncBatch) -> None:
         """The batch is committed, its pending exports with it: its RPEIs (a record of
@@ -194,6 +197,8 @@ class SyncRun:
         for cso in csos:
             if cso.metaverse_object_id or cso.status != CsoStatus.NORMAL:
                 continue
+            if cso.disconnected_by_hand:
+                continue
             for rule in self.ruleset.import_rules.get(cso.object_type_id, []):
                 for cs_attribute, mv_attribute in rule.joins:
                     for value in cso.attributes.get(cs_attribute, []):
@@ -261,20 +266,8 @@ class SyncRun:
             mvo = outcome.inbound.disconnected_mvo if outcome.inbound else None
             if mvo is None or mvo.pk in deleted:
                 continue
-            system_id = outcome.cso.connected_system_id
-            if not deletion_due(batch, mvo, system_id):
-                recall(batch, mvo, system_id)
-            elif schedule_or_delete(batch, mvo):
+            if apply_deletion_rule(batch, evaluator, mvo, outcome.cso, outcome.details):
                 deleted.add(mvo.pk)
-                evaluator.deprovision_all(mvo)
-                if disabling.is_kept(mvo):
-                    outcome.details["metaverse_object_kept"] = "disabled accounts"
-                else:
-                    outcome.details["metaverse_object_deleted"] = True
-            else:
-                due = mvo.deletion_due_at
-                assert due is not None  # scheduled, now or before, always with its due date
-                outcome.details["metaverse_object_deletion_due"] = due.isoformat()
         return deleted
 
     def _evaluate_exports(
@@ -355,9 +348,9 @@ class SyncRun:
         self, batch: SyncBatch, outcomes: list[_Outcome], evaluator: ExportEvaluator
     ) -> None:
         """One RPEI per CSO that changed (or failed); none for a CSO that did not."""
-        system_name = self.ruleset.systems[self.system_id].name
         for outcome in outcomes:
             cso = outcome.cso
+            system_name = self.ruleset.systems[cso.connected_system_id].name
             external_id = cso.external_id or cso.secondary_external_id or ""
             cso_id = None if cso.pk in batch.deleted_csos else cso.pk
             if outcome.error is not None:
@@ -511,6 +504,12 @@ class SyncRun:
                 status=MvoStatus.DELETION_SCHEDULED, deletion_due_at__lte=timezone.now()
             ).values_list("pk", flat=True)
         )
+        self.delete_mvos(due, "grace period ended")
+
+    def delete_mvos(self, due: list[int], reason: str) -> None:
+        """Delete these MVOs as a deletion rule does: every CSO joined to them is
+        deprovisioned or disconnected by its export rule, then the MVO goes (or is kept,
+        due, while one of its exports is being sent, or for its disabled accounts)."""
         for start in range(0, len(due), BATCH_SIZE):
             with batch_transaction():
                 batch = SyncBatch(self.ruleset, self.join_index, self.activity.pk)
@@ -526,10 +525,15 @@ class SyncRun:
                 if mvo.pk in batch.busy_mvos or disabling.is_kept(mvo):
                     continue  # still due (the next sync deletes it), or kept for its
                     # disabled accounts
+                details: dict[str, Any] = {"metaverse_object_deleted": True, "reason": reason}
+                evaluation = evaluator.results.get(mvo.pk)
+                if evaluation is not None and evaluation.effects:
+                    details["exports"] = [
+                        {"system": e.system, "action": e.action, **({"dn": e.dn} if e.dn else {})}
+                        for e in evaluation.effects
+                    ]
                 self.recorder.item(
-                    ObjectChangeType.DELETED,
-                    external_id=mvo.display_name,
-                    details={"metaverse_object_deleted": True, "reason": "grace period ended"},
+                    ObjectChangeType.DELETED, external_id=mvo.display_name, details=details
                 )
             self.recorder.flush()
 
@@ -567,6 +571,33 @@ class SyncRun:
                     )
                 self._record_export_errors(evaluation, mvo.display_name, _live(batch, mvo.pk))
             self.recorder.flush()
+
+
+def apply_deletion_rule(
+    batch: SyncBatch,
+    evaluator: ExportEvaluator,
+    mvo: MetaverseObject,
+    cso: ConnectorSpaceObject,
+    details: dict[str, Any],
+) -> bool:
+    """``cso`` was just disconnected from ``mvo``: recall its system's values, or
+    schedule or carry out the MVO's deletion as its deletion rule says (``details``,
+    for the RPEI, say which). True when the MVO is deleted in this batch."""
+    system_id = cso.connected_system_id
+    if not deletion_due(batch, mvo, system_id):
+        recall(batch, mvo, system_id)
+        return False
+    if schedule_or_delete(batch, mvo):
+        evaluator.deprovision_all(mvo)
+        if disabling.is_kept(mvo):
+            details["metaverse_object_kept"] = "disabled accounts"
+        else:
+            details["metaverse_object_deleted"] = True
+        return True
+    due = mvo.deletion_due_at
+    assert due is not None  # scheduled, now or before, always with its due date
+    details["metaverse_object_deletion_due"] = due.isoformat()
+    return False
 
 
 def _export_scope(

@@ -3,7 +3,8 @@ and button, every console page and POST, and the ``jim`` commands that act for a
 ``--user``.
 
 The expectations are the issue's, written out here rather than read from
-``access/roles.py``: Administrators do everything; Operators run, cancel, retry and
+``access/roles.py``: Administrators do everything (deleting, disconnecting and
+re-evaluating a metaverse object only they do); Operators run, cancel, retry and
 discard; Approvers approve and reject; every role reads everything but the API keys,
 the failed sign-ins, the audit trail and the users. A page no one may use (the add page
 of a read-only admin) is refused to every role alike: the superuser's answer is the
@@ -28,6 +29,7 @@ from access.models import ApiKey, FailedSignIn
 from access.roles import ADMINISTRATORS, APPROVERS, OPERATORS, ROLES, VIEWERS
 from connectors.models import Activity
 from exports.models import PendingExport
+from metaverse.models import MetaverseObject
 from tests.access.world import World, build_world
 from tests.support.cli import jim
 
@@ -170,6 +172,10 @@ def _failed_status(world: World) -> str | None:
     return PendingExport.objects.filter(pk=world.failed.pk).values_list("status", flat=True).first()
 
 
+def _mvo() -> int:
+    return MetaverseObject.objects.values_list("pk", flat=True).get()
+
+
 CONFIRM = {"confirm": "yes", "reason": "checked"}
 EXPORTS = "exports_pendingexport"
 ATTEMPTS = {
@@ -260,6 +266,18 @@ ATTEMPTS = {
     "revoke an API key (button)": Attempt(
         _post(lambda w: reverse("admin:access_apikey_revoke", args=[w.api_key.pk])),
         lambda w: ApiKey.objects.get(pk=w.api_key.pk).revoked_at is not None,
+        {ADMINISTRATORS},
+        own_url=True,
+    ),
+    "re-evaluate a metaverse object (console)": Attempt(
+        _post(lambda w: reverse("console:mvo-action", args=[_mvo(), "re-evaluate"]), **CONFIRM),
+        lambda w: Activity.objects.filter(profile_name__startswith="Manual:").exists(),
+        {ADMINISTRATORS},
+        own_url=True,
+    ),
+    "delete a metaverse object now (console)": Attempt(
+        _post(lambda w: reverse("console:mvo-action", args=[_mvo(), "delete"]), **CONFIRM),
+        lambda w: not MetaverseObject.objects.exists(),
         {ADMINISTRATORS},
         own_url=True,
     ),
