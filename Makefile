@@ -96,12 +96,13 @@ check: venv
 	$(BIN)/lint-imports
 	$(CHECK_ENV) $(BIN)/mypy
 
-# pytest finds or starts PostgreSQL and slapd itself (docs/testing.md).
+# pytest finds or starts PostgreSQL, slapd and the Samba DC itself (docs/testing.md), and
+# names the 15 slowest tests at the end (the suite must stay well under 15 minutes).
 # Exit status 5 means no tests were collected: said plainly, and not a failure.
 pytest: setup
 	@workers=(); [ "$(PYTEST_WORKERS)" = 0 ] || workers=(-n $(PYTEST_WORKERS) --dist load); \
 	echo "$(BIN)/pytest $${workers[*]} $(PYTEST_ARGS)"; \
-	status=0; $(BIN)/pytest "$${workers[@]}" $(PYTEST_ARGS) || status=$$?; \
+	status=0; $(BIN)/pytest "$${workers[@]}" --durations=15 $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then \
 		echo "make test: pytest collected no tests (exit status 5) — nothing to run, treated as success."; \
 		exit 0; \
