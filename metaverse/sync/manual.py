@@ -110,10 +110,7 @@ def _disconnect(sync: SyncRun, cso_id: int, reason: str) -> None:
         batch.commit()
     evaluation = evaluator.results.get(mvo.pk)
     if evaluation is not None and evaluation.effects:
-        details["exports"] = [
-            {"system": e.system, "action": e.action, **({"dn": e.dn} if e.dn else {})}
-            for e in evaluation.effects
-        ]
+        details["exports"] = [effect.detail() for effect in evaluation.effects]
     sync.recorder.item(
         ObjectChangeType.DISCONNECTED,
         external_id=cso.external_id or cso.secondary_external_id or "",

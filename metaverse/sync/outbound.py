@@ -72,6 +72,14 @@ class ExportEffect:
     action: str  # create, update, delete, cancel, join, disconnect
     dn: str = ""
 
+    def detail(self) -> dict[str, str]:
+        """The effect as an RPEI's details list it (the DN only when there is one)."""
+        return {
+            "system": self.system,
+            "action": self.action,
+            **({"dn": self.dn} if self.dn else {}),
+        }
+
 
 @dataclass
 class ProvisionRequest:

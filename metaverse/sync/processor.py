@@ -381,10 +381,7 @@ class SyncRun:
                     details["changes"] = self._value_changes(result.mvo, names, result.flowed)
                     message = changes_message(names)
                 if effects:
-                    details["exports"] = [
-                        {"system": e.system, "action": e.action, **({"dn": e.dn} if e.dn else {})}
-                        for e in effects
-                    ]
+                    details["exports"] = [effect.detail() for effect in effects]
                 self.recorder.item(
                     change,
                     message=message,
@@ -528,10 +525,7 @@ class SyncRun:
                 details: dict[str, Any] = {"metaverse_object_deleted": True, "reason": reason}
                 evaluation = evaluator.results.get(mvo.pk)
                 if evaluation is not None and evaluation.effects:
-                    details["exports"] = [
-                        {"system": e.system, "action": e.action, **({"dn": e.dn} if e.dn else {})}
-                        for e in evaluation.effects
-                    ]
+                    details["exports"] = [effect.detail() for effect in evaluation.effects]
                 self.recorder.item(
                     ObjectChangeType.DELETED, external_id=mvo.display_name, details=details
                 )
