@@ -67,7 +67,7 @@ def finish_run() -> None:
 
 def shared_dc() -> SambaDC:
     """The run's domain controller, provisioned and started by the first caller."""
-    run_dir = Path(os.environ.get(RUN_DIR_VARIABLE) or _standalone_dir())
+    run_dir = Path(os.environ[RUN_DIR_VARIABLE])  # named by prepare_run (tests/conftest.py)
     with (run_dir / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         saved = run_dir / "dc.json"
@@ -86,12 +86,6 @@ def shared_dc() -> SambaDC:
             dc.save(saved)
         dc.start()  # a no-op while it answers; again after a test stopped it
         return dc
-
-
-def _standalone_dir() -> str:
-    """A run folder when no plugin prepared one (a test started outside pytest's run)."""
-    prepare_run()
-    return os.environ[RUN_DIR_VARIABLE]
 
 
 def _remove_stale_runs() -> None:
