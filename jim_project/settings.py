@@ -45,6 +45,11 @@ Environment:
     JIM_LOGIN_LOCKOUT_MINUTES     the window failures are counted in (default 15).
     JIM_API_KEY_DAYS              an API key's default lifetime in days (default 90).
     JIM_API_KEY_MAX_DAYS          the longest lifetime an API key may be given (default 365).
+    JIM_PREVIEW_RETENTION_DAYS    how long preview activities are kept (default 7).
+    JIM_HISTORY_RETENTION_DAYS    how long the value history of MVOs and CSOs is kept
+                                  (default 365).
+    JIM_EXPORT_RETENTION_DAYS     how long what an export run sent is kept, so the run
+                                  can be undone (default 90).
 """
 
 from __future__ import annotations
@@ -243,6 +248,11 @@ JIM_LOGIN_MAX_FAILURES = env_int("JIM_LOGIN_MAX_FAILURES", default=5)
 JIM_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("JIM_LOGIN_MAX_FAILURES_PER_ADDRESS", default=20)
 JIM_LOGIN_LOCKOUT_MINUTES = env_int("JIM_LOGIN_LOCKOUT_MINUTES", default=15)
 JIM_API_KEY_DAYS = env_int("JIM_API_KEY_DAYS", default=90)
+
+# Retention, in days, of what housekeeping prunes (runs/housekeeping.py).
+JIM_PREVIEW_RETENTION_DAYS = env_int("JIM_PREVIEW_RETENTION_DAYS", default=7)
+JIM_HISTORY_RETENTION_DAYS = env_int("JIM_HISTORY_RETENTION_DAYS", default=365)
+JIM_EXPORT_RETENTION_DAYS = env_int("JIM_EXPORT_RETENTION_DAYS", default=90)
 JIM_API_KEY_MAX_DAYS = env_int("JIM_API_KEY_MAX_DAYS", default=365)
 
 LOGGING = {

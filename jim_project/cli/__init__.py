@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "retry": "jim_project.cli.exports:RetryCommand",
     "discard": "jim_project.cli.exports:DiscardCommand",
     "rotate-secrets": "jim_project.cli.secrets:RotateSecretsCommand",
+    "housekeeping": "jim_project.cli.housekeeping:HousekeepingCommand",
 }
 
 
