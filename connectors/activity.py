@@ -175,14 +175,21 @@ class ActivityRecorder:
 
     def _write(self, now: float) -> None:
         self._last_write = now
-        Activity.objects.filter(pk=self.activity.pk).update(
-            objects_processed=self.processed,
-            objects_total=self.total,
-            phase=self.phase,
-            counts=self.count_summary(),
-            error_count=self.error_count,
-            heartbeat_at=timezone.now(),
+        self.store_progress(
+            {
+                "objects_processed": self.processed,
+                "objects_total": self.total,
+                "phase": self.phase,
+                "counts": self.count_summary(),
+                "error_count": self.error_count,
+                "heartbeat_at": timezone.now(),
+            }
         )
+
+    def store_progress(self, fields: dict[str, Any]) -> None:
+        """Write the activity's progress fields (a preview, whose own connection is in
+        a transaction no one else sees, writes them through another)."""
+        Activity.objects.filter(pk=self.activity.pk).update(**fields)
 
     def _raise_if_cancelled(self) -> None:
         cancelled = (

@@ -399,6 +399,11 @@ class Activity(models.Model):
         default=False, help_text="The run may exceed the system's change threshold."
     )
     cancel_requested = models.BooleanField(default=False)
+    preview = models.BooleanField(
+        default=False,
+        help_text="A preview: the run changed nothing and records what it would have done "
+        "(runs/preview.py). Kept for JIM_PREVIEW_RETENTION_DAYS.",
+    )
     initiated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
@@ -432,7 +437,13 @@ class Activity(models.Model):
         permissions = [
             ("override_threshold", "Can let a run exceed its deletion or change threshold")
         ]
-        indexes = [models.Index(fields=["connected_system", "status"], name="activity_status_idx")]
+        indexes = [
+            models.Index(fields=["connected_system", "status"], name="activity_status_idx"),
+            # Housekeeping's pruning of previews (few, next to real runs).
+            models.Index(
+                fields=["finished_at"], condition=Q(preview=True), name="activity_preview_idx"
+            ),
+        ]
         constraints = [
             # The database, not memory, enforces the concurrency rules: one running
             # activity per connected system, and one sync (which writes the

@@ -22,13 +22,16 @@ one query for all the changes of a page.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from connectors.choices import AttributeDataType
-from connectors.models import ConnectedSystemAttribute, ConnectorSpaceObject
 from console.changes import AttributeChange
-from exports.changes import apply_changes, changes_by_export
+from exports.changes import (
+    apply_changes,
+    changes_by_export,
+    reference_attributes,
+    reference_names,
+)
 from exports.models import PendingExport, PendingExportAttributeChange
 
 #: Added (and removed) values listed per attribute; the rest are counted.
@@ -42,7 +45,7 @@ def export_changes(exports: Sequence[PendingExport]) -> dict[int, list[Attribute
     are references, the names of the objects those point at.
     """
     rows = changes_by_export(exports)
-    references_of = _references({pe.cs_object.object_type_id for pe in exports})
+    references_of = reference_attributes({pe.cs_object.object_type_id for pe in exports})
     grouped = {
         pe.pk: _grouped(rows.get(pe.pk, []), references_of, pe.cs_object.object_type_id)
         for pe in exports
@@ -59,30 +62,6 @@ def export_changes(exports: Sequence[PendingExport]) -> dict[int, list[Attribute
         pk: [_named(change, names) if is_reference else change for change, is_reference in changes]
         for pk, changes in grouped.items()
     }
-
-
-def reference_names(values: Iterable[Any]) -> dict[str, str]:
-    """What each reference value (a CSO id) names: its MVO's display name, else its DN
-    or external id, by the value's text. Values that name no CSO are left out."""
-    ids = {int(value) for value in values if str(value).isdigit()}
-    if not ids:
-        return {}
-    csos = ConnectorSpaceObject.objects.filter(pk__in=ids).select_related("metaverse_object")
-    names = {}
-    for cso in csos.only(
-        "pk", "external_id", "secondary_external_id", "metaverse_object__display_name"
-    ):
-        mvo = cso.metaverse_object
-        names[str(cso.pk)] = (mvo.display_name if mvo is not None else "") or str(cso)
-    return names
-
-
-def _references(object_type_ids: set[int]) -> set[tuple[int, str]]:
-    """The reference attributes of these CS object types, as (object type id, name)."""
-    rows = ConnectedSystemAttribute.objects.filter(
-        object_type_id__in=object_type_ids, data_type=AttributeDataType.REFERENCE
-    )
-    return set(rows.values_list("object_type_id", "name"))
 
 
 def _grouped(

@@ -484,7 +484,9 @@ def _add_pending_export_counts(summaries: dict[int, SystemSummary]) -> None:
 
 def _add_last_runs(summaries: dict[int, SystemSummary]) -> None:
     """Every run profile with its latest activity: two queries."""
-    latest = Activity.objects.filter(run_profile=OuterRef("pk")).order_by("-created_at", "-pk")
+    latest = Activity.objects.filter(run_profile=OuterRef("pk"), preview=False).order_by(
+        "-created_at", "-pk"
+    )
     profiles = list(
         RunProfile.objects.annotate(last_activity_id=Subquery(latest.values("pk")[:1])).order_by(
             "name"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from connectors.choices import AttributeDataType
+from connectors.models import ConnectedSystemAttribute, ConnectorSpaceObject
 from core.bulk import one_of
 from exports.choices import AttributeChangeType
 from exports.models import PendingExport, PendingExportAttributeChange
@@ -61,3 +63,27 @@ def changes_by_export(
     for row in rows:
         changes.setdefault(row.pending_export_id, []).append(row)
     return changes
+
+
+def reference_names(values: Iterable[Any]) -> dict[str, str]:
+    """What each reference value (a CSO id) names: its MVO's display name, else its DN
+    or external id, by the value's text. Values that name no CSO are left out."""
+    ids = {int(value) for value in values if str(value).isdigit()}
+    if not ids:
+        return {}
+    csos = ConnectorSpaceObject.objects.filter(pk__in=ids).select_related("metaverse_object")
+    names = {}
+    for cso in csos.only(
+        "pk", "external_id", "secondary_external_id", "metaverse_object__display_name"
+    ):
+        mvo = cso.metaverse_object
+        names[str(cso.pk)] = (mvo.display_name if mvo is not None else "") or str(cso)
+    return names
+
+
+def reference_attributes(object_type_ids: set[int]) -> set[tuple[int, str]]:
+    """The reference attributes of these CS object types, as (object type id, name)."""
+    rows = ConnectedSystemAttribute.objects.filter(
+        object_type_id__in=object_type_ids, data_type=AttributeDataType.REFERENCE
+    )
+    return set(rows.values_list("object_type_id", "name"))

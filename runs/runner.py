@@ -62,6 +62,7 @@ from connectors.choices import (
 from connectors.dead_runs import fail_dead
 from connectors.models import Activity, ConnectedSystem, RunProfile
 from core.collector import collector_paused
+from runs.preview import check_previewable, previewed_export_counts, run_in_preview
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ def start_activity(
     allow_deletions: bool = False,
     allow_changes: bool = False,
     overrides: Activity | None = None,
+    preview: bool = False,
 ) -> Activity:
     """Create a queued activity for ``run_profile`` of ``system``, and its
     ``run_started`` entry on the audit trail (who: ``initiated_by``, else
@@ -135,10 +137,13 @@ def start_activity(
 
     ``allow_deletions`` and ``allow_changes`` let it exceed the system's deletion and
     change thresholds; ``overrides`` is the failed activity it re-runs so (the audit
-    link of a console or admin override).
+    link of a console or admin override). ``preview`` makes it a preview
+    (:mod:`runs.preview`); :class:`~runs.preview.NotPreviewable` for an export run.
     """
     if run_profile.connected_system_id != system.pk:
         raise ValueError(f"run profile {run_profile.name!r} does not belong to {system.name}")
+    if preview:
+        check_previewable(run_profile.profile_type, run_profile.name)
     with transaction.atomic():
         activity = Activity.objects.create(
             connected_system=system,
@@ -151,6 +156,7 @@ def start_activity(
             allow_deletions=allow_deletions,
             allow_changes=allow_changes,
             overrides=overrides,
+            preview=preview,
         )
         record(
             initiated_by or initiated_by_name,
@@ -164,6 +170,8 @@ def start_activity(
 def _run_started(activity: Activity) -> str:
     """What the audit trail says of a run started: the profile, and what it may do."""
     text = f"{activity.profile_name} of {activity.connected_system.name} (activity {activity.pk})"
+    if activity.preview:
+        text = f"preview of {text}"
     lifted = [
         what
         for what, allowed in (
@@ -404,7 +412,11 @@ def _run(
     status, message = ActivityStatus.COMPLETE, ""
     try:
         with collector_paused():
-            (processor or _processor(activity.profile_type))(activity, recorder)
+            run = processor or _processor(activity.profile_type)
+            if activity.preview:
+                run_in_preview(activity, recorder, run)
+            else:
+                run(activity, recorder)
     except KeyboardInterrupt:
         _finish(activity, recorder, ActivityStatus.CANCELLED, "Interrupted.")
         raise
@@ -556,7 +568,8 @@ def activity_summary(
 ) -> dict[str, Any]:
     """The activity as the JSON of ``jim run --json`` / ``jim activity --json``.
 
-    ``counts`` has every key of the spec (0 where nothing happened); ``errors`` lists
+    ``counts`` has every key of the spec (0 where nothing happened); a preview's has
+    ``pending_exports``: how many it would create, change and remove. ``errors`` lists
     the first :data:`SUMMARY_ERROR_LIMIT` error RPEIs (``errors_truncated`` says
     when there were more; ``counts.errors`` is the total) — read from the database
     unless given (``[]`` for an outcome the database could not record).
@@ -569,8 +582,9 @@ def activity_summary(
             .order_by("pk")
             .values("external_id", "error_type", "message")[: SUMMARY_ERROR_LIMIT + 1]
         )
-    return {
+    summary = {
         "activity": activity.pk,
+        "preview": activity.preview,
         "system": activity.connected_system.name,
         "profile": activity.profile_name,
         "status": activity.status,
@@ -584,3 +598,6 @@ def activity_summary(
         "started_at": activity.started_at.isoformat() if activity.started_at else None,
         "finished_at": activity.finished_at.isoformat() if activity.finished_at else None,
     }
+    if activity.preview:
+        summary["pending_exports"] = previewed_export_counts(activity)
+    return summary

@@ -66,7 +66,9 @@ def offered_override(activity: Activity) -> Override | None:
     )
     if error_type is None:
         return None
-    later = Activity.objects.filter(run_profile_id=activity.run_profile_id, pk__gt=activity.pk)
+    later = Activity.objects.filter(
+        run_profile_id=activity.run_profile_id, pk__gt=activity.pk, preview=False
+    )
     if later.exists():
         return None
     return Override(activity, error_type)

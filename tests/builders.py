@@ -213,8 +213,9 @@ def run(
     *,
     allow_deletions: bool = False,
     allow_changes: bool = False,
+    preview: bool = False,
 ) -> Activity:
-    """Run a profile of ``system`` to its end, as ``jim run`` does."""
+    """Run a profile of ``system`` to its end, as ``jim run`` does (``--preview``)."""
     run_profile = RunProfile.objects.get(connected_system=system, name=profile)
     activity = start_activity(
         system,
@@ -222,6 +223,7 @@ def run(
         initiated_by_name="tests",
         allow_deletions=allow_deletions,
         allow_changes=allow_changes,
+        preview=preview,
     )
     return execute(activity)
 

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from connectors.activity import ActivityRecorder
 from connectors.choices import ActivityStatus
 from connectors.models import Activity, ConnectedSystem, RunProfile
+from runs.preview import NotPreviewable
 from runs.runner import (
     AlreadyRunning,
     NotQueued,
@@ -86,8 +87,9 @@ def progress_line(phase: str, processed: int, total: int | None) -> str:
 
 def write_summary(summary: dict[str, Any], stdout: TextIO) -> None:
     """The human-readable form of an activity summary."""
+    what = "Preview" if summary["preview"] else "Activity"
     stdout.write(
-        f"Activity {summary['activity']}: {summary['system']} — {summary['profile']}: "
+        f"{what} {summary['activity']}: {summary['system']} — {summary['profile']}: "
         f"{summary['status']}\n"
     )
     if summary["status"] in (ActivityStatus.QUEUED, ActivityStatus.IN_PROGRESS):
@@ -97,6 +99,13 @@ def write_summary(summary: dict[str, Any], stdout: TextIO) -> None:
         stdout.write(f"  objects processed: {summary['objects_processed']:,}\n")
     happened = ", ".join(f"{k} {v:,}" for k, v in summary["counts"].items() if v)
     stdout.write(f"  {happened or 'no changes'}\n")
+    if summary["preview"]:
+        exports = summary["pending_exports"]
+        stdout.write(
+            f"  pending exports: {exports['created']:,} would be created, "
+            f"{exports['changed']:,} would change, {exports['removed']:,} would be removed\n"
+            "  Nothing was changed: this was a preview.\n"
+        )
     if summary["message"]:
         stdout.write(f"  {summary['message']}\n")
     errors = summary["errors"]
@@ -137,19 +146,29 @@ class RunCommand:
         parser.add_argument("system", help="The connected system's name.")
         parser.add_argument("profile", help="The run profile's name.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        parser.add_argument(
+            "--preview",
+            action="store_true",
+            help="Change nothing anywhere; record and print what the run would do.",
+        )
         add_threshold_arguments(parser)
 
     def handle(self, options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
         profile = self._profile(options["system"], options["profile"], stderr)
         if profile is None:
             return EXIT_FAILED
-        activity = start_activity(
-            profile.connected_system,
-            profile,
-            initiated_by_name=f"{os_user()} (jim run)",
-            allow_deletions=bool(options.get("allow_deletions")),
-            allow_changes=bool(options.get("allow_changes")),
-        )
+        try:
+            activity = start_activity(
+                profile.connected_system,
+                profile,
+                initiated_by_name=f"{os_user()} (jim run)",
+                allow_deletions=bool(options.get("allow_deletions")),
+                allow_changes=bool(options.get("allow_changes")),
+                preview=bool(options.get("preview")),
+            )
+        except NotPreviewable as exc:
+            stderr.write(f"jim: {exc}\n")
+            return EXIT_FAILED
         bar = ProgressBar(stderr) if _isatty(stderr) else None
         problem = ""
         unrecorded = False

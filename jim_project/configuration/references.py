@@ -101,6 +101,7 @@ class Stored:
             )
         imported_systems = Activity.objects.filter(
             connected_system=OuterRef("connected_system"),
+            preview=False,
             profile_type__in=IMPORT_PROFILE_TYPES,
             status__in=(ActivityStatus.COMPLETE, ActivityStatus.COMPLETE_WITH_ERRORS),
         )
