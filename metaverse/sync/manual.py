@@ -157,8 +157,8 @@ def rejoin_refusal(cso: ConnectorSpaceObject, mvo_id: int) -> str:
         )
     if not cso.disconnected_by_hand:
         return f"{name} was not disconnected by hand: the join rules decide its join"
-    if cso.status != CsoStatus.NORMAL:
-        return f"{name} is {cso.get_status_display()}: only an object its system holds is joined"
+    if cso.status == CsoStatus.OBSOLETE:
+        return f"{name} is obsolete: its system no longer holds it"
     mvo = MetaverseObject.objects.select_related("object_type").filter(pk=mvo_id).first()
     if mvo is None:
         gone = " (the one it was disconnected from, deleted since)"
@@ -217,7 +217,8 @@ def _rejoin(sync: SyncRun, cso_id: int, mvo_id: int, reason: str) -> None:
         batch.load([cso])
         batch.load_mvos([mvo_id])
         mvo = batch.mvos[mvo_id]
-        batch.join(cso, mvo, JoinType.JOINED)
+        provisioning = cso.status == CsoStatus.PENDING_PROVISIONING
+        batch.join(cso, mvo, JoinType.PROVISIONED if provisioning else JoinType.JOINED)
         cso.disconnected_by_hand = False
         cso.disconnected_from_mvo = None
         cso.sync_pending = True
