@@ -1,7 +1,7 @@
-"""Manual actions on one metaverse object: delete it now, disconnect one of its CSOs,
-re-evaluate it. Each is the sync's own code run for that object, as a sync activity
-(:mod:`runs.mvo_actions` claims it, so it waits for no running sync and none runs
-beside it), in one transaction, with its RPEIs:
+"""Manual actions on one metaverse object: delete it now, disconnect one of its CSOs (and
+re-join or release it later), re-evaluate it. Each is the sync's own code run for that
+object, as a sync activity (:mod:`runs.mvo_actions` claims it, so it waits for no
+running sync and none runs beside it), in one transaction, with its RPEIs:
 
 * **delete now** deletes the MVO as a deletion rule does when it fires (the ``manual``
   deletion rule means exactly this): each CSO joined to it is deprovisioned or

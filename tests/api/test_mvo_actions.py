@@ -1,6 +1,7 @@
 """Manual actions on a metaverse object through the API: delete now, disconnect a
-CSO, re-evaluate, re-join a CSO disconnected by hand or release it to sync — each needs metaverse.manage_metaverseobject, runs as an activity and
-is recorded on the audit trail with its door and reason."""
+CSO, re-evaluate, re-join a CSO disconnected by hand or release it to sync — each needs
+metaverse.manage_metaverseobject, runs as an activity and is recorded on the audit
+trail with its door and reason."""
 
 from __future__ import annotations
 

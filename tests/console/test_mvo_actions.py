@@ -1,5 +1,6 @@
 """The MVO page's actions: delete now, disconnect a CSO, re-evaluate, re-join or release
-a CSO disconnected by hand — buttons behind a confirmation box, POST with CSRF, 403 without metaverse.manage_metaverseobject."""
+a CSO disconnected by hand — buttons behind a confirmation box, POST with CSRF, 403
+without metaverse.manage_metaverseobject."""
 
 from __future__ import annotations
 

@@ -175,14 +175,14 @@ def test_rejoin_refuses_what_it_cannot_join_and_records_nothing(estate, admin):
     ada = _ada()
     grace = MetaverseObject.objects.get(display_name="Grace Hopper")
     directory = _directory_cso(ada)
-    with pytest.raises(ValueError, match="is joined to metaverse object .*disconnect it first"):
+    with pytest.raises(ValueError, match=r"is joined to metaverse object .*disconnect it first"):
         mvo_actions.rejoin(directory, grace, admin)
     mvo_actions.disconnect(ada, directory, admin)
     directory.refresh_from_db()
     activities = Activity.objects.count()
     audited = AuditEntry.objects.count()
 
-    with pytest.raises(ValueError, match="already joined to connector space object .* one object"):
+    with pytest.raises(ValueError, match=r"already joined to connector space object .* one object"):
         mvo_actions.rejoin(directory, grace, admin)
     hr = ConnectorSpaceObject.objects.get(external_id="1002")
     with pytest.raises(ValueError, match="is joined to metaverse object"):
