@@ -36,7 +36,8 @@ CANCEL_PERMISSION = "connectors.change_activity"
 OVERRIDE_PERMISSION = "connectors.override_threshold"
 APPROVE_PERMISSION = "exports.approve_pendingexport"
 INTERVENE_PERMISSION = "exports.intervene_pendingexport"
-#: Delete a metaverse object now, disconnect one of its CSOs, re-evaluate it
+#: Delete a metaverse object now, disconnect one of its CSOs, re-evaluate it, re-join or
+#: release a CSO disconnected by hand
 #: (runs.mvo_actions): Administrators only, as it changes identities outside the rules.
 MANAGE_MVO_PERMISSION = "metaverse.manage_metaverseobject"
 

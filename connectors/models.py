@@ -291,7 +291,14 @@ class ConnectorSpaceObject(models.Model):
     disconnected_by_hand = models.BooleanField(
         default=False,
         help_text="An administrator disconnected it from its metaverse object: sync neither "
-        "joins nor projects it until an administrator re-joins it or it is imported anew.",
+        "joins nor projects it until an administrator re-joins it or releases it to sync, "
+        "or it is imported anew.",
+    )
+    disconnected_from_mvo = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The id of the metaverse object an administrator disconnected it from "
+        "(a number, not a link: that object may be gone since), offered when re-joining it.",
     )
     disabled_at = models.DateTimeField(
         null=True,

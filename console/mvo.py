@@ -192,12 +192,26 @@ def recent_history(
     return items
 
 
+def disconnected_by_hand(mvo: MetaverseObject) -> list[ConnectorSpaceObject]:
+    """The CSOs an administrator disconnected from this MVO and nobody re-joined or
+    released since (one query), each with its admin link."""
+    csos = list(
+        ConnectorSpaceObject.objects.filter(disconnected_by_hand=True, disconnected_from_mvo=mvo.pk)
+        .select_related("connected_system", "object_type")
+        .order_by("connected_system__name", "pk")
+    )
+    for cso in csos:
+        cso.admin_url = admin_change_url(ConnectorSpaceObject, cso.pk)
+    return csos
+
+
 @console_view("metaverse.view_metaverseobject")
 def mvo_page(request: HttpRequest, pk: int) -> HttpResponse:
     """One MVO across every connected system: what it holds, where from, what is pending."""
     mvo = get_object_or_404(MetaverseObject.objects.select_related("object_type"), pk=pk)
     csos = joined_cs_objects(mvo)
     cso_ids = [cso.pk for cso in csos]
+    may_manage = request.user.has_perm(MANAGE_MVO_PERMISSION)
     context = page_context(
         request,
         str(mvo),
@@ -207,7 +221,8 @@ def mvo_page(request: HttpRequest, pk: int) -> HttpResponse:
         cs_objects=csos,
         pending_exports=pending_exports(mvo, cso_ids),
         history=recent_history(mvo, cso_ids),
-        may_manage=request.user.has_perm(MANAGE_MVO_PERMISSION),
+        may_manage=may_manage,
+        disconnected=disconnected_by_hand(mvo) if may_manage else [],
     )
     return render(request, "console/mvo.html", context)
 
@@ -215,9 +230,10 @@ def mvo_page(request: HttpRequest, pk: int) -> HttpResponse:
 @console_view(MANAGE_MVO_PERMISSION)
 @require_POST
 def mvo_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """Delete the MVO now, disconnect one of its CSOs, or re-evaluate it
-    (:mod:`runs.mvo_actions`), once the form's confirmation box is ticked; then the
-    activity that did it, or the MVO page with why not."""
+    """Delete the MVO now, disconnect one of its CSOs, re-evaluate it, re-join a CSO
+    disconnected by hand to it, or release such a CSO to sync (:mod:`runs.mvo_actions`),
+    once the form's confirmation box is ticked; then the activity that did it, or the
+    MVO page with why not."""
     mvo = get_object_or_404(MetaverseObject, pk=pk)
     if request.POST.get("confirm") != "yes":
         messages.error(request, f"Tick the confirmation box to {action} {mvo}.")
@@ -231,6 +247,10 @@ def mvo_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             activity = mvo_actions.disconnect(mvo, cso, request.user, reason)
         elif action == mvo_actions.RE_EVALUATE:
             activity = mvo_actions.re_evaluate(mvo, request.user, reason)
+        elif action == mvo_actions.REJOIN:
+            activity = mvo_actions.rejoin(_posted_cso(request), mvo, request.user, reason)
+        elif action == mvo_actions.RELEASE:
+            activity = mvo_actions.release(_posted_cso(request), request.user, reason)
         else:
             raise Http404(f"no action {action!r} on a metaverse object")
     except (AlreadyRunning, ValueError) as exc:
@@ -238,3 +258,18 @@ def mvo_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         return redirect("console:mvo", pk=pk)
     messages.success(request, f"{activity.profile_name}: {activity.get_status_display()}.")
     return redirect("console:activity", pk=activity.pk)
+
+
+def _posted_cso(request: HttpRequest) -> ConnectorSpaceObject:
+    """The CSO the form names by id (``cso``); ValueError naming what is wrong."""
+    posted = request.POST.get("cso", "").strip()
+    if not posted.isdigit():
+        raise ValueError(f"{posted or 'nothing'!r} is not a connector space object id")
+    cso = (
+        ConnectorSpaceObject.objects.select_related("connected_system", "object_type")
+        .filter(pk=int(posted))
+        .first()
+    )
+    if cso is None:
+        raise ValueError(f"there is no connector space object {posted}")
+    return cso

@@ -5,9 +5,14 @@ systems, so it is refused — :class:`~runs.runner.AlreadyRunning`, naming the r
 way — while a sync (or a run of that system) is running, and its RPEIs are browsable
 like any run's.
 
-The activity belongs to the disconnected CSO's system, or for the other actions to the
-system of the MVO's first CSO (the one that projected it when there is one); an MVO
-joined to no CSO is deleted or re-evaluated under the first connected system.
+The activity belongs to the CSO's system for the actions on one CSO (disconnect,
+re-join, release), or for the others to the system of the MVO's first CSO (the one
+that projected it when there is one); an MVO joined to no CSO is deleted or
+re-evaluated under the first connected system.
+
+Each door checks what it can before it records anything (ValueError naming the object
+and the cause); the processor checks again once it holds the run, and an action
+refused there fails its activity having changed nothing.
 """
 
 from __future__ import annotations
@@ -27,11 +32,17 @@ from runs.runner import AlreadyRunning, Processor, execute, refuse
 DELETE = "delete"
 DISCONNECT = "disconnect"
 RE_EVALUATE = "re-evaluate"
+REJOIN = "rejoin"
+RELEASE = "release"
+#: Every action, as the doors name it.
+ACTIONS = (DELETE, DISCONNECT, RE_EVALUATE, REJOIN, RELEASE)
 
 
 def delete_now(mvo: MetaverseObject, actor: Any, reason: str = "") -> Activity:
     """Delete ``mvo`` now, deprovisioning its CSOs (see :mod:`metaverse.sync.manual`)."""
-    return _run(mvo, None, DELETE, actor, reason, manual.delete_now(mvo.pk, reason))
+    return _run(
+        _system_of(mvo), mvo, _what(DELETE, mvo), actor, reason, manual.delete_now(mvo.pk, reason)
+    )
 
 
 def disconnect(
@@ -43,27 +54,78 @@ def disconnect(
             f"connector space object {cso.pk} ({cso.external_id}) is not joined to "
             f"metaverse object {mvo.pk} ({mvo.display_name or 'no name'})"
         )
-    return _run(mvo, cso, DISCONNECT, actor, reason, manual.disconnect(cso.pk, reason))
+    what = _what(DISCONNECT, mvo, cso)
+    processor = manual.disconnect(cso.pk, reason)
+    return _run(cso.connected_system, mvo, what, actor, reason, processor)
 
 
 def re_evaluate(mvo: MetaverseObject, actor: Any, reason: str = "") -> Activity:
     """Sync just ``mvo`` and its CSOs, as a full sync would."""
-    return _run(mvo, None, RE_EVALUATE, actor, reason, manual.re_evaluate(mvo.pk))
+    return _run(
+        _system_of(mvo), mvo, _what(RE_EVALUATE, mvo), actor, reason, manual.re_evaluate(mvo.pk)
+    )
+
+
+def rejoin(
+    cso: ConnectorSpaceObject, mvo: MetaverseObject | None, actor: Any, reason: str = ""
+) -> Activity:
+    """Join ``cso``, disconnected by hand, to ``mvo`` (None: the MVO it was disconnected
+    from), then re-evaluate that MVO; ValueError naming the cause when it cannot be."""
+    if mvo is None:
+        if cso.disconnected_from_mvo is None:
+            raise ValueError(
+                f"{manual.describe_cso(cso)}: it is not known which metaverse object it "
+                "was disconnected from; name the one to join it to"
+            )
+        mvo = MetaverseObject.objects.filter(pk=cso.disconnected_from_mvo).first()
+        if mvo is None:
+            raise ValueError(
+                f"{manual.describe_cso(cso)}: metaverse object {cso.disconnected_from_mvo}, "
+                "which it was disconnected from, was deleted since; name another to join it "
+                "to, or release it to sync"
+            )
+    refusal = manual.rejoin_refusal(cso, mvo.pk)
+    if refusal:
+        raise ValueError(refusal)
+    processor = manual.rejoin(cso.pk, mvo.pk, reason)
+    return _run(cso.connected_system, mvo, _what(REJOIN, mvo, cso), actor, reason, processor)
+
+
+def release(cso: ConnectorSpaceObject, actor: Any, reason: str = "") -> Activity:
+    """Hand ``cso``, disconnected by hand, back to sync: its next sync's join rules
+    decide its join. ValueError when it was not disconnected by hand."""
+    if not cso.disconnected_by_hand:
+        raise ValueError(
+            f"{manual.describe_cso(cso)} was not disconnected by hand: there is nothing to release"
+        )
+    mvo = MetaverseObject.objects.filter(pk=cso.disconnected_from_mvo or 0).first()
+    what = f"{RELEASE} {manual.describe_cso(cso)} to sync"
+    if mvo is not None:
+        what += f" (disconnected from metaverse object {_name(mvo)})"
+    target = mvo if mvo is not None else cso
+    return _run(cso.connected_system, target, what, actor, reason, manual.release(cso.pk, reason))
+
+
+def _what(action: str, mvo: MetaverseObject, cso: ConnectorSpaceObject | None = None) -> str:
+    what = f"{action} metaverse object {_name(mvo)}"
+    if cso is not None:
+        what += f": connector space object {cso.external_id or cso.pk} of "
+        what += cso.connected_system.name
+    return what
+
+
+def _name(mvo: MetaverseObject) -> str:
+    return mvo.display_name or f"#{mvo.pk}"
 
 
 def _run(
-    mvo: MetaverseObject,
-    cso: ConnectorSpaceObject | None,
-    action: str,
+    system: ConnectedSystem,
+    target: MetaverseObject | ConnectorSpaceObject,
+    what: str,
     actor: Any,
     reason: str,
     processor: Processor,
 ) -> Activity:
-    system = cso.connected_system if cso is not None else _system_of(mvo)
-    name = mvo.display_name or f"#{mvo.pk}"
-    what = f"{action} metaverse object {name}"
-    if cso is not None:
-        what += f": connector space object {cso.external_id or cso.pk} of {system.name}"
     user = actor if hasattr(actor, "get_username") else None
     with transaction.atomic():
         activity = Activity.objects.create(
@@ -77,7 +139,7 @@ def _run(
         record(
             actor,
             Action.MVO_ACTION,
-            mvo,
+            target,
             reason=f"{what} (activity {activity.pk})" + (f"; why: {reason}" if reason else ""),
         )
     try:

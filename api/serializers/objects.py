@@ -34,6 +34,8 @@ class ConnectorSpaceObjectSerializer(serializers.ModelSerializer):
             "attributes",
             "unresolved_references",
             "sync_pending",
+            "disconnected_by_hand",
+            "disconnected_from_mvo",
             "disabled_at",
             "delete_due_at",
             "created_at",
@@ -83,3 +85,11 @@ class MvoDisconnectSerializer(MvoActionSerializer):
     """Disconnecting one of a metaverse object's connector space objects."""
 
     cso = serializers.IntegerField(help_text="The id of the connector space object.")
+
+
+class MvoRejoinSerializer(MvoActionSerializer):
+    """Re-joining a connector space object disconnected by hand to a metaverse object."""
+
+    cso = serializers.IntegerField(
+        help_text="The id of the connector space object, disconnected by hand."
+    )

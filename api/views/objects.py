@@ -21,6 +21,7 @@ from api.serializers.objects import (
     MetaverseObjectSerializer,
     MvoActionSerializer,
     MvoDisconnectSerializer,
+    MvoRejoinSerializer,
 )
 from api.serializers.runs import ActivitySerializer
 from api.views.base import ReadOnlyViewSet
@@ -42,6 +43,41 @@ class ConnectorSpaceObjectViewSet(ReadOnlyViewSet):
     serializer_class = ConnectorSpaceObjectSerializer
     filterset_class = ConnectorSpaceObjectFilter
     pagination_class = NewestFirstCursorPagination
+
+    @extend_schema(
+        summary="Release to sync",
+        description="Hands a connector space object disconnected by hand back to sync: "
+        "the mark goes, and the next sync of its system joins or projects it by the join "
+        "rules. Runs at once as a sync activity (answered, with its outcome); 409 when it "
+        f"was not disconnected by hand or while a sync runs. Needs {MANAGE_MVO_PERMISSION}.",
+        request=MvoActionSerializer,
+        responses={200: ActivitySerializer},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[
+            requires(MANAGE_MVO_PERMISSION, "Releasing a connector space object to sync")
+        ],
+    )
+    def release(self, request: Any, pk: str | None = None) -> Response:
+        cso = self.get_object()
+        body = MvoActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return _acted(lambda: mvo_actions.release(cso, request.user, body.validated_data["reason"]))
+
+
+def _acted(act: Any) -> Response:
+    """The activity ``act()`` ran, or 409 with why it did not run."""
+    try:
+        activity = act()
+    except AlreadyRunning as exc:
+        raise Conflict(str(exc)) from None
+    except (ValueError, ConnectorSpaceObject.DoesNotExist) as exc:
+        raise Conflict(str(exc)) from None
+    return Response(
+        ActivitySerializer(activities().get(pk=activity.pk)).data, status=status.HTTP_200_OK
+    )
 
 
 class MetaverseObjectViewSet(ReadOnlyViewSet):
@@ -71,15 +107,7 @@ class MetaverseObjectViewSet(ReadOnlyViewSet):
         mvo = self.get_object()
         body = serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            activity = act(mvo, body.validated_data, request.user)
-        except AlreadyRunning as exc:
-            raise Conflict(str(exc)) from None
-        except (ValueError, ConnectorSpaceObject.DoesNotExist) as exc:
-            raise Conflict(str(exc)) from None
-        return Response(
-            ActivitySerializer(activities().get(pk=activity.pk)).data, status=status.HTTP_200_OK
-        )
+        return _acted(lambda: act(mvo, body.validated_data, request.user))
 
     @extend_schema(
         summary="Delete now",
@@ -150,3 +178,39 @@ class MetaverseObjectViewSet(ReadOnlyViewSet):
             MvoActionSerializer,
             lambda mvo, data, user: mvo_actions.re_evaluate(mvo, user, data["reason"]),
         )
+
+    @extend_schema(
+        summary="Re-join a connector space object",
+        description="Joins a connector space object that was disconnected by hand to this "
+        "object (the one it was disconnected from, or another a sync rule maps its object "
+        "type to, holding no object of that system yet), then re-evaluates this object as "
+        "a full sync would. The join rules are not asked. 409 naming the cause when it "
+        "cannot be joined, or while a sync runs. Needs "
+        f"{MANAGE_MVO_PERMISSION}.",
+        request=MvoRejoinSerializer,
+        responses={200: ActivitySerializer},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[requires(MANAGE_MVO_PERMISSION, "Re-joining a connector space object")],
+    )
+    def rejoin(self, request: Any, pk: str | None = None) -> Response:
+        return self._act(
+            request,
+            MvoRejoinSerializer,
+            lambda mvo, data, user: mvo_actions.rejoin(
+                _cso(data["cso"]), mvo, user, data["reason"]
+            ),
+        )
+
+
+def _cso(pk: int) -> ConnectorSpaceObject:
+    cso = (
+        ConnectorSpaceObject.objects.select_related("connected_system", "object_type")
+        .filter(pk=pk)
+        .first()
+    )
+    if cso is None:
+        raise ValueError(f"there is no connector space object {pk}")
+    return cso

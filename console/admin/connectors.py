@@ -396,7 +396,18 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
                 )
             },
         ),
-        ("Join", {"fields": ("mvo_link", "join_type", "joined_at", "disconnected_by_hand")}),
+        (
+            "Join",
+            {
+                "fields": (
+                    "mvo_link",
+                    "join_type",
+                    "joined_at",
+                    "disconnected_by_hand",
+                    "disconnected_from_mvo",
+                )
+            },
+        ),
         ("Attributes", {"fields": ("attributes_table", "unresolved_references_table")}),
         ("Exports and history", {"fields": ("pending_export_link", "history_link")}),
     )

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "discard": "jim_project.cli.exports:DiscardCommand",
     "rotate-secrets": "jim_project.cli.secrets:RotateSecretsCommand",
     "housekeeping": "jim_project.cli.housekeeping:HousekeepingCommand",
+    "mvo": "jim_project.cli.mvo:MvoCommand",
 }
 
 

@@ -42,6 +42,7 @@ CSO_JOIN_FIELDS = (
     "status",
     "disabled_at",
     "disconnected_by_hand",
+    "disconnected_from_mvo",
 )
 MVO_FIELDS = ("attributes", "attribute_sources", "display_name", "status", "deletion_due_at")
 PE_FIELDS = (

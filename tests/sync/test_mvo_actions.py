@@ -132,3 +132,124 @@ def test_re_evaluate_stages_what_a_full_sync_would(estate, admin):
     estate.run("Directory", "Full Sync")
     assert PendingExport.objects.get().pk == pe.pk
     assert Activity.objects.filter(profile_name__startswith="Manual:").count() == 1
+
+
+def _ada_or_grace() -> MetaverseObject:
+    return MetaverseObject.objects.order_by("pk").first()
+
+
+def _directory_cso(mvo: MetaverseObject) -> ConnectorSpaceObject:
+    return ConnectorSpaceObject.objects.get(
+        metaverse_object=mvo, connected_system__name="Directory"
+    )
+
+
+def test_rejoin_undoes_a_disconnect_and_sync_keeps_the_join(estate, admin):
+    ada = _ada()
+    directory = _directory_cso(ada)
+    mvo_actions.disconnect(ada, directory, admin, "looked shared")
+    directory.refresh_from_db()
+    assert directory.disconnected_from_mvo == ada.pk
+
+    activity = mvo_actions.rejoin(directory, None, admin, "it was hers after all")
+
+    assert activity.status == "complete", activity.message
+    assert activity.connected_system.name == "Directory"
+    directory.refresh_from_db()
+    assert directory.metaverse_object_id == ada.pk and directory.join_type == "joined"
+    assert not directory.disconnected_by_hand and directory.disconnected_from_mvo is None
+    joined = RunProfileExecutionItem.objects.get(activity=activity, change_type="joined")
+    assert joined.details["reason"] == "re-joined by hand: it was hers after all"
+    # Re-evaluated with it: the entry already holds what the rules give it.
+    assert not PendingExport.objects.exists()
+    entry = AuditEntry.objects.filter(action=Action.MVO_ACTION).latest("pk")
+    assert entry.actor == admin and "rejoin" in entry.reason and "hers" in entry.reason
+    for system in ("Directory", "HR"):
+        assert estate.run(system, "Full Sync").status == "complete"
+    directory.refresh_from_db()
+    assert directory.metaverse_object_id == ada.pk
+    assert not PendingExport.objects.exists()
+
+
+def test_rejoin_refuses_what_it_cannot_join_and_records_nothing(estate, admin):
+    ada = _ada()
+    grace = MetaverseObject.objects.get(display_name="Grace Hopper")
+    directory = _directory_cso(ada)
+    with pytest.raises(ValueError, match=r"is joined to metaverse object .*disconnect it first"):
+        mvo_actions.rejoin(directory, grace, admin)
+    mvo_actions.disconnect(ada, directory, admin)
+    directory.refresh_from_db()
+    activities = Activity.objects.count()
+    audited = AuditEntry.objects.count()
+
+    with pytest.raises(ValueError, match=r"already joined to connector space object .* one object"):
+        mvo_actions.rejoin(directory, grace, admin)
+    hr = ConnectorSpaceObject.objects.get(external_id="1002")
+    with pytest.raises(ValueError, match="is joined to metaverse object"):
+        mvo_actions.rejoin(hr, ada, admin)
+
+    assert (Activity.objects.count(), AuditEntry.objects.count()) == (activities, audited)
+    directory.refresh_from_db()
+    assert directory.disconnected_by_hand and directory.metaverse_object_id is None
+
+
+def test_rejoin_refuses_an_object_type_no_sync_rule_maps(estate, admin):
+    from metaverse.models import MetaverseObjectType
+
+    ada = _ada()
+    directory = _directory_cso(ada)
+    mvo_actions.disconnect(ada, directory, admin)
+    directory.refresh_from_db()
+    group_type = MetaverseObjectType.objects.create(name="room")
+    room = MetaverseObject.objects.create(object_type=group_type, display_name="Room 1")
+    with pytest.raises(ValueError, match="no enabled sync rule maps Directory"):
+        mvo_actions.rejoin(directory, room, admin)
+
+
+def test_rejoin_to_a_deleted_mvo_is_refused_and_release_hands_it_back_to_sync(estate, admin):
+    ada = _ada()
+    hr = ConnectorSpaceObject.objects.get(external_id="1001")
+    mvo_actions.disconnect(ada, hr, admin, "test")  # the last source: Ada goes
+    hr.refresh_from_db()
+    with pytest.raises(ValueError, match=f"metaverse object {ada.pk}, which it was disconnected"):
+        mvo_actions.rejoin(hr, None, admin)
+
+    activity = mvo_actions.release(hr, admin, "the leaver was re-hired")
+
+    assert activity.status == "complete", activity.message
+    hr.refresh_from_db()
+    assert not hr.disconnected_by_hand and hr.sync_pending and hr.metaverse_object_id is None
+    item = RunProfileExecutionItem.objects.get(activity=activity)
+    assert item.cs_object_id == hr.pk and "re-hired" in item.details["reason"]
+    entry = AuditEntry.objects.filter(action=Action.MVO_ACTION).latest("pk")
+    assert "release" in entry.reason and entry.object_id == str(hr.pk)
+    with pytest.raises(ValueError, match="nothing to release"):
+        mvo_actions.release(hr, admin)
+    with pytest.raises(ValueError, match="was not disconnected by hand: the join rules decide"):
+        mvo_actions.rejoin(hr, _ada_or_grace(), admin)
+
+    assert estate.run("HR", "Delta Sync").status == "complete"
+    hr.refresh_from_db()
+    assert hr.metaverse_object_id is not None  # projected again by the rules
+
+
+def test_the_change_threshold_stops_the_export_of_a_manual_deletion(estate, admin):
+    """A manual deletion stages its deprovisioning as sync does; the export run that
+    would send it counts it against the system's change threshold like any other: it
+    stops before anything is sent, and goes ahead only when allowed."""
+    from connectors.models import ConnectedSystem
+
+    ConnectedSystem.objects.filter(name="Directory").update(change_threshold="0")
+    dn = f"uid=alovelace,ou=people,{estate.base}"
+    assert mvo_actions.delete_now(_ada(), admin, "left").status == "complete"
+    pe = PendingExport.objects.get()
+
+    stopped = estate.run("Directory", "Export")
+
+    assert stopped.status == "failed" and "change threshold" in stopped.message
+    assert stopped.items.filter(error_type="change_threshold_exceeded").exists()
+    assert estate.entry(dn) is not None  # nothing sent
+    pe.refresh_from_db()
+    assert pe.status == "pending" and pe.error_count == 0
+    assert estate.run("Directory", "Export", allow_changes=True).status == "complete"
+    assert estate.entry(dn) is None
