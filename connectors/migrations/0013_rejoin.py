@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connectors', '0011_mvo_actions'),
+        ('connectors', '0012_preview'),
     ]
 
     operations = [
