@@ -49,6 +49,7 @@ from django.utils import timezone
 from access.roles import UNDO_EXPORT_PERMISSION
 from audit.models import Action
 from audit.recording import SECRET_NAME, record
+from connectors.base import AttributeSpec, ConnectorError
 from connectors.choices import (
     ActivityStatus,
     AttributeWritability,
@@ -63,7 +64,7 @@ from connectors.models import (
     ConnectedSystemObjectType,
     ConnectorSpaceObject,
 )
-from connectors.schema import connector_for
+from connectors.schema import connector_for, discovered_attributes
 from core.bulk import insert_instances, one_of
 from exports import lifecycle
 from exports.approval import initial_approval
@@ -351,6 +352,7 @@ def _plan(activity: Activity, records: list[ExportedChange]) -> list[UndoItem]:
         ).prefetch_related("attributes")
     }
     occupied = _occupied(system, deleted)
+    schema = _discovered(system, [t.name for t in types.values()])
     items = []
     for ref, group in by_cso.items():
         kinds = {r.change_type for r in group}
@@ -358,7 +360,7 @@ def _plan(activity: Activity, records: list[ExportedChange]) -> list[UndoItem]:
         if C.CREATE in kinds:
             item = _undo_create(group, cso)
         elif C.DELETE in kinds:
-            item = _undo_delete(group[-1], types, occupied)
+            item = _undo_delete(group[-1], types, occupied, schema)
         else:
             item = _undo_update(group, cso)
         if item.undoes != C.DELETE and not item.conflict:
@@ -417,6 +419,7 @@ def _undo_delete(
     last: ExportedChange,
     types: dict[int, ConnectedSystemObjectType],
     occupied: dict[str, int],
+    schema: dict[str, dict[str, AttributeSpec]],
 ) -> UndoItem:
     item = UndoItem(last.cso_ref, last.target, C.DELETE, C.CREATE, dn=last.dn)
     object_type = types.get(last.object_type_id) if last.object_type_id else None
@@ -430,8 +433,24 @@ def _undo_delete(
     item.object_type_id = object_type.pk
     if not object_type.secondary_external_id_attribute:
         item.external_id = last.external_id
-    item.changes = recreated_changes(object_type, last.last_values)
+    item.changes = recreated_changes(
+        object_type, last.last_values, schema.get(object_type.name, {})
+    )
     return item
+
+
+def _discovered(system: ConnectedSystem, names: list[str]) -> dict[str, dict[str, AttributeSpec]]:
+    """What the system's schema says of these object types' attributes (read from the
+    system; empty when it cannot tell, then the declared writability decides). An
+    import types new attributes by their values, so only the schema knows that a
+    directory's ``modifyTimestamp`` cannot be written."""
+    if not names:
+        return {}
+    try:
+        with connector_for(system) as connector:
+            return discovered_attributes(connector, names)
+    except ConnectorError:
+        return {}
 
 
 def _occupied(system: ConnectedSystem, deleted: list[ExportedChange]) -> dict[str, int]:
@@ -508,25 +527,28 @@ def inverse_changes(
 
 
 def recreated_changes(
-    object_type: ConnectedSystemObjectType, last_values: dict[str, list[Any]]
+    object_type: ConnectedSystemObjectType,
+    last_values: dict[str, list[Any]],
+    discovered: dict[str, AttributeSpec] | None = None,
 ) -> list[InverseChange]:
     """The attribute changes of a create that re-creates an object with its last known
-    values: the attributes of its type JIM may write, less an external id the system
-    makes itself (a directory's ``entryUUID``)."""
-    writable = {
-        a.name: a
-        for a in object_type.attributes.all()
-        if a.writability != AttributeWritability.READ_ONLY
-    }
+    values: the attributes of its type JIM may write — as the system's schema says
+    (``discovered``) when it can tell, else as declared — less an external id the
+    system makes itself (a directory's ``entryUUID``)."""
+    discovered = discovered or {}
+    writable: dict[str, bool] = {}
+    for a in object_type.attributes.all():
+        spec = discovered.get(a.name)
+        if a.writability != AttributeWritability.READ_ONLY and (spec is None or spec.writable):
+            writable[a.name] = spec.multivalued if spec is not None else a.multivalued
     if object_type.secondary_external_id_attribute:
         writable.pop(object_type.external_id_attribute, None)
     changes = []
     for name in sorted(last_values):
-        attribute = writable.get(name)
         values = last_values[name]
-        if attribute is None or not values:
+        if name not in writable or not values:
             continue
-        kind = T.ADD if attribute.multivalued else T.UPDATE
+        kind = T.ADD if writable[name] else T.UPDATE
         changes.append(InverseChange(name, kind, list(values), []))
     return changes
 

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "discard": "jim_project.cli.exports:DiscardCommand",
     "rotate-secrets": "jim_project.cli.secrets:RotateSecretsCommand",
     "housekeeping": "jim_project.cli.housekeeping:HousekeepingCommand",
+    "undo": "jim_project.cli.undo:UndoCommand",
 }
 
 
