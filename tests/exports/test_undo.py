@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -16,7 +15,7 @@ from django.utils import timezone
 
 from audit.models import Action, AuditEntry
 from connectors.choices import ActivityStatus, RunProfileType
-from connectors.models import Activity, ConnectedSystem, ConnectorSpaceObject
+from connectors.models import Activity, ConnectedSystem
 from exports.choices import ApprovalState
 from exports.models import ExportedChange, PendingExport
 from exports.undo import (
@@ -27,87 +26,20 @@ from exports.undo import (
     stage_undo,
 )
 from runs.housekeeping import PRUNERS
-from tests.builders import add_run_profile, make_connected_system, run
+from tests.builders import add_run_profile, run
+from tests.exports.undoing import BASE, cso, export_run, make_directory, sent, user_in
 
 pytestmark = pytest.mark.django_db
-
-BASE = "ou=people,dc=example,dc=org"
 
 
 @pytest.fixture
 def directory(memory_connector) -> ConnectedSystem:
-    return make_connected_system(
-        "Directory",
-        "memory",
-        object_type="inetOrgPerson",
-        external_id="entryUUID",
-        secondary_external_id="dn",
-        attributes={
-            "cn": "text",
-            "title": "text",
-            "entryUUID": "text",
-            "member": {"type": "text", "multivalued": True},
-            "modifyTimestamp": {"type": "text", "writability": "read_only"},
-        },
-        profiles=[RunProfileType.EXPORT],
-        approval_mode="deletes",
-    )
+    return make_directory()
 
 
 @pytest.fixture
 def admin(db) -> User:
-    user = User.objects.create_user("root")
-    user.groups.add(Group.objects.get(name="Administrators"))
-    return User.objects.get(pk=user.pk)
-
-
-def export_run(system: ConnectedSystem, **fields: Any) -> Activity:
-    now = timezone.now()
-    return Activity.objects.create(
-        connected_system=system,
-        profile_type=fields.pop("profile_type", RunProfileType.EXPORT),
-        profile_name="Export",
-        status=fields.pop("status", ActivityStatus.COMPLETE),
-        finished_at=now,
-        **fields,
-    )
-
-
-def cso(system: ConnectedSystem, uid: str, **attributes: list[Any]) -> ConnectorSpaceObject:
-    dn = f"uid={uid},{BASE}"
-    return ConnectorSpaceObject.objects.create(
-        connected_system=system,
-        object_type=system.object_types.get(),
-        external_id=f"uuid-{uid}",
-        secondary_external_id=dn,
-        secondary_external_id_key=dn,
-        attributes=attributes,
-    )
-
-
-def sent(
-    activity: Activity,
-    target: ConnectorSpaceObject | int,
-    change_type: str,
-    *changes: tuple[str, str, list[Any], list[Any]],
-    **fields: Any,
-) -> ExportedChange:
-    """What ``activity`` sent to ``target`` (a CSO, or the id of one since deleted)."""
-    is_cso = isinstance(target, ConnectorSpaceObject)
-    return ExportedChange.objects.create(
-        activity=activity,
-        connected_system=activity.connected_system,
-        cso_ref=target.pk if is_cso else target,
-        object_type=activity.connected_system.object_types.get(),
-        change_type=change_type,
-        dn=fields.pop("dn", target.secondary_external_id if is_cso else ""),
-        changes=[
-            {"attribute": a, "change_type": k, "values": v, "previous_values": p}
-            for a, k, v, p in changes
-        ],
-        exported_at=fields.pop("exported_at", timezone.now()),
-        **fields,
-    )
+    return user_in("root", "Administrators")
 
 
 def inverse(plan) -> list[tuple[str, str, list[tuple[str, str, list, list]]]]:
