@@ -465,11 +465,11 @@ def _occupied(system: ConnectedSystem, deleted: list[ExportedChange]) -> dict[st
         one_of("secondary_external_id_key", list(keys)), connected_system=system
     ).values_list("pk", "secondary_external_id_key")
     for pk, key in rows:
-        found[keys[key]] = pk
+        found[keys[str(key)]] = pk
     for pk, external_id in ConnectorSpaceObject.objects.filter(
         one_of("external_id", external), connected_system=system
     ).values_list("pk", "external_id"):
-        found[external_id] = pk
+        found[str(external_id)] = pk
     return found
 
 
@@ -566,6 +566,7 @@ def _stage(system: ConnectedSystem, items: list[UndoItem]) -> list[PendingExport
     new_csos = []
     for item in items:
         if item.change_type == C.CREATE:
+            assert item.object_type_id is not None  # a create is planned with its type
             cso = ConnectorSpaceObject(
                 connected_system=system,
                 object_type_id=item.object_type_id,
