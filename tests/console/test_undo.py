@@ -4,6 +4,7 @@ for Administrators only, the plan shown first, staging behind a confirmation box
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
@@ -12,6 +13,7 @@ from connectors import registry
 from connectors.choices import RunProfileType
 from connectors.models import Activity
 from exports.models import PendingExport
+from tests.console.browser import log_in
 from tests.exports.memory_connector import MemoryConnector
 from tests.exports.undoing import BASE, cso, export_run, make_directory, sent, user_in
 
@@ -85,3 +87,20 @@ def test_the_plan_is_shown_first_and_staged_on_confirmation(wrong_run):
     again = admin.get(url).content.decode()
     assert "Nothing to undo." in again and "title changed since the run" in again
     assert 'id="undo-confirm"' not in again
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_administrator_undoes_a_run_in_the_browser(page, live_server, wrong_run):
+    user = User.objects.create_user("root-browser", password="pw-root-browser", is_staff=True)
+    user.groups.add(Group.objects.get(name="Administrators"))
+    log_in(page, live_server, "root-browser", "pw-root-browser")
+    page.goto(live_server.url + reverse("console:activity", args=[wrong_run.pk]))
+    page.click("text=Undo this run…")
+    page.wait_for_selector("#undo-inverse")
+    assert "Wrong → Right" in (page.text_content("#undo-inverse") or "")
+    page.fill("input[name=reason]", "the title rule was wrong")
+    page.check("input[name=confirm]")
+    page.click("button:has-text('Undo this run')")
+    page.wait_for_selector(".messagelist >> text=Staged 1 pending export(s) undoing run")
+    assert PendingExport.objects.get().change_type == "update"
