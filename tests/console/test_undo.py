@@ -12,7 +12,9 @@ from audit.models import Action, AuditEntry
 from connectors import registry
 from connectors.choices import RunProfileType
 from connectors.models import Activity
+from console.approval_story import export_stories
 from exports.models import PendingExport
+from exports.undo import stage_undo
 from tests.console.browser import log_in
 from tests.exports.memory_connector import MemoryConnector
 from tests.exports.undoing import BASE, cso, export_run, make_directory, sent, user_in
@@ -104,3 +106,15 @@ def test_an_administrator_undoes_a_run_in_the_browser(page, live_server, wrong_r
     page.click("button:has-text('Undo this run')")
     page.wait_for_selector(".messagelist >> text=Staged 1 pending export(s) undoing run")
     assert PendingExport.objects.get().change_type == "update"
+
+
+def test_the_approval_page_does_not_invent_a_rule_for_an_undo_delete(wrong_run):
+    directory = wrong_run.connected_system
+    run_ = export_run(directory)
+    bob = cso(directory, "bob", cn=["Bob"])
+    sent(run_, bob, "create", ("cn", "update", ["Bob"], []))
+    [pe] = stage_undo(run_, user_in("root", "Administrators")).staged
+
+    [story] = export_stories([pe])
+    assert story.headline == f"Deletes Bob (uid=bob,{BASE}) from Directory"
+    assert story.reasons == []
