@@ -372,6 +372,7 @@ def _plan(activity: Activity, records: list[ExportedChange]) -> list[UndoItem]:
 
 
 def _changed_since(ref: int, later: dict[int, int], open_exports: dict[int, PendingExport]) -> str:
+    """Why JIM has changed, or is changing, the object since the run ("" when not)."""
     if ref in later:
         return f"export run #{later[ref]} sent it another change since"
     pe = open_exports.get(ref)
