@@ -40,6 +40,9 @@ INTERVENE_PERMISSION = "exports.intervene_pendingexport"
 #: release a CSO disconnected by hand
 #: (runs.mvo_actions): Administrators only, as it changes identities outside the rules.
 MANAGE_MVO_PERMISSION = "metaverse.manage_metaverseobject"
+#: Roll back an export run (exports.undo): Administrators only, as it changes
+#: the target systems outside the rules.
+UNDO_EXPORT_PERMISSION = "exports.undo_exportedchange"
 
 #: What each role may do beyond reading ("app_label.codename").
 ACTIONS: dict[str, tuple[str, ...]] = {

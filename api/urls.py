@@ -22,6 +22,7 @@ from api.views.systems import (
     MetaverseObjectTypeViewSet,
     ObjectTypeViewSet,
 )
+from api.views.undo import ActivityUndoView
 
 app_name = "api"
 
@@ -52,6 +53,7 @@ router.register("approval-audit", ApprovalAuditViewSet, basename="approval-audit
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(), name="docs"),
+    path("activities/<int:pk>/undo/", ActivityUndoView.as_view(), name="activity-undo"),
     *router.urls,
     re_path(r"^(?P<path>.*)$", not_found),
 ]

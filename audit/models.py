@@ -53,6 +53,7 @@ class Action(models.TextChoices):
     API_KEY_USED = "api_key_used", "API key used"
     LOGIN_LOCKED = "login_locked", "login locked"
     MVO_ACTION = "mvo_action", "manual action on a metaverse object"
+    EXPORT_UNDONE = "export_undone", "export run undone"
 
 
 #: The actions that change configuration (what separation of duties looks at).

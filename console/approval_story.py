@@ -223,6 +223,8 @@ def _delete_reason(pe: PendingExport) -> str:
 
 def _reasons(pe: PendingExport, name: str) -> list[str]:
     rule = pe.sync_rule
+    if rule is None and not pe.identity:
+        return []  # no rule staged it (an undo of an export run: the audit trail says why)
     if pe.change_type != PendingExportChangeType.DELETE and not pe.disables:
         if rule is None:
             return []

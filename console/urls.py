@@ -10,6 +10,7 @@ from django.urls import path
 
 from console import mvo as metaverse_views
 from console import search as search_views
+from console import undo as undo_views
 from console import views as run_views
 
 app_name = "console"
@@ -27,6 +28,7 @@ urlpatterns = [
         run_views.override_threshold,
         name="activity-override-threshold",
     ),
+    path("activities/<int:pk>/undo/", undo_views.undo_page, name="activity-undo"),
     path("metaverse/<int:pk>/", metaverse_views.mvo_page, name="mvo"),
     path("metaverse/<int:pk>/<str:action>/", metaverse_views.mvo_action, name="mvo-action"),
     path("search/", search_views.search_page, name="search"),

@@ -59,9 +59,10 @@ from exports.choices import (
     PendingExportStatus,
 )
 from exports.lifecycle import Transitions, executable, release_stale_executing
-from exports.models import PendingExport, PendingExportAttributeChange
+from exports.models import ExportedChange, PendingExport, PendingExportAttributeChange
 from exports.passwords import PasswordPolicy, policies_of, scrub, with_initial_password
 from exports.thresholds import check_change_threshold
+from exports.undo import exported_change
 
 BATCH_SIZE = 500
 NOT_COUNTED = "no attempt was counted against the exports not sent; the next run sends them"
@@ -386,6 +387,16 @@ class ExportRun:
     def _succeeded(self, item: _Item, result: ExportResult, writes: _Outcomes) -> None:
         pe, cso = item.pe, item.cso
         target = cso.secondary_external_id or cso.external_id
+        writes.exported.append(
+            exported_change(
+                self.activity,
+                pe,
+                cso,
+                item.sent,
+                dn=result.dn or "",
+                external_id=result.external_id or "",
+            )
+        )
         if pe.change_type == PendingExportChangeType.DELETE:
             lifecycle.deprovisioned(writes.transitions, pe)
             writes.deleted_csos.append(cso.pk)
@@ -455,15 +466,19 @@ class ExportRun:
 @dataclass
 class _Outcomes:
     """The writes of one export batch: its transitions, and what they did to the CSOs
-    (the values sent applied; a deprovisioned object's CSO deleted). One transaction."""
+    (the values sent applied; a deprovisioned object's CSO deleted), and the record of
+    what was sent. One transaction."""
 
     transitions: Transitions = field(default_factory=Transitions)
     csos: list[ConnectorSpaceObject] = field(default_factory=list)
     deleted_csos: list[int] = field(default_factory=list)
+    #: what was sent, kept so that the run can be undone (:mod:`exports.undo`)
+    exported: list[ExportedChange] = field(default_factory=list)
 
     def save(self) -> None:
         with transaction.atomic():
             self.transitions.save()
+            ExportedChange.objects.bulk_create(self.exported)
             update_instances(
                 self.csos,
                 [

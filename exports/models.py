@@ -208,3 +208,62 @@ class ApprovalAuditEntry(models.Model):
             ],
             last_error=pe.last_error,
         )
+
+
+class ExportedChange(models.Model):
+    """What an export run sent to one object, kept so that the run can be undone
+    (:mod:`exports.undo`) until ``JIM_EXPORT_RETENTION_DAYS`` have passed.
+
+    Written by the export run in the transaction that records the export's success:
+    the attribute changes with their values *and* the values they replaced, and for a
+    delete the object's last known values and type, so that it can be re-created.
+    ``cso_ref`` is the CSO's id, not a foreign key: a delete removes the CSO, and the
+    record outlives it. Reference values are CSO ids, as in a pending export.
+    """
+
+    activity = models.ForeignKey(
+        "connectors.Activity", on_delete=models.CASCADE, related_name="exported_changes"
+    )
+    connected_system = models.ForeignKey(
+        "connectors.ConnectedSystem", on_delete=models.CASCADE, related_name="+"
+    )
+    cso_ref = models.PositiveBigIntegerField("CSO id", db_index=True)
+    object_type = models.ForeignKey(
+        "connectors.ConnectedSystemObjectType",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    change_type = models.CharField(max_length=10, choices=PendingExportChangeType.choices)
+    dn = models.CharField(
+        "DN", max_length=2000, blank=True, help_text="The object's DN when it was sent."
+    )
+    new_dn = models.CharField(
+        "new DN", max_length=2000, blank=True, help_text="The DN an update moved it to."
+    )
+    external_id = models.CharField("external ID", max_length=500, blank=True)
+    changes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{attribute, change_type, values, previous_values}] as sent.",
+    )
+    last_values = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A delete's last known attribute values of the object (secrets left out).",
+    )
+    exported_at = models.DateTimeField(db_index=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["exported_at", "id"]
+        permissions = [("undo_exportedchange", "Can roll back an export run")]
+
+    def __str__(self) -> str:
+        return f"{self.change_type} {self.target}"
+
+    @property
+    def target(self) -> str:
+        return self.dn or self.external_id or f"CSO {self.cso_ref}"

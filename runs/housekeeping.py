@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 #: what it prunes → ``"module:function"``, each ``(now) -> rows removed``
 PRUNERS: dict[str, str] = {
     "previews": "runs.preview:prune_previews",
+    "exports": "exports.undo:prune_exported_changes",
 }
 
 #: the django-q2 schedule that runs :func:`run_housekeeping`

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "rotate-secrets": "jim_project.cli.secrets:RotateSecretsCommand",
     "housekeeping": "jim_project.cli.housekeeping:HousekeepingCommand",
     "mvo": "jim_project.cli.mvo:MvoCommand",
+    "undo": "jim_project.cli.undo:UndoCommand",
 }
 
 
