@@ -69,6 +69,15 @@ class PendingExport(models.Model):
     created_by_activity = models.ForeignKey(
         "connectors.Activity", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    staged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The person who staged it by hand (an undo of an export run); with "
+        "separation of duties they may not approve it.",
+    )
     identity = models.JSONField(
         default=dict,
         blank=True,
@@ -254,6 +263,11 @@ class ExportedChange(models.Model):
         help_text="A delete's last known attribute values of the object (secrets left out).",
     )
     exported_at = models.DateTimeField(db_index=True)
+    disabled = models.BooleanField(
+        default=False,
+        help_text="The update disabled the account (deprovision: disable); undoing it "
+        "re-enables it and clears the CSO's disabled_at.",
+    )
     undone_at = models.DateTimeField(null=True, blank=True)
     undone_by = models.CharField(max_length=200, blank=True)
 

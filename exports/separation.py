@@ -7,6 +7,7 @@ With it on for an export's target system, a user may not approve that export whe
 * **they started the run that staged it**: the export's ``created_by_activity`` was
   initiated by them (the admin's Run button, the API, a ``jim`` command for a
   ``--user``); or
+* **they staged it by hand**: an undo of an export run (``staged_by``); or
 * **they changed the configuration that produces it**: the audit trail holds a
   configuration entry (created, changed or deleted) by them on the export's sync rule
   (its joins and flows are part of it), on the import sync rules of the same metaverse
@@ -77,7 +78,9 @@ def conflicts(exports: Sequence[PendingExport], user: Any) -> list[Conflict]:
     changed = _configuration_changed_by(user, guarded)
     found = []
     for pe in guarded:
-        if pe.created_by_activity_id in started:
+        if pe.staged_by_id is not None and pe.staged_by_id == user.pk:
+            found.append(Conflict(pe, f"{user} staged it by undoing an export run"))
+        elif pe.created_by_activity_id in started:
             found.append(Conflict(pe, started[pe.created_by_activity_id]))
         elif (pe.connected_system_id, pe.sync_rule_id) in changed:
             found.append(Conflict(pe, changed[(pe.connected_system_id, pe.sync_rule_id)]))

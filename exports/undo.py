@@ -65,7 +65,7 @@ from connectors.models import (
     ConnectorSpaceObject,
 )
 from connectors.schema import connector_for, discovered_attributes
-from core.bulk import insert_instances, one_of
+from core.bulk import insert_instances, one_of, update_instances
 from exports import lifecycle
 from exports.approval import initial_approval
 from exports.choices import (
@@ -132,6 +132,7 @@ def exported_change(
             for row in sent
         ],
         last_values=last_values,
+        disabled=pe.disables,
         exported_at=timezone.now(),
     )
 
@@ -182,6 +183,9 @@ class UndoItem:
     conflict: str = ""
     object_type_id: int | None = None
     external_id: str = ""
+    #: the run disabled the account: the undo re-enables it (the CSO is no longer
+    #: disabled, so its delete after the grace period is off)
+    enables: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -190,6 +194,7 @@ class UndoItem:
             "undoes": self.undoes,
             "change_type": self.change_type,
             "dn": self.dn,
+            "enables": self.enables,
             "changes": [
                 {
                     "attribute": c.attribute,
@@ -256,7 +261,7 @@ def stage_undo(activity: Activity, user: Any, reason: str = "") -> UndoPlan:
         refs = sorted({r.cso_ref for r in records})
         list(ConnectorSpaceObject.objects.select_for_update().filter(one_of("id", refs)))
         plan = UndoPlan(activity, _plan(activity, records))
-        plan.staged = _stage(system, plan.inverse)
+        plan.staged = _stage(system, plan.inverse, user)
         now = timezone.now()
         undone = {item.cso_ref for item in plan.inverse}
         ExportedChange.objects.filter(
@@ -413,6 +418,7 @@ def _undo_update(group: list[ExportedChange], cso: ConnectorSpaceObject | None) 
     item.conflict = _values_differ(group, cso)
     item.dn = first.dn if moved else ""
     item.changes = inverse_changes([c for r in group for c in r.changes], cso.attributes)
+    item.enables = any(r.disabled for r in group)
     return item
 
 
@@ -562,8 +568,9 @@ def _minus(values: list[Any], other: list[Any]) -> list[Any]:
 # --------------------------------------------------------------------------- staging
 
 
-def _stage(system: ConnectedSystem, items: list[UndoItem]) -> list[PendingExport]:
-    """Insert the inverse exports (and a new CSO for each object to re-create)."""
+def _stage(system: ConnectedSystem, items: list[UndoItem], user: Any) -> list[PendingExport]:
+    """Insert the inverse exports (and a new CSO for each object to re-create), staged
+    by ``user`` (separation of duties keeps them from approving them)."""
     new_csos = []
     for item in items:
         if item.change_type == C.CREATE:
@@ -595,6 +602,7 @@ def _stage(system: ConnectedSystem, items: list[UndoItem]) -> list[PendingExport
             cs_object=cso,
             metaverse_object_id=cso.metaverse_object_id,
             max_retries=system.export_max_retries,
+            staged_by=user,
         )
         lifecycle.stage(
             pe,
@@ -613,5 +621,9 @@ def _stage(system: ConnectedSystem, items: list[UndoItem]) -> list[PendingExport
             for c in item.changes
         ]
         staged.append((pe, rows))
+    enabled = [existing[item.cso_ref] for item in items if item.enables]
+    for cso in enabled:
+        cso.disabled_at = None
+    update_instances(enabled, ["disabled_at"])
     lifecycle.write_staged(staged, [], [], [])
     return [pe for pe, _ in staged]

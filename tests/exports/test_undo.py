@@ -16,6 +16,7 @@ from django.utils import timezone
 from audit.models import Action, AuditEntry
 from connectors.choices import ActivityStatus, RunProfileType
 from connectors.models import Activity, ConnectedSystem
+from exports.approval import SeparationOfDuties, decide
 from exports.choices import ApprovalState
 from exports.models import ExportedChange, PendingExport
 from exports.undo import (
@@ -364,3 +365,45 @@ def test_what_was_sent_is_pruned_after_its_retention(directory, settings):
     assert list(ExportedChange.objects.all()) == [kept]
     assert PRUNERS["exports"] == "exports.undo:prune_exported_changes"
     assert old
+
+
+def test_with_separation_of_duties_who_undid_a_run_may_not_approve_the_undo(directory, admin):
+    directory.separate_duties = True
+    directory.save(update_fields=["separate_duties"])
+    run_ = export_run(directory)
+    bob = cso(directory, "bob", cn=["Bob"])
+    sent(run_, bob, "create", ("cn", "update", ["Bob"], []))
+
+    [delete] = stage_undo(run_, admin, "created by mistake").staged
+    assert delete.approval == ApprovalState.AWAITING_APPROVAL
+
+    with pytest.raises(SeparationOfDuties, match="staged it by undoing an export run"):
+        decide([delete], admin, approve=True)
+    other = user_in("olga", "Approvers")
+    decide([delete], other, approve=True, reason="checked")
+    delete.refresh_from_db()
+    assert delete.approval == ApprovalState.APPROVED
+
+
+def test_undoing_a_disable_re_enables_the_account_and_stops_its_deletion(directory, admin):
+    run_ = export_run(directory)
+    leaver = cso(directory, "leaver", description=["Disabled by JIM"])
+    leaver.disabled_at = timezone.now()
+    leaver.save(update_fields=["disabled_at"])
+    sent(
+        run_,
+        leaver,
+        "update",
+        ("description", "update", ["Disabled by JIM"], ["Engineer"]),
+        disabled=True,
+    )
+
+    [item] = plan_undo(run_).items
+    assert item.enables and item.as_json()["enables"] is True
+    [enable] = stage_undo(run_, admin, "left by mistake").staged
+
+    leaver.refresh_from_db()
+    assert leaver.disabled_at is None  # the grace period's delete is off
+    assert [(c.attribute, c.values) for c in enable.attribute_changes.all()] == [
+        ("description", ["Engineer"])
+    ]
