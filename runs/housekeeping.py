@@ -24,7 +24,9 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 #: what it prunes → ``"module:function"``, each ``(now) -> rows removed``
-PRUNERS: dict[str, str] = {}
+PRUNERS: dict[str, str] = {
+    "history": "history.pruning:prune",
+}
 
 #: the django-q2 schedule that runs :func:`run_housekeeping`
 SCHEDULE_NAME = "jim:housekeeping"
