@@ -10,6 +10,7 @@ from django.urls import path
 
 from console import mvo as metaverse_views
 from console import search as search_views
+from console import value_history
 from console import views as run_views
 
 app_name = "console"
@@ -28,6 +29,11 @@ urlpatterns = [
         name="activity-override-threshold",
     ),
     path("metaverse/<int:pk>/", metaverse_views.mvo_page, name="mvo"),
+    path(
+        "metaverse/<int:pk>/value-history/",
+        value_history.mvo_value_history,
+        name="mvo-value-history",
+    ),
     path("metaverse/<int:pk>/<str:action>/", metaverse_views.mvo_action, name="mvo-action"),
     path("search/", search_views.search_page, name="search"),
     path(

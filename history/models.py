@@ -49,7 +49,7 @@ class ValueChange(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["object_kind", "object_id", "-at"], name="history_timeline"),
+            models.Index(fields=["object_kind", "object_id", "id"], name="history_timeline"),
             models.Index(fields=["at"], name="history_at"),
         ]
 
