@@ -37,6 +37,11 @@ urlpatterns = [
     path("metaverse/<int:pk>/<str:action>/", metaverse_views.mvo_action, name="mvo-action"),
     path("search/", search_views.search_page, name="search"),
     path(
+        "connector-space/<int:pk>/value-history/",
+        value_history.cso_value_history,
+        name="cso-value-history",
+    ),
+    path(
         "run-profiles/<int:pk>/history/",
         run_views.run_profile_history,
         name="run-profile-history",

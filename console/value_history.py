@@ -4,7 +4,8 @@ person, and each attribute old → new, rendered as every change is
 (:mod:`console.changes`).
 
 The MVO page shows the first page; "Show older" fetches the next (HTMX swaps it in;
-without script it is a page of its own). A page costs three queries whatever it holds:
+without script it is a page of its own). A CSO's timeline is a page of its own, linked
+from its admin page. A page costs three queries whatever it holds:
 the entries, the activities still kept, the names of the reference values.
 """
 
@@ -16,9 +17,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from connectors.models import Activity
+from connectors.models import Activity, ConnectorSpaceObject
 from console.changes import AttributeChange, changes_of, reference_names
-from console.views import console_view, page_context
+from console.views import admin_change_url, console_view, page_context
 from history.models import ObjectKind, ValueChange
 from metaverse.models import MetaverseObject
 
@@ -79,12 +80,30 @@ def _before(request: HttpRequest) -> int | None:
 def mvo_value_history(request: HttpRequest, pk: int) -> HttpResponse:
     """A page of an MVO's value history: the partial for HTMX, else a page of its own."""
     mvo = get_object_or_404(MetaverseObject, pk=pk)
-    url = reverse("console:mvo-value-history", args=[pk])
-    context = {"value_history": timeline(ObjectKind.MVO, pk, url, _before(request))}
+    back = reverse("console:mvo", args=[pk])
+    return _page(request, ObjectKind.MVO, pk, "console:mvo-value-history", str(mvo), back)
+
+
+@console_view("connectors.view_connectorspaceobject")
+def cso_value_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """A page of a CSO's value history (linked from its admin page); HTMX as above."""
+    cso = get_object_or_404(ConnectorSpaceObject.objects.select_related("connected_system"), pk=pk)
+    name = f"{cso.external_id or cso.secondary_external_id or cso.pk} in {cso.connected_system}"
+    back = admin_change_url(ConnectorSpaceObject, pk)
+    return _page(request, ObjectKind.CSO, pk, "console:cso-value-history", name, back)
+
+
+def _page(
+    request: HttpRequest, kind: str, pk: int, url_name: str, name: str, back_url: str
+) -> HttpResponse:
+    url = reverse(url_name, args=[pk])
+    context = {"value_history": timeline(kind, pk, url, _before(request))}
     if request.htmx:
         return render(request, "console/partials/value_history_entries.html", context)
     return render(
         request,
         "console/value_history.html",
-        page_context(request, f"Value history of {mvo}", mvo=mvo, **context),
+        page_context(
+            request, f"Value history of {name}", subject=name, back_url=back_url, **context
+        ),
     )

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from history import pruning
-from history.recording import Source, row, write
 from history.models import ValueChange
+from history.recording import Source, row, write
 from runs.housekeeping import run_housekeeping
 
 pytestmark = pytest.mark.django_db

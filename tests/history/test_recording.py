@@ -108,7 +108,7 @@ def test_a_flow_records_old_and_new_values_once_per_mvo(scenario):
     scenario.update_hr("1001", lastName="Jones")
     activity = scenario.sync(delta=True)
 
-    created, updated = history("mvo", scenario.mvo_of("1001").pk)
+    _, updated = history("mvo", scenario.mvo_of("1001").pk)
 
     assert updated.event == "updated" and updated.activity_id == activity.pk
     assert updated.changes == {

@@ -123,3 +123,26 @@ def test_a_run_no_longer_kept_is_named_without_a_link(synced, operator_client):
     page = operator_client.get(reverse("console:mvo", args=[mvo.pk])).content.decode()
 
     assert "no longer kept" in page and "HR: delta_sync" in page
+
+
+def test_a_cso_s_timeline_is_linked_from_its_admin_page(synced, operator_client):
+    cso = ConnectorSpaceObject.objects.get(connected_system=synced.hr)
+    write([row("cso", cso.pk, "updated", timezone.now(), Source(None), {"sn": {"old": ["A"]}})])
+    url = reverse("console:cso-value-history", args=[cso.pk])
+
+    admin_page = operator_client.get(
+        reverse("admin:connectors_connectorspaceobject_change", args=[cso.pk])
+    )
+    timeline_page = operator_client.get(url).content.decode()
+
+    assert url in admin_page.content.decode()
+    assert "Updated" in timeline_page and "A" in timeline_page
+
+
+def test_a_viewer_without_the_cso_permission_is_refused_its_timeline(synced, client):
+    cso = ConnectorSpaceObject.objects.get(connected_system=synced.hr)
+    client.force_login(User.objects.create_user("staff", is_staff=True))
+
+    answer = client.get(reverse("console:cso-value-history", args=[cso.pk]))
+
+    assert answer.status_code == 403
