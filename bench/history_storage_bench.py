@@ -75,13 +75,16 @@ sync_rules:
 """
 
 
-def _run(profile: str) -> dict[str, Any]:
+def _run(profile: str, *, allow_changes: bool = False) -> dict[str, Any]:
     from connectors.models import RunProfile
     from runs.runner import execute, start_activity
 
     run_profile = RunProfile.objects.get(connected_system__name="HR", name=profile)
     system = run_profile.connected_system
-    activity = execute(start_activity(system, run_profile, initiated_by_name="bench"))
+    activity = start_activity(
+        system, run_profile, initiated_by_name="bench", allow_changes=allow_changes
+    )
+    activity = execute(activity)
     if activity.status not in ("complete", "complete_with_errors"):
         sys.exit(f"bench: HR {profile} ended {activity.status}: {activity.message}")
     return activity.counts
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         for n, (profile, step) in enumerate(steps):
             if n == 2:
                 _change_people(hr, args.changes)
-            counts = _run(profile)
+            counts = _run(profile, allow_changes=n == 2)  # past the change threshold
             sizes = _sizes()
             _report(step, counts, sizes, last)
             last = sizes["history"]

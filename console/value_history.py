@@ -57,11 +57,12 @@ def timeline(kind: str, object_id: int, url: str, before: int | None = None) -> 
             "pk", flat=True
         )
     )
-    names = reference_names(c.changes for c in page)
+    records = {change.pk: {"changes": change.changes} for change in page}  # as an RPEI's
+    names = reference_names(records.values())
     entries = [
         Entry(
             change,
-            changes_of(change.changes, names),
+            changes_of(records[change.pk], names),
             reverse("console:activity", args=[change.activity_id])
             if change.activity_id in kept
             else "",
