@@ -97,6 +97,8 @@ from connectors.schema import (
 from connectors.value_changes import changes_message, value_changes
 from core.bulk import PlannerStatistics, insert_rows, one_of, update_rows
 from core.writer import PageWriter
+from history import recording as history
+from history.models import Event, ObjectKind
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +233,8 @@ class ImportRun:
                 "import; use a full import."
             )
         self.types, self.resolver = self._load_types()
+        self.types_by_id = {t.id: t for t in self.types.values()}
+        self.history_source = history.Source.of(activity)
         self.statistics = PlannerStatistics(
             ConnectorSpaceObject,
             ["connected_system_id", "object_type_id", "external_id", "secondary_external_id_key"],
@@ -742,6 +746,7 @@ class ImportRun:
             now = timezone.now()
             rows = [{**cso.row(), "updated_at": now} for cso in writes.updates]
             update_rows(ConnectorSpaceObject, rows, UPDATE_COLUMNS)
+        history.write(self._history(writes))
         insert_rows(
             RunProfileExecutionItem,
             [
@@ -756,6 +761,37 @@ class ImportRun:
                 for change_type, cso, details in writes.items
             ],
             returning=False,
+        )
+
+    def _history(self, writes: _PageWrites) -> list[dict[str, Any]]:
+        """The value history of the page's CSOs: a new CSO's values, a changed CSO's
+        changes (those of its RPEI), a CSO deleted in the source."""
+        now, source = timezone.now(), self.history_source
+        rows = []
+        for change_type, cso, details in writes.items:
+            assert cso.id is not None  # written above
+            if change_type == ObjectChangeType.ADDED:
+                event, changes = Event.CREATED, self._initial_values(cso)
+            elif change_type == ObjectChangeType.UPDATED and "changes" in details:
+                event, changes = Event.UPDATED, details["changes"]
+            elif change_type == ObjectChangeType.DELETED:
+                event, changes = Event.DELETED, {}
+            else:
+                continue
+            rows.append(history.row(ObjectKind.CSO, cso.id, event, now, source, changes))
+        return rows
+
+    def _initial_values(self, cso: _Cso) -> dict[str, dict[str, Any]]:
+        """A new CSO's values, as a change from none."""
+        import_type = self.types_by_id[cso.object_type_id]
+        values = with_unresolved(cso.attributes, cso.unresolved_references)
+        return value_changes(
+            sorted(values),
+            {},
+            values,
+            multivalued=import_type.multivalued,
+            references=self.resolver.references.get(import_type.id, {}),
+            reference_kind="cso",
         )
 
     # -- after the last page ------------------------------------------------------------
@@ -799,6 +835,7 @@ class ImportRun:
             allow_deletions=self.activity.allow_deletions,
             recorder=self.recorder,
             run_started=self.started,
+            history_source=self.history_source,
         )
         if outcome.skipped_reason:
             message = f"Deletion detection: {outcome.skipped_reason}."

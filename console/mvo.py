@@ -22,8 +22,10 @@ from connectors.choices import AttributeDataType
 from connectors.models import ConnectedSystem, ConnectorSpaceObject, RunProfileExecutionItem
 from console.changes import item_changes
 from console.pending_changes import export_changes
+from console.value_history import timeline
 from console.views import admin_change_url, console_view, page_context
 from exports.models import PendingExport
+from history.models import ObjectKind
 from metaverse.models import MetaverseAttribute, MetaverseObject, SyncRule
 from metaverse.sync.disabling import disabled_text, with_delete_after_days
 from runs import mvo_actions
@@ -221,6 +223,9 @@ def mvo_page(request: HttpRequest, pk: int) -> HttpResponse:
         cs_objects=csos,
         pending_exports=pending_exports(mvo, cso_ids),
         history=recent_history(mvo, cso_ids),
+        value_history=timeline(
+            ObjectKind.MVO, mvo.pk, reverse("console:mvo-value-history", args=[mvo.pk])
+        ),
         may_manage=may_manage,
         disconnected=disconnected_by_hand(mvo) if may_manage else [],
     )

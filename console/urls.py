@@ -11,6 +11,7 @@ from django.urls import path
 from console import mvo as metaverse_views
 from console import search as search_views
 from console import undo as undo_views
+from console import value_history
 from console import views as run_views
 
 app_name = "console"
@@ -30,8 +31,18 @@ urlpatterns = [
     ),
     path("activities/<int:pk>/undo/", undo_views.undo_page, name="activity-undo"),
     path("metaverse/<int:pk>/", metaverse_views.mvo_page, name="mvo"),
+    path(
+        "metaverse/<int:pk>/value-history/",
+        value_history.mvo_value_history,
+        name="mvo-value-history",
+    ),
     path("metaverse/<int:pk>/<str:action>/", metaverse_views.mvo_action, name="mvo-action"),
     path("search/", search_views.search_page, name="search"),
+    path(
+        "connector-space/<int:pk>/value-history/",
+        value_history.cso_value_history,
+        name="cso-value-history",
+    ),
     path(
         "run-profiles/<int:pk>/history/",
         run_views.run_profile_history,

@@ -124,6 +124,7 @@ INSTALLED_APPS = [
     "jim_project",
     "access",
     "audit",
+    "history",
     "connectors",
     "metaverse",
     "exports",

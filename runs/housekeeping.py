@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 PRUNERS: dict[str, str] = {
     "previews": "runs.preview:prune_previews",
     "exports": "exports.undo:prune_exported_changes",
+    "history": "history.pruning:prune",
 }
 
 #: the django-q2 schedule that runs :func:`run_housekeeping`

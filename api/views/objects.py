@@ -25,15 +25,17 @@ from api.serializers.objects import (
 )
 from api.serializers.runs import ActivitySerializer
 from api.views.base import ReadOnlyViewSet
+from api.views.history import ValueHistoryMixin
 from api.views.runs import activities
 from connectors.models import ConnectorSpaceObject
+from history.models import ObjectKind
 from metaverse.models import MetaverseObject
 from metaverse.sync.disabling import with_delete_after_days
 from runs import mvo_actions
 from runs.runner import AlreadyRunning
 
 
-class ConnectorSpaceObjectViewSet(ReadOnlyViewSet):
+class ConnectorSpaceObjectViewSet(ValueHistoryMixin, ReadOnlyViewSet):
     """Connector space objects (CSOs): JIM's copy of each object of each connected
     system. Search by any attribute's value with ``?attribute=mail&value=…``."""
 
@@ -43,6 +45,7 @@ class ConnectorSpaceObjectViewSet(ReadOnlyViewSet):
     serializer_class = ConnectorSpaceObjectSerializer
     filterset_class = ConnectorSpaceObjectFilter
     pagination_class = NewestFirstCursorPagination
+    history_kind = ObjectKind.CSO
 
     @extend_schema(
         summary="Release to sync",
@@ -80,7 +83,7 @@ def _acted(act: Any) -> Response:
     )
 
 
-class MetaverseObjectViewSet(ReadOnlyViewSet):
+class MetaverseObjectViewSet(ValueHistoryMixin, ReadOnlyViewSet):
     """Metaverse objects (MVOs): the joined-up identities, each with the CSOs joined
     to it. Search by any attribute's value with ``?attribute=mail&value=…``."""
 
@@ -102,6 +105,7 @@ class MetaverseObjectViewSet(ReadOnlyViewSet):
     serializer_class = MetaverseObjectSerializer
     filterset_class = MetaverseObjectFilter
     pagination_class = NewestFirstCursorPagination
+    history_kind = ObjectKind.MVO
 
     def _act(self, request: Any, serializer: type[MvoActionSerializer], act: Any) -> Response:
         mvo = self.get_object()

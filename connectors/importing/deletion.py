@@ -28,6 +28,8 @@ from connectors.activity import ActivityRecorder, RunFailed
 from connectors.choices import CsoStatus, ObjectChangeType, RpeiErrorType
 from connectors.importing.references import chunks
 from connectors.models import ConnectedSystem, ConnectorSpaceObject, describe_limit
+from history import recording as history
+from history.models import Event, ObjectKind
 
 #: CSOs marked obsolete per transaction.
 MARK_BATCH = 2000
@@ -70,6 +72,7 @@ def detect_deletions(
     allow_deletions: bool,
     recorder: ActivityRecorder,
     run_started: dt.datetime,
+    history_source: history.Source,
 ) -> DeletionOutcome:
     """Mark the CSOs the full import did not return as obsolete (see the module doc).
 
@@ -99,7 +102,7 @@ def detect_deletions(
             error_type=RpeiErrorType.DELETION_THRESHOLD_EXCEEDED,
         )
     for batch in chunks(missing, MARK_BATCH):
-        _mark_obsolete(batch, recorder)
+        _mark_obsolete(batch, recorder, history_source)
         recorder.flush()
         recorder.progress()  # a batch boundary: honours a cancellation request
     return DeletionOutcome(marked=len(missing))
@@ -139,11 +142,15 @@ def _missing(
     return missing, existing
 
 
-def _mark_obsolete(pks: list[int], recorder: ActivityRecorder) -> None:
+def _mark_obsolete(pks: list[int], recorder: ActivityRecorder, source: history.Source) -> None:
     with transaction.atomic():
         csos = ConnectorSpaceObject.objects.filter(pk__in=pks, status=CsoStatus.NORMAL)
         rows = list(csos.order_by("pk").values_list("pk", "external_id"))
-        csos.update(status=CsoStatus.OBSOLETE, sync_pending=True, updated_at=timezone.now())
+        now = timezone.now()
+        csos.update(status=CsoStatus.OBSOLETE, sync_pending=True, updated_at=now)
+        history.write(
+            [history.row(ObjectKind.CSO, pk, Event.DELETED, now, source, {}) for pk, _ in rows]
+        )
     for pk, external_id in rows:
         recorder.item(
             ObjectChangeType.DELETED,

@@ -378,6 +378,7 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
         "unresolved_references_table",
         "pending_export_link",
         "history_link",
+        "value_history_link",
     )
     fieldsets = (
         (
@@ -409,7 +410,10 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
             },
         ),
         ("Attributes", {"fields": ("attributes_table", "unresolved_references_table")}),
-        ("Exports and history", {"fields": ("pending_export_link", "history_link")}),
+        (
+            "Exports and history",
+            {"fields": ("pending_export_link", "history_link", "value_history_link")},
+        ),
     )
 
     def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
@@ -491,6 +495,11 @@ class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
         return changelist_link(
             RunProfileExecutionItem, "RPEIs of this CSO", cs_object__id__exact=cso.pk
         )
+
+    @admin.display(description="value history")
+    def value_history_link(self, cso: ConnectorSpaceObject) -> str:
+        url = reverse("console:cso-value-history", args=[cso.pk])
+        return format_html('<a href="{}">Each change of its values, newest first</a>', url)
 
 
 # --------------------------------------------------------------------------- run profiles

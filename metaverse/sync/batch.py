@@ -29,8 +29,10 @@ from core.bulk import (
 from exports.choices import PendingExportStatus
 from exports.lifecycle import write_staged
 from exports.models import PendingExport, PendingExportAttributeChange
+from history import recording as history
 from metaverse.choices import MvoStatus
 from metaverse.models import MetaverseObject, MetaverseObjectKey
+from metaverse.sync import value_history
 from metaverse.sync.keys import JoinIndex, key_rows, normalise_key
 from metaverse.sync.rules import RuleSet
 
@@ -126,6 +128,8 @@ class SyncBatch:
         #: joined to no MVO (then every unjoined CSO of the batch keeps its sync mark)
         self.busy_mvos: set[int | None] = set()
         self.mvo_join_values_before: dict[int, dict[str, list[Any]]] = {}
+        #: each MVO's values as loaded, for its value history (None: projected here)
+        self.mvo_values_before: dict[int, value_history.Before] = {}
         #: rows inserted by :meth:`commit`, by model (for the planner's statistics)
         self.inserted: Counter[type[Model]] = Counter()
 
@@ -145,6 +149,7 @@ class SyncBatch:
             self.mvos[mvo.pk] = mvo
             self.mvo_csos.setdefault(mvo.pk, {})
             self._remember_join_values(mvo)
+            self.mvo_values_before[mvo.pk] = value_history.snapshot(mvo)
         joined = ConnectorSpaceObject.objects.filter(one_of("metaverse_object_id", wanted))
         for cso in joined:
             cso = self.csos.get(cso.pk, cso)
@@ -299,6 +304,7 @@ class SyncBatch:
             self.mvos[mvo.pk] = mvo
             self.mvo_csos.setdefault(mvo.pk, {})
             self.mvo_join_values_before[mvo.pk] = {}
+            self.mvo_values_before[mvo.pk] = None
             self.dirty_mvos.add(mvo.pk)
         for cso, mvo in self.projections:
             cso.metaverse_object = mvo  # sets metaverse_object_id now that mvo has a pk
@@ -314,6 +320,7 @@ class SyncBatch:
         self._write_mvos()
         self._write_csos()
         self._write_exports()
+        self._write_history()
         if self.deleted_csos:
             ConnectorSpaceObject.objects.filter(pk__in=self.deleted_csos).delete()
         if self.deleted_mvos:
@@ -321,6 +328,19 @@ class SyncBatch:
                 metaverse_object=None, join_type="not_joined", joined_at=None
             )
             MetaverseObject.objects.filter(pk__in=self.deleted_mvos).delete()
+
+    def _write_history(self) -> None:
+        """The value history of the MVOs the batch changed, created or deleted."""
+        touched = (self.dirty_mvos | self.deleted_mvos) & self.mvo_values_before.keys()
+        history.write(
+            value_history.rows(
+                self.ruleset,
+                ((self.mvos[i], self.mvo_values_before[i]) for i in sorted(touched)),
+                self.deleted_mvos,
+                self.activity_id,
+                self.now,
+            )
+        )
 
     def _postpone_busy_deletions(self) -> None:
         """An MVO to be deleted whose deprovisioning could not be staged — one of its
