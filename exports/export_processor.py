@@ -49,6 +49,7 @@ from connectors.models import (
     ConnectorSpaceObject,
 )
 from connectors.schema import connector_for, object_type_spec
+from connectors.value_changes import value_changes
 from core.bulk import update_instances
 from exports import lifecycle
 from exports.changes import apply_changes, changes_by_export
@@ -63,6 +64,8 @@ from exports.models import ExportedChange, PendingExport, PendingExportAttribute
 from exports.passwords import PasswordPolicy, policies_of, scrub, with_initial_password
 from exports.thresholds import check_change_threshold
 from exports.undo import exported_change
+from history import recording as history
+from history.models import Event, ObjectKind
 
 BATCH_SIZE = 500
 NOT_COUNTED = "no attempt was counted against the exports not sent; the next run sends them"
@@ -109,6 +112,7 @@ class ExportRun:
                 connected_system=self.system
             ).prefetch_related("attributes")
         }
+        self.history_source = history.Source.of(activity)
         self.created_in_run: set[int] = set()
         self.waiting: list[int] = []
         self.opened = False
@@ -384,6 +388,31 @@ class ExportRun:
         if item.waiting:
             self.waiting.append(item.pe.pk)
 
+    def _history(
+        self, cso: ConnectorSpaceObject, event: str, before: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The CSO's value history of what the run sent (its values as the target holds
+        them now), or of its deletion."""
+        changes: dict[str, Any] = {}
+        if before is not None:
+            spec = self.types[cso.object_type_id]
+            multivalued = {n for n, a in spec.attributes.items() if a.multivalued}
+            changes = value_changes(
+                history.changed_names(before, cso.attributes, multivalued),
+                before,
+                cso.attributes,
+                multivalued=multivalued,
+                references={
+                    n
+                    for n, a in spec.attributes.items()
+                    if a.data_type == AttributeDataType.REFERENCE
+                },
+                reference_kind="cso",
+            )
+        return history.row(
+            ObjectKind.CSO, cso.pk, event, timezone.now(), self.history_source, changes
+        )
+
     def _succeeded(self, item: _Item, result: ExportResult, writes: _Outcomes) -> None:
         pe, cso = item.pe, item.cso
         target = cso.secondary_external_id or cso.external_id
@@ -400,6 +429,7 @@ class ExportRun:
         if pe.change_type == PendingExportChangeType.DELETE:
             lifecycle.deprovisioned(writes.transitions, pe)
             writes.deleted_csos.append(cso.pk)
+            writes.history.append(self._history(cso, Event.DELETED))
             self.recorder.item(
                 ObjectChangeType.DEPROVISIONED,
                 external_id=target,
@@ -411,7 +441,9 @@ class ExportRun:
             if pe.change_type == PendingExportChangeType.CREATE
             else ObjectChangeType.EXPORTED
         )
+        before = cso.attributes
         cso.attributes = apply_changes(cso.attributes, item.sent)
+        writes.history.append(self._history(cso, Event.UPDATED, before))
         if pe.disables:  # deprovision: disable — the delete's grace period starts now
             cso.disabled_at = timezone.now()
         if result.external_id:
@@ -474,11 +506,14 @@ class _Outcomes:
     deleted_csos: list[int] = field(default_factory=list)
     #: what was sent, kept so that the run can be undone (:mod:`exports.undo`)
     exported: list[ExportedChange] = field(default_factory=list)
+    #: the value history of the CSOs the run changed
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self) -> None:
         with transaction.atomic():
             self.transitions.save()
             ExportedChange.objects.bulk_create(self.exported)
+            history.write(self.history)
             update_instances(
                 self.csos,
                 [
