@@ -801,8 +801,7 @@ class ImportRun:
             run_started=self.started,
         )
         if outcome.skipped_reason:
-            message = f"Deletion detection: {outcome.skipped_reason}."
-            Activity.objects.filter(pk=self.activity.pk).update(message=message)
+            self.recorder.note(f"Deletion detection: {outcome.skipped_reason}.")
 
     def _save_watermark(self, watermark: dict[str, Any]) -> None:
         if watermark != self.system.persisted_connector_data:

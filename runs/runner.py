@@ -519,8 +519,8 @@ def _write_outcome(
         "finished_at": timezone.now(),
         "heartbeat_at": timezone.now(),
     }
-    if message:
-        fields["message"] = message
+    if message or recorder.message:
+        fields["message"] = message or recorder.message
     # Only while it is ours: a run that lost its lock may have been recorded as dead.
     Activity.objects.filter(pk=activity.pk, status=ActivityStatus.IN_PROGRESS).update(**fields)
 
@@ -539,7 +539,8 @@ def _reconnect() -> None:
 def _keep_in_memory(
     activity: Activity, recorder: ActivityRecorder, status: str, message: str
 ) -> None:
-    activity.status, activity.phase, activity.message = status, ActivityPhase.DONE, message
+    activity.status, activity.phase = status, ActivityPhase.DONE
+    activity.message = message or recorder.message
     activity.finished_at = timezone.now()
     activity.objects_processed, activity.objects_total = recorder.processed, recorder.total
     activity.counts, activity.error_count = recorder.count_summary(), recorder.error_count

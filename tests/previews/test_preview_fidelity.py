@@ -332,6 +332,15 @@ def deletion_threshold(estate: Estate, predict: Predict) -> None:
     assert preview.status == "failed" and "threshold" in preview.message
 
 
+def an_empty_source(estate: Estate, predict: Predict) -> None:
+    """An import that finds nothing marks nothing obsolete, and says so in its message
+    (the zero-import safety)."""
+    first_cycle(estate, PEOPLE)
+    estate.write_people([])
+    _, real = predict("HR", "Full Import")
+    assert real.message.startswith("Deletion detection: the import returned no objects")
+
+
 SCENARIOS = {
     "projection and provisioning": projection_and_provisioning,
     "join to an existing MVO": join_to_an_existing_mvo,
@@ -341,6 +350,7 @@ SCENARIOS = {
     "full import": full_import,
     "errors": errors,
     "deletion threshold": deletion_threshold,
+    "an empty source": an_empty_source,
 }
 
 
