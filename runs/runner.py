@@ -314,7 +314,7 @@ def _already_running(activity: Activity) -> AlreadyRunning:
     if same_system is not None:
         return AlreadyRunning(
             f"{activity.connected_system.name} is already running activity "
-            f"#{same_system.pk} ({same_system.profile_name}, {_since(same_system)}); "
+            f"#{same_system.pk} ({_what(same_system)}, {_since(same_system)}); "
             "a connected system runs one activity at a time.",
             same_system,
         )
@@ -322,7 +322,7 @@ def _already_running(activity: Activity) -> AlreadyRunning:
     if sync is not None:
         return AlreadyRunning(
             f"a sync is already running: activity #{sync.pk} "
-            f"({sync.connected_system.name} — {sync.profile_name}, {_since(sync)}); "
+            f"({sync.connected_system.name} — {_what(sync)}, {_since(sync)}); "
             "syncs write the metaverse and run one at a time.",
             sync,
         )
@@ -330,6 +330,12 @@ def _already_running(activity: Activity) -> AlreadyRunning:
         f"{activity.connected_system.name} is busy with another activity (it just finished "
         "or started); try again."
     )
+
+
+def _what(activity: Activity) -> str:
+    """The run profile an activity runs, and whether it is a preview (which holds its
+    system as the real run would)."""
+    return f"preview of {activity.profile_name}" if activity.preview else activity.profile_name
 
 
 def _since(activity: Activity) -> str:
