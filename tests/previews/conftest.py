@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.scenarios.estate import Estate, make_estate
+from tests.test_run_liveness import demo_config  # noqa: F401 (the fault tests' estate)
 
 
 @pytest.fixture
