@@ -22,7 +22,7 @@ from metaverse.models import MetaverseObject, MetaverseObjectType, SyncRuleFlow
 from runs.models import PreviewedExport
 from tests.previews.fidelity import assert_predicted, assert_unchanged, database_state, real_exports
 from tests.scenarios.estate import CONFIG, Estate, person
-from tests.sync import test_disable_then_delete as disabling
+from tests.sync import disabling_estate as disabling
 
 pytestmark = pytest.mark.django_db
 
