@@ -183,7 +183,8 @@ def flow_with_precedence(estate: Estate, predict: Predict, phonebook_first: bool
 def leaving_and_entering_scope(estate: Estate, predict: Predict) -> None:
     """Grace goes on leave (out of the directory's scope: deprovisioned), Charles comes
     back (in scope: provisioned), Alan is terminated (out of HR's scope: the MVO goes
-    with its last source, and his account with it)."""
+    with its last source, and his account with it); then Grace comes back before the
+    export ran."""
     first_cycle(estate, [*PEOPLE, CHARLES])
     estate.write_people(
         [
@@ -196,6 +197,18 @@ def leaving_and_entering_scope(estate: Estate, predict: Predict) -> None:
     predict("HR", "Full Import")
     preview, _ = predict("HR", "Delta Sync")
     assert effects(preview) == [("created", "create"), ("created", "delete"), ("created", "delete")]
+    # Grace is back before the export ran: her pending delete is withdrawn.
+    estate.write_people(
+        [
+            ADA,
+            GRACE,
+            person("1003", "Alan", "Turing", "aturing", manager="1001", status="Terminated"),
+            person("1004", "Charles", "Babbage", "cbabbage", manager="1001"),
+        ]
+    )
+    predict("HR", "Full Import")
+    preview, _ = predict("HR", "Delta Sync")
+    assert ("removed", "delete") in effects(preview)
 
 
 def deprovision_by_disabling(estate: Estate, predict: Predict) -> None:
