@@ -117,12 +117,17 @@ FLOOR_ENTRIES = 20_000
 STEPS = ("import", "sync", "export", "confirm")
 
 
-def _run(system: str, profile: str, profile_dir: Path | None = None) -> dict[str, Any]:
+def _run(
+    system: str, profile: str, profile_dir: Path | None = None, *, preview: bool = False
+) -> dict[str, Any]:
     from connectors.models import RunProfile
     from runs.runner import execute, start_activity
 
     run_profile = RunProfile.objects.get(connected_system__name=system, name=profile)
-    activity = start_activity(run_profile.connected_system, run_profile, initiated_by_name="bench")
+    activity = start_activity(
+        run_profile.connected_system, run_profile, initiated_by_name="bench", preview=preview
+    )
+    step = f"{system} {profile}" + (" (preview)" if preview else "")
     clock = PhaseClock()
     profiler = cProfile.Profile() if profile_dir else None
     begin, cpu = time.perf_counter(), time.process_time()
@@ -132,12 +137,13 @@ def _run(system: str, profile: str, profile_dir: Path | None = None) -> dict[str
     seconds = time.perf_counter() - begin
     if profiler:
         profiler.disable()
-        profiler.dump_stats(profile_dir / f"{system}-{profile}.prof".replace(" ", "_"))
+        profiler.dump_stats(profile_dir / f"{step}.prof".replace(" ", "_"))
     cpu = time.process_time() - cpu
     if activity.status not in ("complete", "complete_with_errors"):
         sys.exit(f"bench: {system} {profile} ended {activity.status}: {activity.message}")
     return {
-        "step": f"{system} {profile}",
+        "activity": activity.pk,
+        "step": step,
         "seconds": seconds,
         "cpu_seconds": cpu,
         "server_seconds": clock.server_seconds(),

@@ -53,6 +53,8 @@ class ActivityRecorder:
         self.processed = activity.objects_processed
         self.total = activity.objects_total
         self.phase = activity.phase
+        #: What the run says of itself (the activity's message), unless it fails.
+        self.message = ""
         self._buffer: list[dict[str, Any]] = []
         self._last_write = 0.0
 
@@ -161,6 +163,12 @@ class ActivityRecorder:
         if force or now - self._last_write >= PROGRESS_INTERVAL:
             self._write(now)
             self._raise_if_cancelled()
+
+    def note(self, message: str) -> None:
+        """Set the activity's message now; the outcome keeps it unless the run fails
+        (through :meth:`store_progress`, so that a preview's is not rolled back)."""
+        self.message = message
+        self.store_progress({"message": message})
 
     def set_phase(self, phase: ActivityPhase | str) -> None:
         self.progress(phase=phase)

@@ -838,8 +838,7 @@ class ImportRun:
             history_source=self.history_source,
         )
         if outcome.skipped_reason:
-            message = f"Deletion detection: {outcome.skipped_reason}."
-            Activity.objects.filter(pk=self.activity.pk).update(message=message)
+            self.recorder.note(f"Deletion detection: {outcome.skipped_reason}.")
 
     def _save_watermark(self, watermark: dict[str, Any]) -> None:
         if watermark != self.system.persisted_connector_data:

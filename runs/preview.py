@@ -29,6 +29,7 @@ import datetime as dt
 import logging
 import pickle
 import tempfile
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -44,7 +45,7 @@ from connectors.choices import RunProfileType
 from connectors.models import Activity, ConnectorSpaceObject, RunProfileExecutionItem
 from core.bulk import insert_rows, one_of
 from exports.changes import reference_attributes, reference_names
-from exports.models import PendingExport
+from exports.models import PendingExport, PendingExportAttributeChange
 from metaverse.models import MetaverseObject
 from runs.models import PreviewedExport, PreviewEffect
 
@@ -192,50 +193,77 @@ def _spool_exports(ids: list[int], effect: str, spool: _Spool) -> None:
 
 def _export_states(ids: list[int]) -> list[dict[str, Any]]:
     """The pending exports with these ids as rows of :class:`PreviewedExport`, their
-    attribute changes included (two queries)."""
+    attribute changes included (three queries; rows, not model instances: a first sync
+    of 100,000 people reads 100,000 pending exports and their 700,000 changes)."""
     pes = list(
         PendingExport.objects.filter(pk__in=ids)  # a chunk; one_of would be ambiguous here
-        .select_related("cs_object")
-        .prefetch_related("attribute_changes")
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "connected_system_id",
+            "cs_object_id",
+            "metaverse_object_id",
+            "dn",
+            "change_type",
+            "status",
+            "approval",
+            "cs_object__object_type_id",
+            "cs_object__secondary_external_id",
+            "cs_object__external_id",
+        )
     )
-    references = reference_attributes({pe.cs_object.object_type_id for pe in pes})
-    names = reference_names(
-        value
+    changes: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for pe_id, *change in (
+        PendingExportAttributeChange.objects.filter(pending_export_id__in=ids)
+        .order_by("pending_export_id", "attribute", "change_type")
+        .values_list("pending_export_id", *_CHANGE_FIELDS)
+    ):
+        changes[pe_id].append(dict(zip(_CHANGE_FIELDS, change, strict=True)))
+    references = reference_attributes({pe[8] for pe in pes})
+    referring = {
+        pe[0]: [
+            value
+            for change in changes[pe[0]]
+            if (pe[8], change["attribute"]) in references
+            for value in (*change["values"], *change["previous_values"])
+        ]
         for pe in pes
-        for change in pe.attribute_changes.all()
-        if (pe.cs_object.object_type_id, change.attribute) in references
-        for value in (*change.values, *change.previous_values)
-    )
+    }
+    names = reference_names(value for values in referring.values() for value in values)
     return [
         {
-            "pending_export_id": pe.pk,
-            "connected_system_id": pe.connected_system_id,
-            "cs_object_id": pe.cs_object_id,
-            "metaverse_object_id": pe.metaverse_object_id,
-            "target": pe.target[:2000],
-            "change_type": pe.change_type,
-            "status": pe.status,
-            "approval": pe.approval,
-            "changes": [
-                {
-                    "attribute": change.attribute,
-                    "change_type": change.change_type,
-                    "values": change.values,
-                    "previous_values": change.previous_values,
-                    "status": change.status,
-                }
-                for change in pe.attribute_changes.all()
-            ],
+            "pending_export_id": pk,
+            "connected_system_id": system_id,
+            "cs_object_id": cso_id,
+            "metaverse_object_id": mvo_id,
+            # PendingExport.target, from the row
+            "target": (dn or secondary or external or f"CSO {cso_id}")[:2000],
+            "change_type": change_type,
+            "status": status,
+            "approval": approval,
+            "changes": changes[pk],
             "reference_names": {
-                str(value): names[str(value)]
-                for change in pe.attribute_changes.all()
-                if (pe.cs_object.object_type_id, change.attribute) in references
-                for value in (*change.values, *change.previous_values)
-                if str(value) in names
+                str(value): names[str(value)] for value in referring[pk] if str(value) in names
             },
         }
-        for pe in pes
+        for (
+            pk,
+            system_id,
+            cso_id,
+            mvo_id,
+            dn,
+            change_type,
+            status,
+            approval,
+            _,
+            secondary,
+            external,
+        ) in pes
     ]
+
+
+#: The fields of an attribute change a previewed export keeps.
+_CHANGE_FIELDS = ("attribute", "change_type", "values", "previous_values", "status")
 
 
 # --------------------------------------------------------------------------- record

@@ -314,7 +314,7 @@ def _already_running(activity: Activity) -> AlreadyRunning:
     if same_system is not None:
         return AlreadyRunning(
             f"{activity.connected_system.name} is already running activity "
-            f"#{same_system.pk} ({same_system.profile_name}, {_since(same_system)}); "
+            f"#{same_system.pk} ({_what(same_system)}, {_since(same_system)}); "
             "a connected system runs one activity at a time.",
             same_system,
         )
@@ -322,7 +322,7 @@ def _already_running(activity: Activity) -> AlreadyRunning:
     if sync is not None:
         return AlreadyRunning(
             f"a sync is already running: activity #{sync.pk} "
-            f"({sync.connected_system.name} — {sync.profile_name}, {_since(sync)}); "
+            f"({sync.connected_system.name} — {_what(sync)}, {_since(sync)}); "
             "syncs write the metaverse and run one at a time.",
             sync,
         )
@@ -330,6 +330,12 @@ def _already_running(activity: Activity) -> AlreadyRunning:
         f"{activity.connected_system.name} is busy with another activity (it just finished "
         "or started); try again."
     )
+
+
+def _what(activity: Activity) -> str:
+    """The run profile an activity runs, and whether it is a preview (which holds its
+    system as the real run would)."""
+    return f"preview of {activity.profile_name}" if activity.preview else activity.profile_name
 
 
 def _since(activity: Activity) -> str:
@@ -519,8 +525,8 @@ def _write_outcome(
         "finished_at": timezone.now(),
         "heartbeat_at": timezone.now(),
     }
-    if message:
-        fields["message"] = message
+    if message or recorder.message:
+        fields["message"] = message or recorder.message
     # Only while it is ours: a run that lost its lock may have been recorded as dead.
     Activity.objects.filter(pk=activity.pk, status=ActivityStatus.IN_PROGRESS).update(**fields)
 
@@ -539,7 +545,8 @@ def _reconnect() -> None:
 def _keep_in_memory(
     activity: Activity, recorder: ActivityRecorder, status: str, message: str
 ) -> None:
-    activity.status, activity.phase, activity.message = status, ActivityPhase.DONE, message
+    activity.status, activity.phase = status, ActivityPhase.DONE
+    activity.message = message or recorder.message
     activity.finished_at = timezone.now()
     activity.objects_processed, activity.objects_total = recorder.processed, recorder.total
     activity.counts, activity.error_count = recorder.count_summary(), recorder.error_count

@@ -13,165 +13,49 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.core.management import call_command
-from django.db import connection
 
 from connectors import run_lock
-from connectors.models import Activity, ConnectedSystem, ConnectorSpaceObject, RunProfile
+from connectors.models import Activity, ConnectorSpaceObject, RunProfile
 from demo.data import DUPLICATED, write_hr_csv
 from exports.models import PendingExport
 from runs import runner
 from tests.builders import make_csv_system, people, run
-from tests.support.postgres import subprocess_database_url
+from tests.support import held_runs
+from tests.support.held_runs import (
+    CONFIG,
+    DEAD,
+    count_sessions,
+    environment,
+    gone,
+    hr_system,
+    jim,
+    kill,
+    run_held_in_the_middle,
+    running,
+    start,
+    table_locked,
+    terminate_sessions,
+    wait_for,
+)
 
 ROOT = Path(settings.BASE_DIR)
-CONFIG = ROOT / "demo" / "csv.yaml"
 PEOPLE = 200
 #: The HR file's people an import adds: both holders of a duplicated id are rejected.
 ADDED = PEOPLE - len([index for index in DUPLICATED if index < PEOPLE])
-#: How long a condition that must come true may take before the test fails.
-DEADLINE_SECONDS = 90.0
-DEAD = "The process running it stopped (killed or crashed) before it finished; recorded when"
-
-T = TypeVar("T")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _wait_for(condition: Callable[[], T], what: str, process: Any = None) -> T:
-    """Poll ``condition`` until it is true; fail (with the process's stderr) when the
-    process ends first or nothing happens for :data:`DEADLINE_SECONDS`."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            _, err = process.communicate()
-            pytest.fail(f"the process ended (status {process.returncode}) before {what}:\n{err}")
-        time.sleep(0.05)
-    pytest.fail(f"waited {DEADLINE_SECONDS:.0f} s for {what}")
-
-
-def _environment(**extra: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": subprocess_database_url(), **extra}
-
-
-def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _jim(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = _start(env, "jim", *args)
-    out, err = process.communicate(timeout=300)
-    return process.returncode, out, err
-
-
-def _kill(process: subprocess.Popen[str]) -> None:
-    """SIGKILL the process and everything it started (its own process group)."""
-    os.killpg(process.pid, signal.SIGKILL)
-    process.communicate(timeout=60)
-
-
-def _running(system: str) -> int | None:
-    return (
-        Activity.objects.filter(connected_system__name=system, status="in_progress")
-        .values_list("pk", flat=True)
-        .first()
-    )
-
-
-#: The sessions of a run (by name: this database only, activity ids repeat in others).
-RUN_SESSIONS = "FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s"
-
-
-def _waiting_on_a_lock(activity_id: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) {RUN_SESSIONS} AND wait_event_type = 'Lock'",
-            [run_lock.application_name(activity_id)],
-        )
-        return cursor.fetchone()[0] > 0
-
-
-def _count_sessions(activity_id: int) -> int:
-    """How many sessions carry the run's name (read afresh: inside a transaction,
-    pg_stat_activity otherwise answers from the snapshot its first read took)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(f"SELECT count(*) {RUN_SESSIONS}", [run_lock.application_name(activity_id)])
-        return cursor.fetchone()[0]
-
-
-def _terminate_sessions(activity_id: int, *, but_this_one: bool = False) -> int:
-    """``pg_terminate_backend`` of the run's sessions; how many."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT pg_terminate_backend(pid) {RUN_SESSIONS}"
-            + (" AND pid <> pg_backend_pid()" if but_this_one else ""),
-            [run_lock.application_name(activity_id)],
-        )
-        return cursor.rowcount
-
-
-@contextmanager
-def _table_locked(table: str) -> Iterator[None]:
-    """Hold a lock on ``table`` that lets readers in and keeps writers waiting."""
-    with psycopg.connect(subprocess_database_url()) as session:
-        session.execute(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE')
-        try:
-            yield
-        finally:
-            session.rollback()
-
-
-def _run_held_in_the_middle(env: dict[str, str], table: str, system: str, profile: str):
-    """Start ``jim run`` and return (process, activity id) once it waits on ``table``
-    (locked by the caller)."""
-    process = _start(env, "jim", "run", system, profile, "--json")
-    activity_id = _wait_for(lambda: _running(system), f"{system} {profile} to start", process)
-    _wait_for(lambda: _waiting_on_a_lock(activity_id), f"{profile} to wait on {table}", process)
-    return process, activity_id
-
-
-def _gone(activity_id: int) -> bool:
-    """The server has ended the dead run's lock session (it saw the client go)."""
-    return not run_lock.is_held(activity_id)
 
 
 @pytest.fixture
 def demo_config(tmp_path, monkeypatch) -> Path:
     """The demo's CSV configuration, HR file of :data:`PEOPLE` people, in ``tmp_path``."""
-    monkeypatch.setenv("JIM_DEMO_DATA", str(tmp_path))
-    call_command("jim", "apply", str(CONFIG))
-    write_hr_csv(tmp_path / "hr.csv", PEOPLE)
-    return tmp_path
-
-
-def _hr() -> ConnectedSystem:
-    return ConnectedSystem.objects.get(name="HR")
+    return held_runs.demo_config(tmp_path, monkeypatch, PEOPLE)
 
 
 # --------------------------------------------------------------------------- in-process
@@ -222,9 +106,9 @@ def test_the_run_lock_lives_as_long_as_its_session():
         lock.check()
         # The refused attempt closed its session; the server ends that backend a moment
         # after the client hangs up, and until then pg_stat_activity still lists it.
-        _wait_for(lambda: _count_sessions(123_456) == 1, "the refused session to end")
-        assert _terminate_sessions(123_456) == 1
-        _wait_for(lambda: not run_lock.is_held(123_456), "the lock to be released")
+        wait_for(lambda: count_sessions(123_456) == 1, "the refused session to end")
+        assert terminate_sessions(123_456) == 1
+        wait_for(lambda: not run_lock.is_held(123_456), "the lock to be released")
         with pytest.raises(run_lock.LockLost, match="terminating connection"):
             lock.check()
     finally:
@@ -250,8 +134,8 @@ def test_a_run_that_loses_its_lock_stops_at_its_next_progress_point(tmp_path, mo
 def loses_its_lock(activity, recorder):
     """Terminate the run's lock session (this test's own connection carries the run's
     name too, so not that one), then report progress as a processor does."""
-    assert _terminate_sessions(activity.pk, but_this_one=True) == 1
-    _wait_for(lambda: not run_lock.is_held(activity.pk), "the lock session to end")
+    assert terminate_sessions(activity.pk, but_this_one=True) == 1
+    wait_for(lambda: not run_lock.is_held(activity.pk), "the lock session to end")
     recorder.progress(advance=1)
     raise AssertionError("the run went on without its lock")
 
@@ -295,18 +179,18 @@ def test_a_file_lock_is_freed_when_its_process_is_killed(tmp_path, monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_kill_9_during_an_import_the_next_run_starts_at_once(demo_config):
-    env = _environment()
-    with _table_locked("connectors_connectorspaceobject"):
-        process, dead_id = _run_held_in_the_middle(
+    env = environment()
+    with table_locked("connectors_connectorspaceobject"):
+        process, dead_id = run_held_in_the_middle(
             env, "connectors_connectorspaceobject", "HR", "Full Import"
         )
-        _kill(process)
+        kill(process)
         # Its page write still waits on the table, on a connection of its own; the
         # run lock's session ended with the process.
-        _wait_for(lambda: _gone(dead_id), "the server to end the dead run's lock session")
+        wait_for(lambda: gone(dead_id), "the server to end the dead run's lock session")
         assert Activity.objects.get(pk=dead_id).status == "in_progress"
 
-    status, out, err = _jim(env, "run", "HR", "Full Import", "--json")
+    status, out, err = jim(env, "run", "HR", "Full Import", "--json")
 
     summary = json.loads(out)
     assert status == 1, err  # the demo file's duplicates and its malformed row
@@ -322,24 +206,24 @@ def test_kill_9_during_an_import_the_next_run_starts_at_once(demo_config):
 
 @pytest.mark.django_db(transaction=True)
 def test_kill_9_during_a_sync_the_next_sync_starts_at_once(demo_config):
-    assert run(_hr(), "Full Import").status == "complete_with_errors"
-    env = _environment()
-    with _table_locked("metaverse_metaverseobject"):
-        process, dead_id = _run_held_in_the_middle(
+    assert run(hr_system(), "Full Import").status == "complete_with_errors"
+    env = environment()
+    with table_locked("metaverse_metaverseobject"):
+        process, dead_id = run_held_in_the_middle(
             env, "metaverse_metaverseobject", "HR", "Full Sync"
         )
-        _kill(process)
-        _wait_for(lambda: _gone(dead_id), "the server to end the dead run's lock session")
+        kill(process)
+        wait_for(lambda: gone(dead_id), "the server to end the dead run's lock session")
 
     # Another system's sync: only the installation-wide one-sync rule was in its way.
-    status, out, err = _jim(env, "run", "Directory", "Full Sync", "--json")
+    status, out, err = jim(env, "run", "Directory", "Full Sync", "--json")
     assert status == 0, err
     directory_sync = json.loads(out)["activity"]
     dead = Activity.objects.get(pk=dead_id)
     assert dead.status == "failed"
     assert dead.message == f"{DEAD} activity #{directory_sync} was started."
 
-    status, out, err = _jim(env, "run", "HR", "Full Sync", "--json")
+    status, out, err = jim(env, "run", "HR", "Full Sync", "--json")
     summary = json.loads(out)
     assert status == 0, err
     assert summary["status"] == "complete"
@@ -349,7 +233,7 @@ def test_kill_9_during_a_sync_the_next_sync_starts_at_once(demo_config):
 
 @pytest.mark.django_db(transaction=True)
 def test_kill_9_during_an_export_its_executing_exports_become_retryable(demo_config):
-    hr = _hr()
+    hr = hr_system()
     run(hr, "Full Import")
     run(hr, "Full Sync")
     exports = PendingExport.objects.filter(connected_system__name="Directory")
@@ -357,17 +241,17 @@ def test_kill_9_during_an_export_its_executing_exports_become_retryable(demo_con
     assert waiting > 0
     target = demo_config / "directory.csv"
     os.mkfifo(target)  # the export blocks when it opens the directory file
-    env = _environment()
+    env = environment()
 
-    process = _start(env, "jim", "run", "Directory", "Export", "--json")
-    dead_id = _wait_for(lambda: _running("Directory"), "the export to start", process)
-    _wait_for(lambda: exports.filter(status="executing").exists(), "exports executing", process)
-    _kill(process)
-    _wait_for(lambda: _gone(dead_id), "the server to end the dead run's lock session")
+    process = start(env, "jim", "run", "Directory", "Export", "--json")
+    dead_id = wait_for(lambda: running("Directory"), "the export to start", process)
+    wait_for(lambda: exports.filter(status="executing").exists(), "exports executing", process)
+    kill(process)
+    wait_for(lambda: gone(dead_id), "the server to end the dead run's lock session")
     assert exports.filter(status="executing").exists()
     target.unlink()
 
-    status, out, err = _jim(env, "run", "Directory", "Export", "--json")
+    status, out, err = jim(env, "run", "Directory", "Export", "--json")
 
     summary = json.loads(out)
     assert status == 0, err
@@ -386,18 +270,18 @@ def test_a_killed_qcluster_leaves_the_system_free_for_the_next_run(demo_config):
     os.mkfifo(source)  # the queued import blocks when it opens its file
     profile = RunProfile.objects.get(connected_system__name="HR", name="Full Import")
     queued = queue_run(profile)
-    env = _environment(JIM_Q_WORKERS="1")
+    env = environment(JIM_Q_WORKERS="1")
 
-    cluster = _start(env, "qcluster")
+    cluster = start(env, "qcluster")
     try:
-        _wait_for(lambda: _running("HR") == queued.pk, "the worker to start the run", cluster)
+        wait_for(lambda: running("HR") == queued.pk, "the worker to start the run", cluster)
     finally:
-        _kill(cluster)
-    _wait_for(lambda: _gone(queued.pk), "the server to end the dead worker's lock session")
+        kill(cluster)
+    wait_for(lambda: gone(queued.pk), "the server to end the dead worker's lock session")
     source.unlink()
     write_hr_csv(source, PEOPLE)
 
-    status, out, err = _jim(env, "run", "HR", "Full Import", "--json")
+    status, out, err = jim(env, "run", "HR", "Full Import", "--json")
 
     assert status == 1, err
     assert json.loads(out)["status"] == "complete_with_errors"
@@ -410,12 +294,12 @@ def test_a_killed_qcluster_leaves_the_system_free_for_the_next_run(demo_config):
 def test_a_run_whose_connections_are_terminated_fails_cleanly_and_frees_its_system(
     demo_config,
 ):
-    env = _environment()
-    with _table_locked("connectors_connectorspaceobject"):
-        process, activity_id = _run_held_in_the_middle(
+    env = environment()
+    with table_locked("connectors_connectorspaceobject"):
+        process, activity_id = run_held_in_the_middle(
             env, "connectors_connectorspaceobject", "HR", "Full Import"
         )
-        terminated = _terminate_sessions(activity_id)
+        terminated = terminate_sessions(activity_id)
     assert terminated >= 3  # its own, the write-behind thread's, the run lock's
 
     out, err = process.communicate(timeout=300)
@@ -430,7 +314,7 @@ def test_a_run_whose_connections_are_terminated_fails_cleanly_and_frees_its_syst
     assert activity.status == "failed" and activity.message.startswith(lost)
     assert not run_lock.is_held(activity_id)
 
-    status, out, err = _jim(env, "run", "HR", "Full Import", "--json")
+    status, out, err = jim(env, "run", "HR", "Full Import", "--json")
     assert status == 1, err
     assert "was in progress" not in err  # nothing left for the next run to clear
 
@@ -442,9 +326,9 @@ def test_kill_9_on_sqlite_the_next_run_starts_at_once(tmp_path):
         "DATABASE_URL": f"sqlite:///{database}",
         "JIM_DEMO_DATA": str(tmp_path),
     }
-    migrated = _start(env, "migrate", "--verbosity", "0")
+    migrated = start(env, "migrate", "--verbosity", "0")
     assert migrated.wait(timeout=300) == 0, migrated.communicate()[1]
-    assert _jim(env, "apply", str(CONFIG))[0] == 0
+    assert jim(env, "apply", str(CONFIG))[0] == 0
     source = tmp_path / "hr.csv"
     os.mkfifo(source)
 
@@ -455,15 +339,15 @@ def test_kill_9_on_sqlite_the_next_run_starts_at_once(tmp_path):
             ).fetchone()
         return row[0] if row else None
 
-    process = _start(env, "jim", "run", "HR", "Full Import", "--json")
-    dead_id = _wait_for(running, "the import to start", process)
+    process = start(env, "jim", "run", "HR", "Full Import", "--json")
+    dead_id = wait_for(running, "the import to start", process)
     lock_file = tmp_path / "jim.sqlite3.runs" / f"activity-{dead_id}.lock"
     assert lock_file.exists()
-    _kill(process)
+    kill(process)
     source.unlink()
     write_hr_csv(source, PEOPLE)
 
-    status, out, err = _jim(env, "run", "HR", "Full Import", "--json")
+    status, out, err = jim(env, "run", "HR", "Full Import", "--json")
 
     assert status == 1, err
     assert json.loads(out)["status"] == "complete_with_errors"

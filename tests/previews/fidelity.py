@@ -3,6 +3,7 @@ ids of objects the preview never made taken out."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -46,8 +47,26 @@ def _named_references(details: dict[str, Any]) -> dict[str, Any]:
     return {**details, "changes": named}
 
 
+def _times_from(value: Any, start: dt.datetime) -> Any:
+    """``value`` with every time in it (an ISO 8601 string) as its distance from
+    ``start``, to the minute: a run stamps times from its own clock (a deletion due in
+    7 days), and the preview ran a moment before the real run."""
+    if isinstance(value, dict):
+        return {key: _times_from(item, start) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_times_from(item, start) for item in value]
+    if isinstance(value, str) and len(value) >= 19 and value[4:5] == "-" and value[10:11] == "T":
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return f"start + {round((moment - start).total_seconds() / 60)} min"
+    return value
+
+
 def rpei_fingerprint(activity: Activity) -> Counter:
-    """The activity's RPEIs, as a multiset, without ids."""
+    """The activity's RPEIs, as a multiset, without ids; times as distances from the
+    activity's start."""
     return Counter(
         json.dumps(
             {
@@ -55,7 +74,7 @@ def rpei_fingerprint(activity: Activity) -> Counter:
                 "change_type": rpei.change_type,
                 "error_type": rpei.error_type,
                 "message": rpei.message,
-                "details": _named_references(rpei.details),
+                "details": _times_from(_named_references(rpei.details), activity.started_at),
             },
             sort_keys=True,
             default=str,
@@ -150,3 +169,42 @@ def assert_predicted(preview: Activity, real: Activity, real_export_effects: Cou
         predicted - real_export_effects,
         real_export_effects - predicted,
     )
+
+
+#: Apps whose tables a preview must leave as they were.
+_WATCHED_APPS = ("connectors", "metaverse", "exports", "runs", "audit")
+
+
+def database_state(*, but: Activity | None = None) -> dict[str, list[tuple]]:
+    """Every row of every table of JIM's own apps, to compare before and after a
+    preview: ``but`` is the preview, whose activity, RPEIs, previewed exports and
+    ``run_started`` audit entry are what a preview is allowed to write."""
+    from django.apps import apps
+
+    from audit.models import AuditEntry
+
+    state = {}
+    for model in apps.get_models():
+        if model._meta.app_label not in _WATCHED_APPS:
+            continue
+        rows = model.objects.all()
+        if but is not None:
+            if model is Activity:
+                rows = rows.exclude(pk=but.pk)
+            elif model is AuditEntry:
+                rows = rows.exclude(object_type="connectors.activity", object_id=str(but.pk))
+            elif any(f.attname == "activity_id" for f in model._meta.concrete_fields):
+                rows = rows.exclude(activity_id=but.pk)
+        state[model._meta.label] = sorted(
+            (tuple(row) for row in rows.values_list()), key=lambda row: row[0]
+        )
+    return state
+
+
+def assert_unchanged(before: dict[str, list[tuple]], after: dict[str, list[tuple]]) -> None:
+    """Table by table, so that a failure names the table and the rows."""
+    for table, rows in before.items():
+        if rows != after[table]:
+            gone = [row for row in rows if row not in after[table]]
+            new = [row for row in after[table] if row not in rows]
+            raise AssertionError(f"the preview changed {table}: gone {gone}, new {new}")
