@@ -37,7 +37,12 @@ from connectors.models import (
 )
 from console.admin.metaverse import SyncRuleFlowForm, SyncRuleForm
 from exports.choices import ApprovalAction, ApprovalState, PendingExportStatus
-from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
+from exports.models import (
+    ApprovalAuditEntry,
+    ExportedChange,
+    PendingExport,
+    PendingExportAttributeChange,
+)
 from metaverse.models import (
     MetaverseAttribute,
     MetaverseObject,
@@ -238,6 +243,23 @@ def world() -> World:
         action=ApprovalAction.REJECTED,
         username="approver",
         reason="Not yet",
+    )
+    ExportedChange.objects.create(
+        activity=activity,
+        connected_system=directory,
+        cso_ref=dir_cso.pk,
+        object_type=dir_person,
+        change_type="update",
+        dn=dir_cso.secondary_external_id,
+        changes=[
+            {
+                "attribute": "title",
+                "change_type": "update",
+                "values": ["Manager"],
+                "previous_values": ["Clerk"],
+            }
+        ],
+        exported_at=timezone.now(),
     )
     return World(
         hr=hr,

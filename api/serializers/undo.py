@@ -28,6 +28,9 @@ class UndoItemSerializer(serializers.Serializer):
     undoes = serializers.CharField(help_text="What the run did: create, update or delete.")
     change_type = serializers.CharField(help_text="The inverse export: delete, update or create.")
     dn = serializers.CharField(help_text="A create's DN, or the DN an update moves back to.")
+    enables = serializers.BooleanField(
+        help_text="The run disabled the account: the undo re-enables it."
+    )
     changes = InverseChangeSerializer(many=True)
     conflict = serializers.CharField(help_text="Why it is left out (empty when it is not).")
 

@@ -14,12 +14,15 @@ from rest_framework.views import APIView
 from access.roles import UNDO_EXPORT_PERMISSION
 from api.errors import Conflict
 from api.permissions import requires
+from api.schema import ACTION_ERRORS
 from api.serializers.undo import UndoPlanSerializer, UndoRequestSerializer
 from api.views.base import MAX_ID, ApiViewMixin
 from connectors.models import Activity
 from exports.undo import UndoRefused, plan_undo, stage_undo
 
 VIEW_PERMISSION = "exports.view_exportedchange"
+#: The GET answers 409 as the actions do: the run cannot be undone (the message says why).
+CONFLICT = ACTION_ERRORS["409"]
 
 
 class ActivityUndoView(ApiViewMixin, APIView):
@@ -38,7 +41,7 @@ class ActivityUndoView(ApiViewMixin, APIView):
         "because they changed since, with the reason. Changes nothing. 409 when the "
         f"activity cannot be undone (not an export run, undone already, past retention). "
         f"Needs {VIEW_PERMISSION}.",
-        responses={200: UndoPlanSerializer},
+        responses={200: UndoPlanSerializer, 409: CONFLICT},
     )
     def get(self, request: Any, pk: int) -> Response:
         try:

@@ -33,7 +33,12 @@ from console.admin.helpers import (
     related_defer,
 )
 from console.admin.interventions import InterventionAdminMixin
-from exports.models import ApprovalAuditEntry, PendingExport, PendingExportAttributeChange
+from exports.models import (
+    ApprovalAuditEntry,
+    ExportedChange,
+    PendingExport,
+    PendingExportAttributeChange,
+)
 
 #: Values of one attribute change shown in lists; the change's own page shows them all
 #: (a group's export can add or remove tens of thousands of members at once).
@@ -257,3 +262,50 @@ class ApprovalAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="changes decided on")
     def changes_display(self, entry: ApprovalAuditEntry) -> str:
         return pretty_json(entry.changes)
+
+
+@admin.register(ExportedChange)
+class ExportedChangeAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
+    """What export runs sent, kept for undo (:mod:`exports.undo`) until
+    ``JIM_EXPORT_RETENTION_DAYS``: read-only, like the runs that wrote it."""
+
+    list_display = (
+        "exported_at",
+        "connected_system",
+        "activity",
+        "change_type",
+        "target",
+        "disabled",
+        "undone_at",
+        "undone_by",
+    )
+    list_filter = ("connected_system", "change_type", "disabled")
+    search_fields = ("dn", "new_dn", "external_id", "undone_by")
+    date_hierarchy = "exported_at"
+    list_select_related = ("connected_system", "activity")
+    readonly_fields = ("target", "changes_display", "last_values_display")
+    fields = (
+        "activity",
+        "connected_system",
+        "object_type",
+        "cso_ref",
+        "change_type",
+        "target",
+        "dn",
+        "new_dn",
+        "external_id",
+        "disabled",
+        "exported_at",
+        "undone_at",
+        "undone_by",
+        "changes_display",
+        "last_values_display",
+    )
+
+    @admin.display(description="changes sent (with the values they replaced)")
+    def changes_display(self, change: ExportedChange) -> str:
+        return pretty_json(change.changes)
+
+    @admin.display(description="last known values (a delete's, to re-create it)")
+    def last_values_display(self, change: ExportedChange) -> str:
+        return pretty_json(change.last_values)

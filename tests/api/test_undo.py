@@ -53,6 +53,7 @@ def test_get_shows_the_plan_and_post_stages_it(wrong_run):
             "undoes": "update",
             "change_type": "update",
             "dn": "",
+            "enables": False,
             "changes": [
                 {
                     "attribute": "title",
