@@ -41,7 +41,7 @@ ACTIONS = (DELETE, DISCONNECT, RE_EVALUATE, REJOIN, RELEASE)
 def delete_now(mvo: MetaverseObject, actor: Any, reason: str = "") -> Activity:
     """Delete ``mvo`` now, deprovisioning its CSOs (see :mod:`metaverse.sync.manual`)."""
     return _run(
-        _system_of(mvo), mvo, _what(DELETE, mvo), actor, reason, manual.delete_now(mvo.pk, reason)
+        home_system(mvo), mvo, _what(DELETE, mvo), actor, reason, manual.delete_now(mvo.pk, reason)
     )
 
 
@@ -62,7 +62,7 @@ def disconnect(
 def re_evaluate(mvo: MetaverseObject, actor: Any, reason: str = "") -> Activity:
     """Sync just ``mvo`` and its CSOs, as a full sync would."""
     return _run(
-        _system_of(mvo), mvo, _what(RE_EVALUATE, mvo), actor, reason, manual.re_evaluate(mvo.pk)
+        home_system(mvo), mvo, _what(RE_EVALUATE, mvo), actor, reason, manual.re_evaluate(mvo.pk)
     )
 
 
@@ -149,7 +149,9 @@ def _run(
         raise
 
 
-def _system_of(mvo: MetaverseObject) -> ConnectedSystem:
+def home_system(mvo: MetaverseObject) -> ConnectedSystem:
+    """The system an activity on ``mvo`` belongs to: that of the CSO that projected it
+    (else its first CSO, else the first system)."""
     csos = ConnectorSpaceObject.objects.filter(metaverse_object=mvo).select_related(
         "connected_system"
     )

@@ -105,6 +105,42 @@ class ObjectSync(SyncRun):
         return sync_order(csos, references)
 
 
+def sync_cso(cso_id: int) -> Any:
+    """The processor that syncs CSO ``cso_id`` as a full sync would: with its MVO's other
+    CSOs when it is joined, else alone (the join rules, projection)."""
+
+    def run(activity: Activity, recorder: ActivityRecorder) -> None:
+        CsoSync(activity, recorder, cso_id).run()
+
+    return run
+
+
+class CsoSync(SyncRun):
+    """A full sync of one CSO — of its MVO's CSOs when it is joined — without the
+    housekeeping of a whole run."""
+
+    def __init__(self, activity: Activity, recorder: ActivityRecorder, cso_id: int) -> None:
+        super().__init__(activity, recorder, delta=False)
+        self.cso_id = cso_id
+
+    def _housekeeping(self) -> None:
+        pass
+
+    def _cso_levels(self) -> list[list[int]]:
+        mvo_id = (
+            ConnectorSpaceObject.objects.filter(pk=self.cso_id)
+            .values_list("metaverse_object_id", flat=True)
+            .first()
+        )
+        csos = (
+            ConnectorSpaceObject.objects.filter(metaverse_object_id=mvo_id)
+            if mvo_id
+            else ConnectorSpaceObject.objects.filter(pk=self.cso_id)
+        )
+        references = {a for cs_type in self.ruleset.cs_types.values() for a in cs_type.references}
+        return sync_order(csos, references)
+
+
 def rejoin(cso_id: int, mvo_id: int, reason: str) -> Any:
     """The processor that joins CSO ``cso_id``, disconnected by hand, to MVO ``mvo_id``,
     then re-evaluates that MVO."""
