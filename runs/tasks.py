@@ -44,9 +44,10 @@ def queue_run(
     allow_deletions: bool = False,
     allow_changes: bool = False,
     overrides: Activity | None = None,
+    preview: bool = False,
 ) -> Activity:
-    """Create a queued activity and hand it to the django-q2 cluster (the ``allow_*``
-    and ``overrides`` arguments as :func:`runs.runner.start_activity`)."""
+    """Create a queued activity and hand it to the django-q2 cluster (the ``allow_*``,
+    ``overrides`` and ``preview`` arguments as :func:`runs.runner.start_activity`)."""
     activity = start_activity(
         run_profile.connected_system,
         run_profile,
@@ -55,13 +56,14 @@ def queue_run(
         allow_deletions=allow_deletions,
         allow_changes=allow_changes,
         overrides=overrides,
+        preview=preview,
     )
     if schedule is not None:
         Activity.objects.filter(pk=activity.pk).update(schedule=schedule)
     task_id = async_task(
         "runs.tasks.execute_activity",
         activity.pk,
-        task_name=f"JIM activity {activity.pk}: {run_profile}",
+        task_name=f"JIM activity {activity.pk}: {'preview of ' if preview else ''}{run_profile}",
     )
     Activity.objects.filter(pk=activity.pk).update(task_id=task_id or "")
     activity.refresh_from_db()

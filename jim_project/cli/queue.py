@@ -1,6 +1,8 @@
-"""`jim queue SYSTEM PROFILE`: hand a run to the django-q2 cluster (spec: the `jim` command).
+"""`jim queue SYSTEM PROFILE [--preview]`: hand a run to the django-q2 cluster (spec: the
+`jim` command).
 
-Prints the new activity's id alone on its line; follow it with ``jim activity ID``.
+Prints the new activity's id alone on its line; follow it with ``jim activity ID``. An
+export run cannot be previewed: exit 2, and nothing is queued.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from jim_project.cli.run import (
     add_threshold_arguments,
     os_user,
 )
+from runs.preview import NotPreviewable
 from runs.tasks import queue_run
 
 
@@ -25,17 +28,27 @@ class QueueCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("system", help="The connected system's name.")
         parser.add_argument("profile", help="The run profile's name.")
+        parser.add_argument(
+            "--preview",
+            action="store_true",
+            help="Queue a preview: it changes nothing anywhere and records what the run would do.",
+        )
         add_threshold_arguments(parser)
 
     def handle(self, options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
         profile = RunCommand._profile(options["system"], options["profile"], stderr)
         if profile is None:
             return EXIT_FAILED
-        activity = queue_run(
-            profile,
-            initiated_by_name=f"{os_user()} (jim queue)",
-            allow_deletions=bool(options.get("allow_deletions")),
-            allow_changes=bool(options.get("allow_changes")),
-        )
+        try:
+            activity = queue_run(
+                profile,
+                initiated_by_name=f"{os_user()} (jim queue)",
+                allow_deletions=bool(options.get("allow_deletions")),
+                allow_changes=bool(options.get("allow_changes")),
+                preview=bool(options.get("preview")),
+            )
+        except NotPreviewable as exc:
+            stderr.write(f"jim: {exc}\n")
+            return EXIT_FAILED
         stdout.write(f"{activity.pk}\n")
         return EXIT_OK

@@ -152,3 +152,24 @@ def test_housekeeping_removes_old_previews_only(estate, settings):
     Activity.objects.filter(pk__in=[old_preview.pk, real.pk]).update(finished_at=long_ago)
     assert run_housekeeping()["previews"] == 1
     assert set(Activity.objects.values_list("pk", flat=True)) == {new_preview.pk, real.pk}
+
+
+def test_jim_queue_preview_queues_a_preview_the_worker_runs_changing_nothing(estate):
+    from runs.tasks import execute_activity
+
+    estate.write_people(PEOPLE)
+    before = state()
+    code, out, err = jim("queue", "HR", "Full Import", "--preview")
+    assert code == 0, err
+    queued = Activity.objects.get(pk=int(out.strip()))
+    assert (queued.preview, queued.status) == (True, "queued")
+
+    execute_activity(queued.pk)  # what the django-q2 worker calls
+
+    queued.refresh_from_db()
+    assert (queued.status, queued.counts) == ("complete", {"added": 3}), queued.message
+    assert state() == before
+
+    code, _, err = jim("queue", "Directory", "Export", "--preview")
+    assert code == 2 and "cannot be previewed" in err
+    assert not Activity.objects.filter(profile_name="Export").exists()
