@@ -25,8 +25,10 @@ from connectors.models import (
     RunProfileExecutionItem,
     Schedule,
 )
+from exports.choices import PendingExportChangeType
 from exports.models import ApprovalAuditEntry, PendingExport
 from metaverse.models import MetaverseObject, MetaverseObjectType, SyncRule
+from runs.models import PreviewedExport, PreviewEffect
 
 MAX_ID = 2**63 - 1
 
@@ -194,6 +196,9 @@ class ActivityFilter(filters.FilterSet):
         help_text="Activities with at least one execution item of this error type.",
     )
     has_errors = filters.BooleanFilter(method="with_errors", help_text="error_count > 0.")
+    preview = filters.BooleanFilter(
+        help_text="Previews (true: they changed nothing) or real runs (false)."
+    )
 
     class Meta:
         model = Activity
@@ -233,6 +238,21 @@ class PendingExportFilter(filters.FilterSet):
     class Meta:
         model = PendingExport
         fields = ("status", "approval", "change_type")
+
+
+class PreviewedExportFilter(filters.FilterSet):
+    effect = filters.ChoiceFilter(
+        choices=PreviewEffect.choices,
+        help_text="What the preview would do to the pending export: created, changed or removed.",
+    )
+    change_type = filters.ChoiceFilter(choices=PendingExportChangeType.choices)
+    connected_system = IdFilter(field_name="connected_system_id")
+    cs_object = IdFilter(field_name="cs_object_id")
+    metaverse_object = IdFilter(field_name="metaverse_object_id")
+
+    class Meta:
+        model = PreviewedExport
+        fields = ()
 
 
 class ApprovalAuditEntryFilter(filters.FilterSet):

@@ -81,4 +81,6 @@ ENUM_NAME_OVERRIDES = {
     "PendingExportChangeTypeEnum": "exports.choices.PendingExportChangeType",
     "ObjectChangeTypeEnum": "connectors.choices.ObjectChangeType",
     "AttributeChangeTypeEnum": "exports.choices.AttributeChangeType",
+    "PendingExportStatusEnum": "exports.choices.PendingExportStatus",
+    "AttributeChangeStatusEnum": "exports.choices.AttributeChangeStatus",
 }

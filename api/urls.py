@@ -10,6 +10,7 @@ from api.docs import ApiRootView, DocsView, SchemaView
 from api.errors import not_found
 from api.views.exports import ApprovalAuditViewSet, PendingExportViewSet
 from api.views.objects import ConnectorSpaceObjectViewSet, MetaverseObjectViewSet
+from api.views.previews import PreviewedExportListView
 from api.views.runs import (
     ActivityViewSet,
     ExecutionItemViewSet,
@@ -54,6 +55,11 @@ urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(), name="docs"),
     path("activities/<int:pk>/undo/", ActivityUndoView.as_view(), name="activity-undo"),
+    path(
+        "activities/<int:pk>/previewed-exports/",
+        PreviewedExportListView.as_view(),
+        name="activity-previewed-exports",
+    ),
     *router.urls,
     re_path(r"^(?P<path>.*)$", not_found),
 ]

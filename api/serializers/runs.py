@@ -3,6 +3,9 @@ what a client sends to start a run."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors.models import (
@@ -12,6 +15,7 @@ from connectors.models import (
     Schedule,
     ScheduleStep,
 )
+from runs.models import PreviewEffect
 
 
 class RunProfileSerializer(serializers.ModelSerializer):
@@ -53,10 +57,23 @@ class ScheduleSerializer(serializers.ModelSerializer):
         )
 
 
+class PreviewedExportCountsSerializer(serializers.Serializer):
+    """How many pending exports a preview would create, change and remove."""
+
+    created = serializers.IntegerField()
+    changed = serializers.IntegerField()
+    removed = serializers.IntegerField()
+
+
 class ActivitySerializer(serializers.ModelSerializer):
     connected_system_name = serializers.CharField(read_only=True)
     duration_seconds = serializers.FloatField(
         read_only=True, allow_null=True, help_text="Running time so far, or in all."
+    )
+    pending_exports = serializers.SerializerMethodField(
+        help_text="A preview: how many pending exports it would create, change and remove "
+        "(listed at /api/v1/activities/{id}/previewed-exports/; recorded when it ends). "
+        "Null for a run."
     )
 
     class Meta:
@@ -81,12 +98,21 @@ class ActivitySerializer(serializers.ModelSerializer):
             "initiated_by_name",
             "schedule",
             "overrides",
+            "preview",
+            "pending_exports",
             "created_at",
             "started_at",
             "finished_at",
             "heartbeat_at",
             "duration_seconds",
         )
+
+    @extend_schema_field(PreviewedExportCountsSerializer(allow_null=True))
+    def get_pending_exports(self, activity: Any) -> dict[str, int] | None:
+        # The view annotates the counts (api.views.runs.activities), one subquery each.
+        if not activity.preview:
+            return None
+        return {effect: getattr(activity, f"previewed_{effect}") or 0 for effect in PreviewEffect}
 
 
 class ExecutionItemSerializer(serializers.ModelSerializer):
@@ -119,6 +145,11 @@ class RunRequestSerializer(serializers.Serializer):
         default=False,
         help_text="Let the run exceed the system's change threshold "
         "(needs connectors.override_threshold).",
+    )
+    preview = serializers.BooleanField(
+        default=False,
+        help_text="Run it as a preview: it changes nothing and records what it would have "
+        "done (an import or a sync; an export run cannot be previewed).",
     )
 
 

@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from access.roles import MANAGE_MVO_PERMISSION
+from access.roles import MANAGE_MVO_PERMISSION, RUN_PERMISSION
 from api.errors import Conflict
 from api.filters import ConnectorSpaceObjectFilter, MetaverseObjectFilter
 from api.pagination import NewestFirstCursorPagination
@@ -23,9 +23,11 @@ from api.serializers.objects import (
     MvoDisconnectSerializer,
     MvoRejoinSerializer,
 )
+from api.serializers.previews import WhatIfSerializer
 from api.serializers.runs import ActivitySerializer
 from api.views.base import ReadOnlyViewSet
 from api.views.history import ValueHistoryMixin
+from api.views.previews import what_if_answer
 from api.views.runs import activities
 from connectors.models import ConnectorSpaceObject
 from history.models import ObjectKind
@@ -33,6 +35,18 @@ from metaverse.models import MetaverseObject
 from metaverse.sync.disabling import with_delete_after_days
 from runs import mvo_actions
 from runs.runner import AlreadyRunning
+from runs.what_if import what_if_cso, what_if_mvo
+
+#: What a what-if answers, after its summary.
+WHAT_IF = (
+    "Changes nothing: the sync runs as a preview, rolled back, and is recorded as a "
+    "preview activity (kept JIM_PREVIEW_RETENTION_DAYS). The answer holds the finished "
+    "activity (status 'complete', or 'failed' with the sync's message), 'items': what the "
+    "sync would do to each object it touches, attribute by attribute ('changes': "
+    "{attribute: {'old': [...], 'new': [...]}}), and 'pending_exports': those it would "
+    "create, change or remove. It takes the sync's lock like a run: 409 while a sync "
+    f"runs. Needs {RUN_PERMISSION}."
+)
 
 
 class ConnectorSpaceObjectViewSet(ValueHistoryMixin, ReadOnlyViewSet):
@@ -68,6 +82,26 @@ class ConnectorSpaceObjectViewSet(ValueHistoryMixin, ReadOnlyViewSet):
         body = MvoActionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return _acted(lambda: mvo_actions.release(cso, request.user, body.validated_data["reason"]))
+
+    @extend_schema(
+        summary="What would a sync do?",
+        description="Previews the sync of this connector space object under the current "
+        "rules — with the other connector space objects of its metaverse object when it is "
+        "joined; alone (join rules, projection, provisioning) when it is not. " + WHAT_IF,
+        request=None,
+        responses={200: WhatIfSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="what-if",
+        permission_classes=[
+            requires(RUN_PERMISSION, "Previewing the sync of a connector space object")
+        ],
+    )
+    def what_if(self, request: Any, pk: str | None = None) -> Response:
+        cso = self.get_object()
+        return what_if_answer(lambda: what_if_cso(cso, request.user))
 
 
 def _acted(act: Any) -> Response:
@@ -106,6 +140,24 @@ class MetaverseObjectViewSet(ValueHistoryMixin, ReadOnlyViewSet):
     filterset_class = MetaverseObjectFilter
     pagination_class = NewestFirstCursorPagination
     history_kind = ObjectKind.MVO
+
+    @extend_schema(
+        summary="What would a sync do?",
+        description="Previews the sync of this metaverse object and its connector space "
+        "objects, of every system, as a re-evaluate would do it, under the current rules. "
+        + WHAT_IF,
+        request=None,
+        responses={200: WhatIfSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="what-if",
+        permission_classes=[requires(RUN_PERMISSION, "Previewing the sync of a metaverse object")],
+    )
+    def what_if(self, request: Any, pk: str | None = None) -> Response:
+        mvo = self.get_object()
+        return what_if_answer(lambda: what_if_mvo(mvo, request.user))
 
     def _act(self, request: Any, serializer: type[MvoActionSerializer], act: Any) -> Response:
         mvo = self.get_object()

@@ -4,14 +4,15 @@ their execution items (RPEIs).
 A run is queued as the admin's Run button queues it (:func:`runs.tasks.queue_run`):
 the django-q2 workers run it, and the answer is its activity, to follow at
 ``/api/v1/activities/{id}/`` until its status is no longer ``queued`` or
-``in_progress``.
+``in_progress``. With ``"preview": true`` it is a preview (:mod:`runs.preview`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -19,6 +20,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from access.roles import OVERRIDE_PERMISSION, RUN_PERMISSION
+from api.errors import Conflict
 from api.filters import ActivityFilter, ExecutionItemFilter, RunProfileFilter, ScheduleFilter
 from api.pagination import NewestFirstCursorPagination
 from api.permissions import refusal, requires
@@ -32,11 +34,30 @@ from api.serializers.runs import (
 )
 from api.views.base import ReadOnlyViewSet
 from connectors.models import Activity, RunProfile, RunProfileExecutionItem, Schedule
+from runs.models import PreviewedExport, PreviewEffect
+from runs.preview import NotPreviewable
 from runs.tasks import queue_run, run_schedule_now
 
 
-def activities() -> Any:
-    return Activity.objects.annotate(connected_system_name=F("connected_system__name"))
+def activities() -> QuerySet:
+    """Activities with their system's name and, for a preview, how many pending exports
+    it would create, change and remove (``previewed_created``, …): a subquery each,
+    run for the rows of the page only."""
+    return Activity.objects.annotate(
+        connected_system_name=F("connected_system__name"),
+        **{f"previewed_{effect}": _previewed(effect) for effect in PreviewEffect},
+    )
+
+
+def _previewed(effect: str) -> Coalesce:
+    counted = (
+        PreviewedExport.objects.filter(activity=OuterRef("pk"), effect=effect)
+        .order_by()
+        .values("activity")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 class RunProfileViewSet(ReadOnlyViewSet):
@@ -51,9 +72,14 @@ class RunProfileViewSet(ReadOnlyViewSet):
         summary="Queue a run",
         description="Queues a run of this run profile for the workers and answers its "
         "activity (status 'queued'); follow it at /api/v1/activities/{id}/. A run waits "
-        "while its system (or, for a sync, another sync) is busy. Needs "
-        "connectors.run_runprofile; allow_deletions and allow_changes need "
-        "connectors.override_threshold too.",
+        'while its system (or, for a sync, another sync) is busy. With "preview": true '
+        "in the body it is a preview: the import or sync runs and is rolled back, "
+        "changing nothing, and its activity ('preview': true) records what it would have "
+        "done — counts, execution items, and the pending exports it would create, change "
+        "or remove (pending_exports, listed at /api/v1/activities/{id}/previewed-exports/). "
+        "An export run cannot be previewed: 409, naming why. Needs "
+        "connectors.run_runprofile (a preview too); allow_deletions and allow_changes "
+        "need connectors.override_threshold too.",
         request=RunRequestSerializer,
         responses={202: ActivitySerializer},
     )
@@ -71,7 +97,10 @@ class RunProfileViewSet(ReadOnlyViewSet):
             raise exceptions.PermissionDenied(
                 refusal("Letting a run exceed its system's thresholds", OVERRIDE_PERMISSION)
             )
-        queued = queue_run(profile, user=request.user, **body.validated_data)
+        try:
+            queued = queue_run(profile, user=request.user, **body.validated_data)
+        except NotPreviewable as exc:
+            raise Conflict(str(exc)) from None
         url = reverse("api:activity-detail", args=[queued.pk])
         return Response(
             ActivitySerializer(activities().get(pk=queued.pk)).data,
@@ -114,8 +143,10 @@ class ScheduleViewSet(ReadOnlyViewSet):
 
 
 class ActivityViewSet(ReadOnlyViewSet):
-    """Activities: the runs of run profiles, queued, running or finished, newest first.
-    Their execution items are at /api/v1/execution-items/?activity={id}."""
+    """Activities: the runs of run profiles, queued, running or finished, newest first,
+    previews among them (``?preview=true``). Their execution items are at
+    /api/v1/execution-items/?activity={id}; a preview's pending exports at
+    /api/v1/activities/{id}/previewed-exports/."""
 
     queryset = activities()
     serializer_class = ActivitySerializer
