@@ -41,11 +41,11 @@ from runs.what_if import what_if_cso, what_if_mvo
 WHAT_IF = (
     "Changes nothing: the sync runs as a preview, rolled back, and is recorded as a "
     "preview activity (kept JIM_PREVIEW_RETENTION_DAYS). The answer holds the finished "
-    "activity (status 'complete', or 'failed' with the sync's message), 'items': what the "
-    "sync would do to each object it touches, attribute by attribute ('changes': "
-    "{attribute: {'old': [...], 'new': [...]}}), and 'pending_exports': those it would "
-    "create, change or remove. It takes the sync's lock like a run: 409 while a sync "
-    f"runs. Needs {RUN_PERMISSION}."
+    "activity (status 'complete', 'complete_with_errors' or 'failed', as the sync would "
+    "end, with its message), 'items': what the sync would do to each object it touches, "
+    "attribute by attribute ('changes': {attribute: {'old': [...], 'new': [...]}}), and "
+    "'pending_exports': those it would create, change or remove. It takes the sync's lock "
+    f"like a run: 409 while a sync runs. Needs {RUN_PERMISSION}."
 )
 
 
