@@ -10,10 +10,9 @@ A preview run is queued as a run is, with ``"preview": true``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from django.db.models import F, QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 
@@ -37,19 +36,8 @@ def previewed_exports() -> QuerySet:
     return PreviewedExport.objects.annotate(connected_system_name=F("connected_system__name"))
 
 
-class PreviewedExportListView(ApiViewMixin, generics.ListAPIView):
-    """The pending exports a preview would create, change or remove."""
-
-    permission_classes = [
-        requires(VIEW_ACTIVITIES, "Reading activities"),
-        requires(VIEW_EXPORTS, "Reading the pending exports of a preview"),
-    ]
-    queryset = previewed_exports()
-    serializer_class = PreviewedExportSerializer
-    filterset_class = PreviewedExportFilter
-    pagination_class = NewestFirstCursorPagination
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         summary="List the pending exports a preview would create, change or remove",
         description="The pending exports this preview activity would leave: 'effect' "
         "says whether the run would create one, change one that is stored (then "
@@ -59,8 +47,17 @@ class PreviewedExportListView(ApiViewMixin, generics.ListAPIView):
         "connected_system, cs_object or metaverse_object. 404 for an activity that is "
         f"not a preview. Needs {VIEW_EXPORTS}.",
     )
-    def get(self, request: Any, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+)
+class PreviewedExportListView(ApiViewMixin, generics.ListAPIView):
+    """The pending exports a preview would create, change or remove."""
+
+    permission_classes = [
+        requires(VIEW_ACTIVITIES, "Reading activities"),
+        requires(VIEW_EXPORTS, "Reading the pending exports of a preview"),
+    ]
+    serializer_class = PreviewedExportSerializer
+    filterset_class = PreviewedExportFilter
+    pagination_class = NewestFirstCursorPagination
 
     def get_queryset(self) -> QuerySet:
         if getattr(self, "swagger_fake_view", False):  # the schema's generation
