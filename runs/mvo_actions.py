@@ -134,7 +134,7 @@ def _run(
             profile_name=f"Manual: {what}"[:200],
             status=ActivityStatus.QUEUED,
             initiated_by=user,
-            initiated_by_name="" if user else str(actor or "")[:200],
+            initiated_by_name=(user.get_username() if user else str(actor or ""))[:200],
         )
         record(
             actor,

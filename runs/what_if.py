@@ -55,7 +55,7 @@ def _preview(
             profile_name=f"What if: sync {what}"[:200],
             status=ActivityStatus.QUEUED,
             initiated_by=user,
-            initiated_by_name="" if user else str(actor or "")[:200],
+            initiated_by_name=(user.get_username() if user else str(actor or ""))[:200],
             preview=True,
         )
         record(
