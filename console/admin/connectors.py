@@ -71,6 +71,7 @@ from console.admin.runs import (
     ConnectedSystemRunMixin,
     RunProfileRunMixin,
 )
+from console.admin.what_if import CsoWhatIfMixin
 from console.changes import item_changes
 from console.mvo import reference_id
 from exports.models import PendingExport
@@ -345,8 +346,9 @@ def cso_reference_links(cso: ConnectorSpaceObject) -> tuple[set[str], dict[int, 
 
 
 @admin.register(ConnectorSpaceObject)
-class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
-    """CSOs: browse by system, type, status and join; search by external id or DN."""
+class ConnectorSpaceObjectAdmin(CsoWhatIfMixin, ReadOnlyAdminMixin, LargeTableAdmin):
+    """CSOs: browse by system, type, status and join; search by external id or DN; on
+    one CSO's page, "What would a sync do?" (:mod:`console.admin.what_if`)."""
 
     list_display = (
         "id",
@@ -595,7 +597,7 @@ class ActivityAdmin(
         "error_count",
         "phase",
     )
-    list_filter = ("connected_system", "status", "profile_type")
+    list_filter = ("connected_system", "status", "profile_type", "preview")
     list_select_related = ("connected_system",)
     search_fields = ("profile_name", "message", "initiated_by_name")
     date_hierarchy = "created_at"
@@ -609,6 +611,7 @@ class ActivityAdmin(
                     "run_profile",
                     "profile_name",
                     "profile_type",
+                    "preview",
                     "status",
                     "phase",
                     "message",
