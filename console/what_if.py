@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -127,6 +128,7 @@ def outcome(activity: Activity) -> Outcome:
 @require_POST
 def mvo_what_if(request: HttpRequest, pk: int) -> HttpResponse:
     """POST: preview a sync of the MVO (with its CSOs of every system)."""
+    _may_view(request, "metaverse.view_metaverseobject")
     mvo = get_object_or_404(MetaverseObject.objects.select_related("object_type"), pk=pk)
     return _preview(
         request,
@@ -140,6 +142,7 @@ def mvo_what_if(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def cso_what_if(request: HttpRequest, pk: int) -> HttpResponse:
     """POST: preview a sync of the CSO (with its MVO's other CSOs when it is joined)."""
+    _may_view(request, "connectors.view_connectorspaceobject")
     cso = get_object_or_404(
         ConnectorSpaceObject.objects.select_related("connected_system", "object_type"), pk=pk
     )
@@ -149,6 +152,12 @@ def cso_what_if(request: HttpRequest, pk: int) -> HttpResponse:
         describe_cso(cso),
         admin_change_url(ConnectorSpaceObject, cso.pk) or reverse("console:dashboard"),
     )
+
+
+def _may_view(request: HttpRequest, permission: str) -> None:
+    """The outcome shows the object's values: only to those who may see it."""
+    if not request.user.has_perm(permission):
+        raise PermissionDenied(f"This needs the {permission!r} permission too.")
 
 
 def _preview(

@@ -589,7 +589,7 @@ class ActivityAdmin(
     list_display = (
         "id",
         "connected_system",
-        "profile_name",
+        "profile_shown",
         "status",
         "started_at",
         "duration",
@@ -655,6 +655,11 @@ class ActivityAdmin(
 
     def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.defer(*related_defer("connected_system", SYSTEM_DETAIL_FIELDS))
+
+    @admin.display(description="profile name", ordering="profile_name")
+    def profile_shown(self, activity: Activity) -> str:
+        """The run profile's name; a preview says so (it changed nothing)."""
+        return f"{activity.profile_name} (preview)" if activity.preview else activity.profile_name
 
     @admin.display(description="duration")
     def duration(self, activity: Activity) -> str:

@@ -10,7 +10,7 @@ import html as html_module
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -204,6 +204,8 @@ def test_the_admin_offers_preview_beside_run_except_for_an_export(runner, operat
     activity = Activity.objects.get()
     assert activity.preview and response["Location"] == f"/activities/{activity.pk}/"
     assert AuditEntry.objects.get(action="run_started").via == "admin"
+    activities = runner.get(reverse("admin:connectors_activity_changelist")).text
+    assert "Full Sync (preview)" in activities
 
     refused = runner.post(
         reverse("admin:connectors_runprofile_preview", args=[export.pk]), follow=True
@@ -245,6 +247,12 @@ def test_a_preview_page_shows_what_the_sync_would_do_marked_as_a_preview(
     assert f"{target} (would be created)" in text
     assert "cn — → Grace Hopper" in text
     assert "manager — → Ada Lovelace (would be created)" in text
+    # The live page's last poll brings the pending exports in with the RPEIs.
+    poll = runner.get(reverse("console:activity", args=[preview.pk]), headers=HTMX)
+    assert 'id="previewed-exports" class="module jim-previewed-exports" hx-swap-oob="true"' in (
+        poll.text
+    )
+    assert f"{target} (would be created)" in text_of(poll)
 
 
 def test_a_preview_page_filters_and_pages_its_pending_exports_in_fixed_queries(
@@ -412,6 +420,19 @@ def test_what_if_while_a_sync_runs_names_the_run_in_the_way(runner, estate, monk
     assert page.redirect_chain == [(f"/metaverse/{ada().pk}/", 302)]
     assert f"activity #{running.pk}" in text_of(page)
     assert f'href="/activities/{running.pk}/"' in page.text
+
+
+def test_what_if_needs_the_permission_to_see_the_object_too(estate):
+    estate.write_people(PEOPLE[:1])
+    estate.run("HR", "Full Import")
+    cso = ConnectorSpaceObject.objects.get()
+    blind = User.objects.create_user("blind", password="x", is_staff=True)
+    blind.user_permissions.add(Permission.objects.get(codename="run_runprofile"))
+    client = Client()
+    client.force_login(blind)
+
+    assert client.post(reverse("console:cso-what-if", args=[cso.pk])).status_code == 403
+    assert not Activity.objects.filter(preview=True).exists()
 
 
 def test_what_if_of_a_cso_no_system_holds_says_why(runner, estate, monkeypatch):
