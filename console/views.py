@@ -719,7 +719,11 @@ def activity_context(request: HttpRequest, activity: Activity) -> dict[str, Any]
         can_cancel=can_cancel(request.user, activity),
         activity_admin_url=admin_change_url(Activity, activity.pk),
         audit_line=audit_line(activity),
-        override=offered_override(activity) if can_override(request.user) else None,
+        override=(
+            offered_override(activity)
+            if can_override(request.user) and not activity.preview
+            else None
+        ),
     )
     if not progress.running:
         form = ItemFilterForm(request.GET)
@@ -817,6 +821,12 @@ def override_threshold(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a run that stopped at a threshold again, that threshold lifted, by this
     user (:mod:`runs.threshold_override`); go to the new activity's page."""
     activity = get_object_or_404(Activity.objects.select_related("run_profile"), pk=pk)
+    if activity.preview:  # "run again" would run for real what only a preview tried
+        messages.warning(
+            request,
+            f"Activity #{pk} is a preview, which changed nothing: run its profile to run it.",
+        )
+        return redirect("console:activity", pk=pk)
     override = offered_override(activity)
     if override is None:
         messages.warning(
@@ -834,7 +844,8 @@ def override_threshold(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def recent_runs(run_profile: RunProfile, limit: int = HISTORY_RUNS) -> list[RunPoint]:
-    """The profile's last ``limit`` started runs, oldest first, as chart points."""
+    """The profile's last ``limit`` started runs, oldest first, as chart points
+    (previews, which changed nothing, are not its runs)."""
     now = timezone.now()
     activities = (
         Activity.objects.filter(run_profile=run_profile, started_at__isnull=False, preview=False)

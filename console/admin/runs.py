@@ -163,6 +163,9 @@ class ActivityOverrideMixin:
         )
         extra_context = {
             **(extra_context or {}),
-            "override": offered_override(activity) if activity is not None else None,
+            # A preview changed nothing: "run again" would run it for real.
+            "override": offered_override(activity)
+            if activity is not None and not activity.preview
+            else None,
         }
         return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]

@@ -458,3 +458,27 @@ def test_the_what_if_page_is_only_for_what_if_previews(runner):
     assert runner.get(reverse("console:what-if", args=[real.pk])).status_code == 404
     full_preview = make_activity(sync, preview=True)
     assert runner.get(reverse("console:what-if", args=[full_preview.pk])).status_code == 404
+
+
+def test_a_preview_stopped_at_a_threshold_offers_no_run_again(client):
+    """ "Run again, allowing these deletions" would run for real what a preview tried."""
+    admin_user = User.objects.create_superuser("root", "root@example.org", "pw")
+    client.force_login(admin_user)
+    hr = make_connected_system("HR", profiles=(RunProfileType.FULL_SYNC,))
+    stopped = make_activity(
+        RunProfile.objects.get(connected_system=hr),
+        status="failed",
+        phase="done",
+        message="over the deletion threshold",
+        preview=True,
+    )
+    stopped.items.create(change_type="none", error_type="deletion_threshold_exceeded")
+
+    assert "Run again" not in client.get(reverse("console:activity", args=[stopped.pk])).text
+    admin_page = reverse("admin:connectors_activity_change", args=[stopped.pk])
+    assert "Run again" not in client.get(admin_page).text
+    refused = client.post(
+        reverse("console:activity-override-threshold", args=[stopped.pk]), follow=True
+    )
+    assert f"Activity #{stopped.pk} is a preview, which changed nothing" in text_of(refused)
+    assert Activity.objects.count() == 1
