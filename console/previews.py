@@ -10,13 +10,14 @@ Each row reads like a pending export on the MVO page (:mod:`console.pending_chan
 each attribute once, what the target holds → what it would hold; for a pending export
 the run would change or remove, also what is pending now. Reference values (CSO ids)
 are shown by the names the preview recorded (``reference_names``), with "(would be
-created)" for a CSO the run would provision. A page runs a fixed number of queries:
-its rows, which attributes are references, which referenced CSOs exist.
+created)" for a CSO the run would provision, else by the name of the CSO now. A page
+runs a fixed number of queries: its rows, which attributes are references, the
+referenced CSOs that exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -29,6 +30,7 @@ from connectors.models import Activity, ConnectedSystemAttribute, ConnectorSpace
 from console.changes import WOULD_BE_CREATED, AttributeChange
 from console.links import admin_change_url
 from console.pending_changes import grouped_changes, named
+from exports.changes import reference_names
 from exports.choices import PendingExportChangeType
 from exports.models import PendingExport
 from runs.models import PreviewedExport, PreviewEffect
@@ -129,7 +131,7 @@ def previewed_export_rows(exports: Sequence[PreviewedExport]) -> list[PreviewedE
         )
         for export in exports
     }
-    existing = _existing_csos(
+    current = reference_names(  # of the CSOs that exist: what is pending now names them
         value
         for after, before in grouped.values()
         for change, is_reference in (*after, *before)
@@ -138,7 +140,7 @@ def previewed_export_rows(exports: Sequence[PreviewedExport]) -> list[PreviewedE
     )
     rows = []
     for export in exports:
-        names = _names(export.reference_names or {}, existing)
+        names = {**current, **_names(export.reference_names or {}, set(current))}
         after, before = grouped[export.pk]
         rows.append(
             PreviewedExportRow(
@@ -190,19 +192,9 @@ def _reference_attributes(system_ids: set[int]) -> set[tuple[int, str]]:
     )
 
 
-def _existing_csos(values: Iterable[str]) -> set[str]:
-    """The values (CSO ids, as text) that name a CSO that exists."""
-    ids = {int(value) for value in values if value.isdigit()}
-    if not ids:
-        return set()
-    return {
-        str(pk)
-        for pk in ConnectorSpaceObject.objects.filter(pk__in=ids).values_list("pk", flat=True)
-    }
-
-
 def _names(recorded: Mapping[str, str], existing: set[str]) -> dict[str, str]:
-    """The names the preview recorded, marked for the CSOs it would have made."""
+    """The names the preview recorded (what the run would name them), marked for the
+    CSOs it would have made."""
     return {
         value: name if value in existing else WOULD_BE_CREATED.format(name)
         for value, name in recorded.items()
