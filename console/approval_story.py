@@ -343,6 +343,7 @@ def _import_item(item: RunProfileExecutionItem, sync: Activity) -> RunProfileExe
     imports = RunProfileExecutionItem.objects.filter(
         activity__connected_system_id=sync.connected_system_id,
         activity__profile_type__in=IMPORT_PROFILE_TYPES,
+        activity__preview=False,  # a preview imported nothing
         activity_id__lt=sync.pk,
     ).select_related("activity")
     if item.cs_object_id is not None:

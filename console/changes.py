@@ -15,7 +15,9 @@ An RPEI's rows come from what its run recorded (:mod:`connectors.value_changes`)
 :func:`item_changes` turns the RPEIs of a page into rows, resolving every reference
 value of the page — CSO ids to their DN (or external id), MVO ids to display names —
 with one query per kind. An RPEI recorded before values were (``attributes`` without
-``changes``) still shows the names of what changed.
+``changes``) still shows the names of what changed. An RPEI of a preview names the
+objects its run would have made, which never exist, in ``details["new_references"]``
+(:mod:`runs.preview`): those read "Ada Lovelace (would be created)".
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class AttributeChange:
 
 #: What a reference names when its object is gone.
 GONE = "(an object since deleted)"
+#: How a reference to an object a preview's run would have made reads.
+WOULD_BE_CREATED = "{} (would be created)"
 
 #: The model behind each kind of reference a run records (``"ref"`` of a change).
 REFERENCED: dict[str, type[Model]] = {"cso": ConnectorSpaceObject, "mvo": MetaverseObject}
@@ -104,6 +108,7 @@ def changes_of(
     """The rows of one RPEI's details: each changed attribute once, by name, then a
     rename."""
     recorded = details.get("changes")
+    names = {**names, **_new_references(details)}
     rows = []
     if isinstance(recorded, dict):
         rows = [
@@ -119,6 +124,20 @@ def changes_of(
     if isinstance(dn, list) and len(dn) == 2:
         rows.append(AttributeChange("DN", _texts(dn[:1]), _texts(dn[1:]), source=system))
     return rows
+
+
+def _new_references(details: Mapping[str, Any]) -> dict[tuple[str, int], str]:
+    """The names a preview's RPEI keeps of objects its run would have made
+    (``"mvo:12"`` → name), as ``(kind, id)`` → "name (would be created)"."""
+    new = details.get("new_references")
+    if not isinstance(new, dict):
+        return {}
+    names = {}
+    for key, name in new.items():
+        kind, _, pk = str(key).partition(":")
+        if kind in REFERENCED and pk.isdigit():
+            names[kind, int(pk)] = WOULD_BE_CREATED.format(name)
+    return names
 
 
 def reference_names(details: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], str]:

@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from access.roles import MANAGE_MVO_PERMISSION
+from access.roles import MANAGE_MVO_PERMISSION, RUN_PERMISSION
 from connectors.choices import AttributeDataType
 from connectors.models import ConnectedSystem, ConnectorSpaceObject, RunProfileExecutionItem
 from console.changes import item_changes
@@ -176,13 +176,14 @@ def pending_exports(mvo: MetaverseObject, cso_ids: list[int]) -> list[PendingExp
 def recent_history(
     mvo: MetaverseObject, cso_ids: list[int], limit: int = HISTORY_ITEMS
 ) -> list[RunProfileExecutionItem]:
-    """The RPEIs that name the MVO or one of its CSOs, newest first, with their activity
+    """The RPEIs that name the MVO or one of its CSOs, newest first (a preview's are
+    what did not happen: left out), with their activity
     and what each changed (``changes``: :class:`~console.changes.AttributeChange` rows
     naming the system, and the sync rule when the run recorded it; reference values
     resolved to names for the whole history at once)."""
     items = list(
         RunProfileExecutionItem.objects.filter(
-            Q(metaverse_object=mvo) | Q(cs_object_id__in=cso_ids)
+            Q(metaverse_object=mvo) | Q(cs_object_id__in=cso_ids), activity__preview=False
         )
         .select_related("activity", "activity__connected_system")
         .order_by("-pk")[:limit]
@@ -227,6 +228,7 @@ def mvo_page(request: HttpRequest, pk: int) -> HttpResponse:
             ObjectKind.MVO, mvo.pk, reverse("console:mvo-value-history", args=[mvo.pk])
         ),
         may_manage=may_manage,
+        can_run=request.user.has_perm(RUN_PERMISSION),  # "What would a sync do?"
         disconnected=disconnected_by_hand(mvo) if may_manage else [],
     )
     return render(request, "console/mvo.html", context)

@@ -22,7 +22,7 @@ one query for all the changes of a page.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from console.changes import AttributeChange
@@ -32,7 +32,7 @@ from exports.changes import (
     reference_attributes,
     reference_names,
 )
-from exports.models import PendingExport, PendingExportAttributeChange
+from exports.models import PendingExport
 
 #: Added (and removed) values listed per attribute; the rest are counted.
 VALUES_SHOWN = 50
@@ -47,7 +47,12 @@ def export_changes(exports: Sequence[PendingExport]) -> dict[int, list[Attribute
     rows = changes_by_export(exports)
     references_of = reference_attributes({pe.cs_object.object_type_id for pe in exports})
     grouped = {
-        pe.pk: _grouped(rows.get(pe.pk, []), references_of, pe.cs_object.object_type_id)
+        pe.pk: grouped_changes(
+            rows.get(pe.pk, []),
+            lambda attribute, type_id=pe.cs_object.object_type_id: (
+                (type_id, attribute) in references_of
+            ),
+        )
         for pe in exports
     }
     references = [
@@ -59,18 +64,18 @@ def export_changes(exports: Sequence[PendingExport]) -> dict[int, list[Attribute
     ]
     names = reference_names(references)
     return {
-        pk: [_named(change, names) if is_reference else change for change, is_reference in changes]
+        pk: [named(change, names) if is_reference else change for change, is_reference in changes]
         for pk, changes in grouped.items()
     }
 
 
-def _grouped(
-    rows: list[PendingExportAttributeChange],
-    references_of: set[tuple[int, str]],
-    object_type_id: int,
+def grouped_changes(
+    rows: Sequence[Any], is_reference: Callable[[str], bool]
 ) -> list[tuple[AttributeChange, bool]]:
-    """The rows of one export, one change per attribute, with whether it is a reference."""
-    by_attribute: dict[str, list[PendingExportAttributeChange]] = {}
+    """The attribute-change rows of one export (anything with ``attribute``,
+    ``change_type``, ``values`` and ``previous_values``), one change per attribute,
+    with whether the attribute is a reference."""
+    by_attribute: dict[str, list[Any]] = {}
     for row in rows:
         by_attribute.setdefault(row.attribute, []).append(row)
     changes = []
@@ -78,8 +83,7 @@ def _grouped(
         group = by_attribute[attribute]
         old = list(group[0].previous_values or [])
         new = apply_changes({attribute: old}, group).get(attribute, [])
-        reference = (object_type_id, attribute) in references_of
-        changes.append((_change(attribute, old, new), reference))
+        changes.append((_change(attribute, old, new), is_reference(attribute)))
     return changes
 
 
@@ -102,7 +106,9 @@ def _change(attribute: str, old: list[Any], new: list[Any]) -> AttributeChange:
     )
 
 
-def _named(change: AttributeChange, names: dict[str, str]) -> AttributeChange:
+def named(change: AttributeChange, names: Mapping[str, str]) -> AttributeChange:
+    """``change`` with its values (reference ids) replaced by the names given."""
+
     def name(value: str) -> str:
         return names.get(value, value)
 

@@ -5,8 +5,9 @@ staff only. One check, ``request.htmx``, decides whether a view answers with the
 whole page or with the partial that HTMX polls. Every page runs a fixed number of
 queries, however many systems, objects or RPEIs there are.
 
-The small helpers at the top (:func:`console_view`, :func:`page_context`, the admin
-URL builders) are shared with the metaverse pages.
+The small helpers at the top (:func:`console_view`, :func:`page_context`) and the admin
+URL builders (:mod:`console.links`, imported from here by the other pages) are shared
+with the metaverse pages.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -26,7 +26,6 @@ from django.core.paginator import Page, Paginator
 from django.db.models import (
     Count,
     ExpressionWrapper,
-    Model,
     OuterRef,
     Prefetch,
     Q,
@@ -63,9 +62,12 @@ from connectors.models import (
     ScheduleStep,
 )
 from console.changes import AttributeChange, item_changes
+from console.links import admin_change_url, admin_changelist_url
+from console.previews import PreviewedExportFilterForm, effect_counts, previewed_exports_page
 from exports.choices import ApprovalState, PendingExportStatus
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
+from runs.preview import PREVIEWABLE, NotPreviewable
 from runs.progress import (
     ActivityProgress,
     RunPoint,
@@ -89,6 +91,8 @@ ITEMS_PER_PAGE = 100
 RECENT_FAILED_EXPORTS = 10
 #: Runs drawn on a run profile's history chart.
 HISTORY_RUNS = 50
+#: The query parameter of the page of a preview's pending exports.
+EXPORTS_PAGE = "exports_page"
 #: Error-type filter values that are not error types themselves.
 ANY_ERROR = "any"
 NO_ERROR = "none"
@@ -130,23 +134,6 @@ def page_context(request: HttpRequest, title: str, **extra: Any) -> dict[str, An
     return {**admin.site.each_context(request), "title": title, **extra}
 
 
-def admin_change_url(model: type[Model], pk: int | None) -> str:
-    """The admin change page of one object; '' when there is none to link to."""
-    if pk is None or not admin.site.is_registered(model):
-        return ""
-    meta = model._meta
-    return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[pk])
-
-
-def admin_changelist_url(model: type[Model], **filters: Any) -> str:
-    """The admin changelist of ``model`` filtered by ``filters`` (list_filter lookups)."""
-    if not admin.site.is_registered(model):
-        return ""
-    meta = model._meta
-    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
-    return f"{url}?{urlencode(filters)}" if filters else url
-
-
 # -- dashboard -----------------------------------------------------------------------
 
 
@@ -164,6 +151,11 @@ class RunProfileSummary:
     @property
     def url(self) -> str:
         return admin_change_url(RunProfile, self.run_profile.pk)
+
+    @property
+    def previewable(self) -> bool:
+        """Whether the profile can be previewed (not an export run)."""
+        return self.run_profile.profile_type in PREVIEWABLE
 
     @property
     def errors_url(self) -> str:
@@ -365,6 +357,7 @@ def active_runs() -> list[ActiveRun]:
             "phase",
             "profile_name",
             "profile_type",
+            "preview",
             "objects_processed",
             "objects_total",
             "error_count",
@@ -555,6 +548,33 @@ def run_profile_now(request: HttpRequest, pk: int) -> HttpResponse:
 
 @console_view(RUN_PERMISSION)
 @require_POST
+def preview_run_profile(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue a preview of a run profile (:mod:`runs.preview`): the run as it would go,
+    changing nothing; to its activity's page, which shows what the run would do.
+
+    An export run is not previewed (what it would send is its system's pending
+    exports): refused with why, back to the dashboard."""
+    profile = get_object_or_404(RunProfile.objects.select_related("connected_system"), pk=pk)
+    try:
+        activity = queue_run(profile, user=request.user, preview=True)
+    except NotPreviewable as refusal:
+        messages.error(request, str(refusal))
+        return redirect("console:dashboard")
+    messages.success(
+        request,
+        format_html(
+            "Queued a preview of {} of {} as activity #{}: nothing will be changed. "
+            "A worker (qcluster) runs it; this page then shows what the run would do.",
+            profile.name,
+            profile.connected_system.name,
+            activity.pk,
+        ),
+    )
+    return redirect("console:activity", pk=activity.pk)
+
+
+@console_view(RUN_PERMISSION)
+@require_POST
 def run_schedule(request: HttpRequest, pk: int) -> HttpResponse:
     """Run a schedule (a cycle) now, enabled or not (:func:`runs.tasks.run_schedule_now`);
     back to the dashboard, where its first step shows queued."""
@@ -621,6 +641,8 @@ class ItemRow:
     mvo_admin_url: str
     mvo_url: str
     changes: list[AttributeChange] = field(default_factory=list)
+    #: Of a preview's RPEI: the object its run would have made, which has no page.
+    would_create: str = ""
 
 
 def activity_items(activity: Activity, form: ItemFilterForm, page_number: str | None) -> Page:
@@ -641,19 +663,36 @@ def activity_items(activity: Activity, form: ItemFilterForm, page_number: str | 
     )
     page = Paginator(items, ITEMS_PER_PAGE).get_page(page_number)
     on_page = list(page.object_list)
-    changes = item_changes(on_page)  # the page's references: one query per kind
-    page.object_list = [_item_row(item, changes[item.pk]) for item in on_page]
+    page.object_list = item_rows(on_page, preview=activity.preview)
     return page
 
 
-def _item_row(item: RunProfileExecutionItem, changes: list[AttributeChange]) -> ItemRow:
+def item_rows(items: list[RunProfileExecutionItem], *, preview: bool = False) -> list[ItemRow]:
+    """The rows of these RPEIs, their references named (one query per kind)."""
+    changes = item_changes(items)
+    return [_item_row(item, changes[item.pk], preview) for item in items]
+
+
+#: What an RPEI of a preview made that the rollback took back: the object has no page.
+_MADE_BY_A_PREVIEW = {
+    ObjectChangeType.PROJECTED: ("metaverse_object_id", "new MVO (would be projected)"),
+    ObjectChangeType.ADDED: ("cs_object_id", "new CSO (would be added)"),
+    ObjectChangeType.PROVISIONED: ("cs_object_id", "new CSO (would be provisioned)"),
+}
+
+
+def _item_row(
+    item: RunProfileExecutionItem, changes: list[AttributeChange], preview: bool
+) -> ItemRow:
     mvo_id = item.metaverse_object_id
+    made = _MADE_BY_A_PREVIEW.get(item.change_type) if preview else None
     return ItemRow(
         item=item,
         cso_url=admin_change_url(ConnectorSpaceObject, item.cs_object_id),
         mvo_admin_url=admin_change_url(MetaverseObject, mvo_id),
         mvo_url=reverse("console:mvo", args=[mvo_id]) if mvo_id else "",
         changes=changes,
+        would_create=made[1] if made and getattr(item, made[0]) is None else "",
     )
 
 
@@ -673,21 +712,56 @@ def activity_context(request: HttpRequest, activity: Activity) -> dict[str, Any]
     progress = activity_progress(activity, timezone.now())
     context = page_context(
         request,
-        f"Activity #{activity.pk}",
+        f"Activity #{activity.pk}" + (" (preview)" if activity.preview else ""),
         activity=activity,
         progress=progress,
         change_counts=change_counts(activity),
         can_cancel=can_cancel(request.user, activity),
         activity_admin_url=admin_change_url(Activity, activity.pk),
         audit_line=audit_line(activity),
-        override=offered_override(activity) if can_override(request.user) else None,
+        override=(
+            offered_override(activity)
+            if can_override(request.user) and not activity.preview
+            else None
+        ),
     )
     if not progress.running:
         form = ItemFilterForm(request.GET)
         context["filter_form"] = form
         if form.is_valid():
             context["items"] = activity_items(activity, form, request.GET.get("page"))
+        if activity.preview:
+            context.update(preview_exports_context(request, activity))
     return context
+
+
+def preview_exports_context(request: HttpRequest, activity: Activity) -> dict[str, Any]:
+    """What a finished preview's page shows of the pending exports its run would
+    create, change or remove (:mod:`console.previews`), filtered, a page at a time."""
+    form = PreviewedExportFilterForm(request.GET)
+    context: dict[str, Any] = {
+        "exports_form": form,
+        "effect_counts": effect_counts(activity),
+        # Each filter form keeps the other list's filters when it is submitted.
+        "items_filters_kept": _kept(request, lambda key: key.startswith(f"{form.prefix}-")),
+        "exports_filters_kept": _kept(request, lambda key: key in ItemFilterForm.base_fields),
+    }
+    if activity.run_profile_id is None:  # "What would a sync do?" of one object
+        context["what_if_url"] = reverse("console:what-if", args=[activity.pk])
+    if form.is_valid():
+        context["previewed_exports"] = previewed_exports_page(
+            activity, form, request.GET.get(EXPORTS_PAGE)
+        )
+    return context
+
+
+def _kept(request: HttpRequest, wanted: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """The query parameters ``wanted`` keeps (not the page numbers), as (name, value)."""
+    return [
+        (key, value)
+        for key, value in request.GET.items()
+        if wanted(key) and key not in ("page", EXPORTS_PAGE) and value
+    ]
 
 
 @console_view("connectors.view_activity")
@@ -706,8 +780,8 @@ def activity_page(request: HttpRequest, pk: int) -> HttpResponse:
     context = activity_context(request, activity)
     if request.htmx:
         return render(request, "console/partials/activity_poll.html", context)
-    form = context.get("filter_form")
-    status = 400 if form is not None and not form.is_valid() else 200
+    forms_shown = [context.get("filter_form"), context.get("exports_form")]
+    status = 400 if any(f is not None and not f.is_valid() for f in forms_shown) else 200
     return render(request, "console/activity.html", context, status=status)
 
 
@@ -747,6 +821,12 @@ def override_threshold(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a run that stopped at a threshold again, that threshold lifted, by this
     user (:mod:`runs.threshold_override`); go to the new activity's page."""
     activity = get_object_or_404(Activity.objects.select_related("run_profile"), pk=pk)
+    if activity.preview:  # "run again" would run for real what only a preview tried
+        messages.warning(
+            request,
+            f"Activity #{pk} is a preview, which changed nothing: run its profile to run it.",
+        )
+        return redirect("console:activity", pk=pk)
     override = offered_override(activity)
     if override is None:
         messages.warning(
@@ -764,10 +844,11 @@ def override_threshold(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def recent_runs(run_profile: RunProfile, limit: int = HISTORY_RUNS) -> list[RunPoint]:
-    """The profile's last ``limit`` started runs, oldest first, as chart points."""
+    """The profile's last ``limit`` started runs, oldest first, as chart points
+    (previews, which changed nothing, are not its runs)."""
     now = timezone.now()
     activities = (
-        Activity.objects.filter(run_profile=run_profile, started_at__isnull=False)
+        Activity.objects.filter(run_profile=run_profile, started_at__isnull=False, preview=False)
         .order_by("-started_at", "-pk")
         .only("pk", "status", "started_at", "finished_at", "objects_processed", "error_count")[
             :limit

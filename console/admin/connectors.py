@@ -71,6 +71,7 @@ from console.admin.runs import (
     ConnectedSystemRunMixin,
     RunProfileRunMixin,
 )
+from console.admin.what_if import CsoWhatIfMixin
 from console.changes import item_changes
 from console.mvo import reference_id
 from exports.models import PendingExport
@@ -345,8 +346,9 @@ def cso_reference_links(cso: ConnectorSpaceObject) -> tuple[set[str], dict[int, 
 
 
 @admin.register(ConnectorSpaceObject)
-class ConnectorSpaceObjectAdmin(ReadOnlyAdminMixin, LargeTableAdmin):
-    """CSOs: browse by system, type, status and join; search by external id or DN."""
+class ConnectorSpaceObjectAdmin(CsoWhatIfMixin, ReadOnlyAdminMixin, LargeTableAdmin):
+    """CSOs: browse by system, type, status and join; search by external id or DN; on
+    one CSO's page, "What would a sync do?" (:mod:`console.admin.what_if`)."""
 
     list_display = (
         "id",
@@ -587,7 +589,7 @@ class ActivityAdmin(
     list_display = (
         "id",
         "connected_system",
-        "profile_name",
+        "profile_shown",
         "status",
         "started_at",
         "duration",
@@ -595,7 +597,7 @@ class ActivityAdmin(
         "error_count",
         "phase",
     )
-    list_filter = ("connected_system", "status", "profile_type")
+    list_filter = ("connected_system", "status", "profile_type", "preview")
     list_select_related = ("connected_system",)
     search_fields = ("profile_name", "message", "initiated_by_name")
     date_hierarchy = "created_at"
@@ -609,6 +611,7 @@ class ActivityAdmin(
                     "run_profile",
                     "profile_name",
                     "profile_type",
+                    "preview",
                     "status",
                     "phase",
                     "message",
@@ -652,6 +655,11 @@ class ActivityAdmin(
 
     def changelist_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.defer(*related_defer("connected_system", SYSTEM_DETAIL_FIELDS))
+
+    @admin.display(description="profile name", ordering="profile_name")
+    def profile_shown(self, activity: Activity) -> str:
+        """The run profile's name; a preview says so (it changed nothing)."""
+        return f"{activity.profile_name} (preview)" if activity.preview else activity.profile_name
 
     @admin.display(description="duration")
     def duration(self, activity: Activity) -> str:

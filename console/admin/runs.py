@@ -3,6 +3,8 @@
 Runs are handed to the django-q2 cluster (:func:`runs.tasks.queue_run`), the
 same code ``jim queue`` and schedules use; the administrator lands on the activity's
 live page. Only users with the ``connectors.run_runprofile`` permission may run.
+Beside each Run button of an import or a sync, a Preview button queues a preview of
+it (:mod:`runs.preview`: the run, taken back; its page shows what it would do).
 
 A failed activity's admin page offers "Run again, allowing these deletions / changes"
 when the run stopped at a threshold, to users who may override one
@@ -25,6 +27,7 @@ from access.roles import RUN_PERMISSION
 from audit.context import from_request
 from audit.models import Via
 from connectors.models import Activity, RunProfile
+from runs.preview import PREVIEWABLE, NotPreviewable
 from runs.tasks import queue_run
 from runs.threshold_override import can_override, offered_override
 
@@ -33,13 +36,15 @@ def can_run(request: HttpRequest) -> bool:
     return request.user.has_perm(RUN_PERMISSION)
 
 
-def queue_from_admin(request: HttpRequest, profile: RunProfile) -> Activity:
+def queue_from_admin(request: HttpRequest, profile: RunProfile, preview: bool = False) -> Activity:
+    """Queue a run (or a preview: :class:`NotPreviewable` for an export run) and say so."""
     with from_request(request, Via.ADMIN):  # the audit trail's "run started"
-        activity = queue_run(profile, user=request.user)
+        activity = queue_run(profile, user=request.user, preview=preview)
     messages.success(
         request,
         format_html(
-            'Queued {} of {} as <a href="{}">activity {}</a>; a worker (qcluster) runs it.',
+            'Queued {}{} of {} as <a href="{}">activity {}</a>; a worker (qcluster) runs it.',
+            "a preview (nothing will be changed) of " if preview else "",
             profile.name,
             profile.connected_system.name,
             reverse("console:activity", args=[activity.pk]),
@@ -69,7 +74,12 @@ class RunProfileRunMixin:
                 "<int:profile_id>/run/",
                 self.admin_site.admin_view(require_POST(self.run_view)),  # type: ignore[attr-defined]
                 name="connectors_runprofile_run",
-            )
+            ),
+            path(
+                "<int:profile_id>/preview/",
+                self.admin_site.admin_view(require_POST(self.preview_view)),  # type: ignore[attr-defined]
+                name="connectors_runprofile_preview",
+            ),
         ]
         return own + urls
 
@@ -83,10 +93,31 @@ class RunProfileRunMixin:
         activity = queue_from_admin(request, profile)
         return HttpResponseRedirect(reverse("console:activity", args=[activity.pk]))
 
+    def preview_view(self, request: HttpRequest, profile_id: int) -> HttpResponse:
+        """POST: queue one preview and go to its live page; an export run is refused
+        (back to the profile's page, with why)."""
+        if not can_run(request):
+            raise PermissionDenied
+        profile = get_object_or_404(
+            RunProfile.objects.select_related("connected_system"), pk=profile_id
+        )
+        try:
+            activity = queue_from_admin(request, profile, preview=True)
+        except NotPreviewable as refusal:
+            messages.error(request, str(refusal))
+            return HttpResponseRedirect(
+                reverse("admin:connectors_runprofile_change", args=[profile.pk])
+            )
+        return HttpResponseRedirect(reverse("console:activity", args=[activity.pk]))
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "can_run": can_run(request)}
+        extra_context = {
+            **(extra_context or {}),
+            "can_run": can_run(request),
+            "previewable_types": PREVIEWABLE,
+        }
         return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
 
 
@@ -106,7 +137,14 @@ class ConnectedSystemRunMixin:
             **(extra_context or {}),
             "can_run": can_run(request),
             "run_profiles": [
-                (p, reverse("admin:connectors_runprofile_run", args=[p.pk])) for p in profiles
+                (
+                    p,
+                    reverse("admin:connectors_runprofile_run", args=[p.pk]),
+                    reverse("admin:connectors_runprofile_preview", args=[p.pk])
+                    if p.profile_type in PREVIEWABLE
+                    else "",
+                )
+                for p in profiles
             ],
         }
         return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
@@ -125,6 +163,9 @@ class ActivityOverrideMixin:
         )
         extra_context = {
             **(extra_context or {}),
-            "override": offered_override(activity) if activity is not None else None,
+            # A preview changed nothing: "run again" would run it for real.
+            "override": offered_override(activity)
+            if activity is not None and not activity.preview
+            else None,
         }
         return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
