@@ -34,6 +34,7 @@ __all__ = [
     "Report",
     "apply_file",
     "apply_source",
+    "check_source",
     "dump_configuration",
 ]
 
@@ -61,16 +62,27 @@ def apply_source(
     Raises :class:`ConfigError` — with nothing changed — when the file is invalid,
     listing every problem (of shape and of names), in the order of the file.
     """
-    problems = Problems(source.lines)
-    config = declarations(source, problems, environ)
     with transaction.atomic():
-        check_references(config, Outcome(config, Stored.load(), prune=prune), problems)
-        problems.raise_if_any()
+        config = check_source(source, prune=prune, environ=environ)
         report = Applier(config, prune=prune).run()
         if check:
             report.notes.extend(budget_warnings(config))
             transaction.set_rollback(True)
     return report
+
+
+def check_source(
+    source: Source, *, prune: bool = False, environ: Mapping[str, str] | None = None
+) -> Configuration:
+    """Check a parsed file — its shape, then every name against the file and the
+    database together — and return the configuration to apply
+    (``Applier(config, prune=prune).run()``). Raises :class:`ConfigError` listing
+    every problem, in the order of the file."""
+    problems = Problems(source.lines)
+    config = declarations(source, problems, environ)
+    check_references(config, Outcome(config, Stored.load(), prune=prune), problems)
+    problems.raise_if_any()
+    return config
 
 
 def apply_file(
