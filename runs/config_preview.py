@@ -1,21 +1,23 @@
-"""A configuration change in preview: what ``jim apply FILE --preview`` reports.
+"""A configuration change in preview: what it would do to the current data.
 
-What would a new configuration do to the current data? JIM answers it as a preview run
-does (:mod:`runs.preview`): by doing it, then taking it back. In one database
-transaction, rolled back at its end:
+``jim apply FILE --preview`` asks what a new configuration would do to the current
+data. JIM answers as a preview run does (:mod:`runs.preview`): by doing it, then taking
+it back. In one database transaction, rolled back at its end:
 
 1. *Baseline.* In a savepoint, a full sync of every connected system that has a full
    sync profile, under the current configuration; what the syncs leave is captured,
    then the savepoint is rolled back. The data may hold changes the next syncs would
    make anyway (an import not synced yet); the baseline keeps them out of the answer.
-2. *After.* The file is applied as ``jim apply`` applies it (checked first, with the
-   same messages), the same full syncs run under it, and what they leave is compared
+2. *After.* The change is made — :func:`preview_change` is given it as a callable, as
+   this layer knows nothing of configuration files: ``jim apply`` passes "apply the
+   checked file" — the same full syncs run under it, and what they leave is compared
    with the baseline.
 
-The comparison says, per sync rule, which objects enter and leave its scope; which
-metaverse values and which exported values would change; which pending exports would
-be created, changed or removed; and, apart, the deprovisionings: deletes and disables
-of target objects, disconnections, metaverse objects deleted or scheduled for deletion.
+The comparison (:class:`ChangeEffect`) says, per sync rule, which objects enter and
+leave its scope; which metaverse values and which exported values would change; which
+pending exports would be created, changed or removed; and, apart, the
+deprovisionings: deletes and disables of target objects, disconnections, metaverse
+objects deleted or scheduled for deletion; and the object errors that would come or go.
 
 Nothing reaches a connected system: only syncs run (never an import or an export), and
 a sync only reads targets (``unique(..., check_target=true)``). The preview takes the
@@ -36,9 +38,9 @@ import logging
 import pickle
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Min, Q
@@ -65,10 +67,6 @@ from core.collector import collector_paused
 from exports.changes import apply_changes, reference_attributes, reference_names
 from exports.choices import PendingExportChangeType
 from exports.models import PendingExport, PendingExportAttributeChange
-from jim_project.configuration import Report, check_source
-from jim_project.configuration.apply import Applier
-from jim_project.configuration.budget_check import budget_warnings
-from jim_project.configuration.loader import Source
 from metaverse.choices import MvoStatus, SyncRuleDirection
 from metaverse.expressions import AttributeView
 from metaverse.models import MetaverseObject, SyncRule
@@ -145,12 +143,10 @@ class ScopeChange:
 
 
 @dataclass
-class ConfigPreview:
-    """What applying a file would do: its configuration changes, then their effect on
-    the data (the after-syncs compared with the baseline-syncs)."""
+class ChangeEffect:
+    """What a configuration change would do to the data: the after-syncs compared with
+    the baseline-syncs."""
 
-    configuration: Report
-    prune: bool
     systems: list[str]
     samples: int = SAMPLES
     scope: dict[str, ScopeChange] = field(default_factory=dict)
@@ -191,23 +187,8 @@ class ConfigPreview:
         )
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON object of ``jim apply FILE --preview --json`` (docs/previews.md)."""
-        report = self.configuration
+        """The effect's keys of ``jim apply FILE --preview --json`` (docs/previews.md)."""
         return {
-            "preview": True,
-            "prune": self.prune,
-            "configuration": {
-                "changes": [
-                    {"action": c.action, "kind": c.kind, "name": c.name, "keys": list(c.keys)}
-                    for c in report.changes
-                ],
-                "summary": {
-                    "created": report.count("create"),
-                    "updated": report.count("update"),
-                    "removed": report.count("remove"),
-                },
-                "notes": list(report.notes),
-            },
             "systems": self.systems,
             "scope": [
                 {
@@ -258,22 +239,20 @@ class ConfigPreview:
 # --------------------------------------------------------------------------- the preview
 
 
-def preview_configuration(
-    source: Source,
-    *,
-    prune: bool = False,
-    environ: Mapping[str, str] | None = None,
-    samples: int = SAMPLES,
-    actor_name: str = "",
-) -> ConfigPreview:
-    """Preview applying ``source``; see the module docstring.
+T = TypeVar("T")
 
-    Raises :class:`~jim_project.configuration.ConfigError` when the file is invalid
-    (before anything runs) and :class:`PreviewNotRun` when the preview cannot run.
-    Changes nothing (an activity left in progress by a dead process is recorded as
-    failed, as any run records it).
+
+def preview_change(
+    change: Callable[[], T], *, samples: int = SAMPLES, actor_name: str = ""
+) -> tuple[T, ChangeEffect]:
+    """What ``change`` — a callable that changes the configuration in the database —
+    would do to the data, and what it returned; see the module docstring. Nothing is
+    changed (an activity left in progress by a dead process is recorded as failed, as
+    any run records it).
+
+    Raises :class:`PreviewNotRun` when the preview cannot run, and what ``change``
+    raises.
     """
-    config = check_source(source, prune=prune, environ=environ)
     _refuse_if_running([system.pk for system, _ in _systems_to_sync()])
     with _Spool() as objects, _Spool() as exports, transaction.atomic():
         current = _systems_to_sync()
@@ -283,14 +262,13 @@ def preview_configuration(
             baseline = _Capture(marks, _sync_all(current, "current"))
             baseline.spool(objects, exports)
             transaction.set_rollback(True)
-        report = Applier(config, prune=prune).run()
-        report.notes.extend(budget_warnings(config))
+        result = change()
         new = _systems_to_sync()
         after = _Capture(marks, _sync_all(new, "new"))
-        preview = ConfigPreview(report, prune, [system.name for system, _ in new], samples=samples)
-        _Comparison(preview, baseline, after).run(objects, exports)
+        effect = ChangeEffect([system.name for system, _ in new], samples=samples)
+        _Comparison(effect, baseline, after).run(objects, exports)
         transaction.set_rollback(True)
-    return preview
+    return result, effect
 
 
 def _systems_to_sync() -> list[tuple[ConnectedSystem, RunProfile]]:
@@ -728,11 +706,11 @@ def _scoped(rule: CompiledRule, cs: AttributeView, mv: AttributeView) -> bool:
 
 
 class _Comparison:
-    """Fills a :class:`ConfigPreview` from the baseline's spooled rows and the after
+    """Fills a :class:`ChangeEffect` from the baseline's spooled rows and the after
     capture's rows, merged by key."""
 
-    def __init__(self, preview: ConfigPreview, baseline: _Capture, after: _Capture) -> None:
-        self.preview = preview
+    def __init__(self, effect: ChangeEffect, baseline: _Capture, after: _Capture) -> None:
+        self.effect = effect
         self.baseline = baseline
         self.after = after
 
@@ -742,12 +720,12 @@ class _Comparison:
         for _, before, now in _merged(exports.read(), self.after.exports()):
             self._export(before, now)
         self._errors()
-        self.preview.scope = dict(sorted(self.preview.scope.items()))
+        self.effect.scope = dict(sorted(self.effect.scope.items()))
 
     # -- metaverse objects -----------------------------------------------------------
 
     def _object(self, before: dict | None, now: dict | None) -> None:
-        preview = self.preview
+        effect = self.effect
         row = now or before
         assert row is not None
         name = row["name"]
@@ -764,20 +742,20 @@ class _Comparison:
         ):
             self._scope(rule, entering=False).add(name)
         if before is None:
-            preview.mvos_created.add({"object": name, "object_type": row["type"]})
+            effect.mvos_created.add({"object": name, "object_type": row["type"]})
             return
         if now is None:
-            preview.mvos_deleted.add({"object": name, "object_type": row["type"]})
+            effect.mvos_deleted.add({"object": name, "object_type": row["type"]})
             return
         if now["status"] == MvoStatus.DELETION_SCHEDULED != before["status"]:
-            preview.mvos_scheduled.add({"object": name, "object_type": row["type"]})
+            effect.mvos_scheduled.add({"object": name, "object_type": row["type"]})
         for cso_key, (system, target) in before["joined"].items():
             if cso_key not in now["joined"]:
-                preview.disconnections.add({"system": system, "target": target, "object": name})
+                effect.disconnections.add({"system": system, "target": target, "object": name})
         old, new = before["attributes"], now["attributes"]
         for attribute in sorted(old.keys() | new.keys()):
             if not _same(old.get(attribute, []), new.get(attribute, [])):
-                tally = preview.attributes.setdefault((row["type"], attribute), preview.tally())
+                tally = effect.attributes.setdefault((row["type"], attribute), effect.tally())
                 tally.add(
                     {
                         "object": name,
@@ -787,18 +765,18 @@ class _Comparison:
                 )
 
     def _scope(self, rule: str, *, entering: bool) -> Tally:
-        change = self.preview.scope.get(rule)
+        change = self.effect.scope.get(rule)
         if change is None:
             direction, system = self.after.rules.get(rule) or self.baseline.rules[rule]
-            change = self.preview.scope[rule] = ScopeChange(
-                rule, direction, system, self.preview.tally(), self.preview.tally()
+            change = self.effect.scope[rule] = ScopeChange(
+                rule, direction, system, self.effect.tally(), self.effect.tally()
             )
         return change.entering if entering else change.leaving
 
     # -- pending exports -------------------------------------------------------------
 
     def _export(self, before: dict | None, now: dict | None) -> None:
-        preview = self.preview
+        effect = self.effect
         row = now or before
         assert row is not None
         sample = {
@@ -808,19 +786,19 @@ class _Comparison:
             "change_type": row["change_type"],
         }
         if before is None:
-            preview.exports["created"].add_export(row["system"], row["change_type"], sample)
+            effect.exports["created"].add_export(row["system"], row["change_type"], sample)
         elif now is None:
-            preview.exports["removed"].add_export(row["system"], row["change_type"], sample)
+            effect.exports["removed"].add_export(row["system"], row["change_type"], sample)
         elif _export_state(before) != _export_state(now):
             sample["was"] = before["change_type"]
-            preview.exports["changed"].add_export(row["system"], row["change_type"], sample)
+            effect.exports["changed"].add_export(row["system"], row["change_type"], sample)
         else:
             return
         if now is not None:
             if now["change_type"] == DELETE and (before is None or before["change_type"] != DELETE):
-                preview.deletes.add(sample)
+                effect.deletes.add(sample)
             if now["disables"] and not (before and before["disables"]):
-                preview.disables.add(sample)
+                effect.disables.add(sample)
         kinds = {r["change_type"] for r in (before, now) if r is not None}
         if CREATE not in kinds and DELETE not in kinds:
             self._exported_values(row, before, now)
@@ -835,7 +813,7 @@ class _Comparison:
             if _same(old.get(attribute, []), new.get(attribute, [])):
                 continue
             key = (row["system"], row["object_type"], attribute)
-            tally = self.preview.exported_attributes.setdefault(key, self.preview.tally())
+            tally = self.effect.exported_attributes.setdefault(key, self.effect.tally())
             tally.add(
                 {
                     "target": row["target"],
@@ -849,8 +827,8 @@ class _Comparison:
 
     def _errors(self) -> None:
         for tally, errors in (
-            (self.preview.new_errors, self.after.errors - self.baseline.errors),
-            (self.preview.resolved_errors, self.baseline.errors - self.after.errors),
+            (self.effect.new_errors, self.after.errors - self.baseline.errors),
+            (self.effect.resolved_errors, self.baseline.errors - self.after.errors),
         ):
             for (system, external_id, error_type, message), n in sorted(errors.items()):
                 for _ in range(n):

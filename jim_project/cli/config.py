@@ -20,9 +20,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 
 from jim_project.cli.run import os_user
-from jim_project.configuration import ConfigError, apply_file, dump_configuration
+from jim_project.configuration import (
+    ConfigError,
+    Report,
+    apply_file,
+    dump_configuration,
+    preview_source,
+)
 from jim_project.configuration.loader import read_source
-from runs.config_preview import SAMPLES, ConfigPreview, PreviewNotRun, Tally, preview_configuration
+from runs.config_preview import SAMPLES, ChangeEffect, PreviewNotRun, Tally
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -94,10 +100,11 @@ class ApplyCommand:
         return EXIT_OK
 
     def _preview(self, name: str, options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
+        prune = bool(options.get("prune"))
         try:
-            preview = preview_configuration(
+            report, effect = preview_source(
                 read_source(name),
-                prune=bool(options.get("prune")),
+                prune=prune,
                 samples=max(0, options.get("samples", SAMPLES)),
                 actor_name=os_user(),
             )
@@ -107,12 +114,12 @@ class ApplyCommand:
         except (PreviewNotRun, DatabaseError, ImproperlyConfigured) as exc:
             stderr.write(f"jim apply: the preview of {name} could not run: {exc}\n")
             return EXIT_INVALID
-        for note in preview.configuration.notes:
+        for note in report.notes:
             stderr.write(f"{note}\n")
         if options.get("json"):
-            stdout.write(json.dumps({"file": name, **preview.as_json()}) + "\n")
+            stdout.write(json.dumps(preview_json(name, prune, report, effect)) + "\n")
         else:
-            stdout.writelines(f"{line}\n" for line in preview_lines(name, preview))
+            stdout.writelines(f"{line}\n" for line in preview_lines(name, report, effect))
         return EXIT_OK
 
 
@@ -129,23 +136,44 @@ def _invalid(name: str, exc: ConfigError, stderr: TextIO) -> None:
 # --------------------------------------------------------------------------- --preview
 
 
-def preview_lines(name: str, preview: ConfigPreview) -> list[str]:
+def preview_json(name: str, prune: bool, report: Report, effect: ChangeEffect) -> dict[str, Any]:
+    """The JSON object of ``jim apply FILE --preview --json`` (docs/previews.md)."""
+    return {
+        "file": name,
+        "preview": True,
+        "prune": prune,
+        "configuration": {
+            "changes": [
+                {"action": c.action, "kind": c.kind, "name": c.name, "keys": list(c.keys)}
+                for c in report.changes
+            ],
+            "summary": {
+                "created": report.count("create"),
+                "updated": report.count("update"),
+                "removed": report.count("remove"),
+            },
+            "notes": list(report.notes),
+        },
+        **effect.as_json(),
+    }
+
+
+def preview_lines(name: str, report: Report, effect: ChangeEffect) -> list[str]:
     """``jim apply --preview`` for people: the configuration changes (as ``--check``
     prints them), then their effect on the data, section by section."""
-    report = preview.configuration
     lines = [change.describe(planned=True) for change in report.changes]
     lines.append(f"{name}: valid; applying it would give {report.summary()}.")
-    systems = ", ".join(preview.systems) or "none"
+    systems = ", ".join(effect.systems) or "none"
     lines += [
         "",
         f"What it would do to the current data (full syncs of {systems}, compared with the "
         "same syncs under the current configuration):",
     ]
-    lines += _section("Sync rule scopes", _scope_lines(preview))
-    lines += _section("Metaverse", _metaverse_lines(preview))
-    lines += _section("Pending exports", _export_lines(preview))
-    lines += _section(f"Deprovisionings: {preview.deprovisionings}", _deprovisioning_lines(preview))
-    lines += _section("Errors", _error_lines(preview))
+    lines += _section("Sync rule scopes", _scope_lines(effect))
+    lines += _section("Metaverse", _metaverse_lines(effect))
+    lines += _section("Pending exports", _export_lines(effect))
+    lines += _section(f"Deprovisionings: {effect.deprovisionings}", _deprovisioning_lines(effect))
+    lines += _section("Errors", _error_lines(effect))
     lines += ["", "Nothing was changed: this was a preview."]
     return lines
 
@@ -154,74 +182,79 @@ def _section(title: str, body: list[str]) -> list[str]:
     return ["", title, *(body or ["  no change"])]
 
 
-def _counted(tally: Tally, what: str, sample: Any) -> list[str]:
-    """``  3 what``, then the samples (``sample(s)`` renders one), then how many more."""
+def _counted(tally: Tally, label: str, sample: Any, mark: str = "") -> list[str]:
+    """``  label: 3``, then the samples (``sample`` renders one, after ``mark``), then
+    how many more there are."""
     if not tally.count:
         return []
-    lines = [f"  {tally.count} {what}"]
-    lines += [f"    {sample(s)}" for s in tally.samples]
+    return [f"  {label}: {tally.count}", *_samples(tally, sample, mark)]
+
+
+def _samples(tally: Tally, sample: Any, mark: str = "") -> list[str]:
+    lines = [f"    {mark}{sample(s)}" for s in tally.samples]
     if tally.count > len(tally.samples):
-        lines.append(f"    … and {tally.count - len(tally.samples)} more")
+        lines.append(f"    {mark}… and {tally.count - len(tally.samples)} more")
     return lines
 
 
-def _scope_lines(preview: ConfigPreview) -> list[str]:
+def _scope_lines(effect: ChangeEffect) -> list[str]:
     lines = []
-    for change in preview.scope.values():
+    for change in effect.scope.values():
         side = "import from" if change.direction == "import" else "export to"
-        lines.append(f"  {change.rule} ({side} {change.system}):")
-        lines += [f"  {line}" for line in _counted(change.entering, "entering", str)]
-        lines += [f"  {line}" for line in _counted(change.leaving, "leaving", str)]
+        lines.append(
+            f"  {change.rule} ({side} {change.system}): {change.entering.count} entering, "
+            f"{change.leaving.count} leaving"
+        )
+        lines += _samples(change.entering, str, "+ ")
+        lines += _samples(change.leaving, str, "- ")
     return lines
 
 
-def _metaverse_lines(preview: ConfigPreview) -> list[str]:
-    lines = _counted(preview.mvos_created, "would be created (projected)", lambda s: s["object"])
-    for (object_type, attribute), tally in sorted(preview.attributes.items()):
-        lines += _counted(tally, f"{object_type}.{attribute} would change", _before_after)
+def _metaverse_lines(effect: ChangeEffect) -> list[str]:
+    lines = _counted(effect.mvos_created, "objects projected", lambda s: s["object"])
+    for (object_type, attribute), tally in sorted(effect.attributes.items()):
+        lines += _counted(tally, f"{object_type}.{attribute} changes", _before_after)
     return lines
 
 
-def _export_lines(preview: ConfigPreview) -> list[str]:
+def _export_lines(effect: ChangeEffect) -> list[str]:
     lines = []
-    for effect, tally in preview.exports.items():
-        if not tally.count:
-            continue
+    for kind, tally in effect.exports.items():
         per_system = "; ".join(
             f"{system}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if n)
             for system, counts in sorted(tally.by_system.items())
         )
-        lines += _counted(tally, f"would be {effect} ({per_system})", _export_sample)
-    for (system, object_type, attribute), tally in sorted(preview.exported_attributes.items()):
-        lines += _counted(tally, f"{system} {object_type}.{attribute} would change", _before_after)
+        lines += _counted(tally, f"{kind} ({per_system})", _export_sample)
+    for (system, object_type, attribute), tally in sorted(effect.exported_attributes.items()):
+        lines += _counted(tally, f"{system} {object_type}.{attribute} changes", _before_after)
     return lines
 
 
-def _deprovisioning_lines(preview: ConfigPreview) -> list[str]:
+def _deprovisioning_lines(effect: ChangeEffect) -> list[str]:
     return [
-        *_counted(preview.deletes, "deletes of target objects", _export_sample),
-        *_counted(preview.disables, "disables of target objects", _export_sample),
+        *_counted(effect.deletes, "target objects deleted", _export_sample),
+        *_counted(effect.disables, "target objects disabled", _export_sample),
         *_counted(
-            preview.disconnections,
+            effect.disconnections,
             "disconnections",
             lambda s: f"{s['system']} {s['target']} from {s['object']}",
         ),
-        *_counted(preview.mvos_deleted, "metaverse objects deleted", lambda s: s["object"]),
+        *_counted(effect.mvos_deleted, "metaverse objects deleted", lambda s: s["object"]),
         *_counted(
-            preview.mvos_scheduled,
+            effect.mvos_scheduled,
             "metaverse objects scheduled for deletion",
             lambda s: s["object"],
         ),
     ]
 
 
-def _error_lines(preview: ConfigPreview) -> list[str]:
+def _error_lines(effect: ChangeEffect) -> list[str]:
     def error(s: dict[str, str]) -> str:
         return f"{s['system']} {s['external_id']}: {s['error_type']}: {s['message']}"
 
     return [
-        *_counted(preview.new_errors, "new object errors", error),
-        *_counted(preview.resolved_errors, "object errors that would go away", error),
+        *_counted(effect.new_errors, "new object errors", error),
+        *_counted(effect.resolved_errors, "object errors gone", error),
     ]
 
 
