@@ -506,20 +506,9 @@ class _Capture:
         ):
             csos.setdefault(row[0], []).append(row[1:])
         names = self._mvo_names(mvos.values())
-        rows = []
-        for key, pk in chunk:
-            if pk not in mvos:
-                continue  # deleted since the ids were read: it cannot be, in our transaction
-            type_id, name, status, attributes = mvos[pk]
-            rows.append(
-                (
-                    key,
-                    self._object_row(
-                        pk, type_id, name, status, attributes, csos.get(pk, []), names
-                    ),
-                )
-            )
-        return rows
+        return [
+            (key, self._object_row(pk, *mvos[pk], csos.get(pk, []), names)) for key, pk in chunk
+        ]
 
     def _mvo_names(self, mvos: Iterable[list[Any]]) -> dict[int, str]:
         """The names of the MVOs these MVOs refer to (one query)."""
