@@ -491,7 +491,7 @@ class _Capture:
             )
         }
         csos: dict[int, list[tuple[Any, ...]]] = {}
-        for row in ConnectorSpaceObject.objects.filter(
+        for cso in ConnectorSpaceObject.objects.filter(
             one_of("metaverse_object_id", ids)
         ).values_list(
             "metaverse_object_id",
@@ -504,15 +504,18 @@ class _Capture:
             "secondary_external_id",
             "external_id",
         ):
-            csos.setdefault(row[0], []).append(row[1:])
+            csos.setdefault(cso[0], []).append(cso[1:])
         names = self._mvo_names(mvos.values())
-        return [
-            (key, self._object_row(pk, *mvos[pk], csos.get(pk, []), names)) for key, pk in chunk
-        ]
+        rows = []
+        for key, pk in chunk:
+            type_id, name, status, attributes = mvos[pk]
+            row = self._object_row(pk, type_id, name, status, attributes, csos.get(pk, []), names)
+            rows.append((key, row))
+        return rows
 
     def _mvo_names(self, mvos: Iterable[list[Any]]) -> dict[int, str]:
         """The names of the MVOs these MVOs refer to (one query)."""
-        wanted = set()
+        wanted: set[int] = set()
         for type_id, _, _, attributes in mvos:
             info = self.ruleset.mv_types.get(type_id)
             for attribute in info.references if info else ():
@@ -859,16 +862,22 @@ def _merged(
     ``(key, baseline row or None, after row or None)``."""
     left, right = _rows(baseline), _rows(after)
     a, b = next(left, None), next(right, None)
-    while a is not None or b is not None:
-        if b is None or (a is not None and a[0] < b[0]):
+    while a is not None and b is not None:
+        if a[0] < b[0]:
             yield a[0], a[1], None
             a = next(left, None)
-        elif a is None or b[0] < a[0]:
+        elif b[0] < a[0]:
             yield b[0], None, b[1]
             b = next(right, None)
         else:
             yield a[0], a[1], b[1]
             a, b = next(left, None), next(right, None)
+    while a is not None:
+        yield a[0], a[1], None
+        a = next(left, None)
+    while b is not None:
+        yield b[0], None, b[1]
+        b = next(right, None)
 
 
 def _rows(chunks: Iterator[list[tuple[Key, Any]]]) -> Iterator[tuple[Key, Any]]:

@@ -219,12 +219,12 @@ def _metaverse_lines(effect: ChangeEffect) -> list[str]:
 
 def _export_lines(effect: ChangeEffect) -> list[str]:
     lines = []
-    for kind, tally in effect.exports.items():
+    for what, exports in effect.exports.items():
         per_system = "; ".join(
             f"{system}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if n)
-            for system, counts in sorted(tally.by_system.items())
+            for system, counts in sorted(exports.by_system.items())
         )
-        lines += _counted(tally, f"{kind} ({per_system})", _export_sample)
+        lines += _counted(exports, f"{what} ({per_system})", _export_sample)
     for (system, object_type, attribute), tally in sorted(effect.exported_attributes.items()):
         lines += _counted(tally, f"{system} {object_type}.{attribute} changes", _before_after)
     return lines
