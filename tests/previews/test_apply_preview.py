@@ -19,8 +19,20 @@ from connectors.choices import ActivityStatus, RunProfileType
 from connectors.models import Activity, ConnectedSystem
 from exports.changes import apply_changes
 from exports.models import PendingExport
+from metaverse.models import MetaverseObject
+from tests.builders import run
 from tests.previews.fidelity import assert_unchanged, database_state
 from tests.scenarios.estate import person
+from tests.support.held_runs import (
+    CONFIG,
+    environment,
+    hr_system,
+    kill,
+    start,
+    table_locked,
+    wait_for,
+)
+from tests.support.held_runs import jim as jim_process
 
 pytestmark = pytest.mark.django_db
 
@@ -382,3 +394,62 @@ def test_the_queries_do_not_grow_with_the_objects(estate):
     few = _queries_of_a_preview(estate, path, 4)
     many = _queries_of_a_preview(estate, path, 40)
     assert many == few
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def _waiting(table: str) -> bool:
+    """A session of this database waits on a lock in a statement that names ``table``."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+        queries = [row[0] for row in cursor.fetchall()]
+    return any(f'"{table}"' in query for query in queries)
+
+
+def _preview_held_in_its_baseline(env: dict[str, str]):
+    """Start ``jim apply --preview`` of the demo's configuration; return the process
+    once its baseline sync waits on the metaverse table (locked by the caller)."""
+    process = start(env, "jim", "apply", str(CONFIG), "--preview", "--json")
+    wait_for(
+        lambda: _waiting("metaverse_metaverseobject"),
+        "the preview's baseline sync to wait",
+        process,
+    )
+    return process
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_started_during_the_preview_waits_for_it(demo_config):
+    assert run(hr_system(), "Full Import").status == "complete_with_errors"
+    env = environment()
+    with table_locked("metaverse_metaverseobject"):
+        preview_process = _preview_held_in_its_baseline(env)
+        sync = start(env, "jim", "run", "HR", "Full Sync", "--json")
+        wait_for(lambda: _waiting("connectors_activity"), "the sync to wait", sync)
+        assert not Activity.objects.filter(status="in_progress").exists()  # none committed
+    out, err = preview_process.communicate(timeout=300)
+    assert preview_process.returncode == 0, err
+    assert json.loads(out)["systems"] == ["HR", "Directory"]
+    out, err = sync.communicate(timeout=300)
+    assert sync.returncode in (0, 1), err
+    # It ran after the preview, on the data as it was: every MVO is its own.
+    projected = json.loads(out)["counts"]["projected"]
+    assert projected > 0 and MetaverseObject.objects.count() == projected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill_9_of_the_preview_leaves_nothing_at_all(demo_config):
+    assert run(hr_system(), "Full Import").status == "complete_with_errors"
+    before = database_state()
+    env = environment()
+    with table_locked("metaverse_metaverseobject"):
+        kill(_preview_held_in_its_baseline(env))
+    assert_unchanged(before, database_state())
+    status, out, err = jim_process(env, "run", "HR", "Full Sync", "--json")
+    assert status in (0, 1), err
+    assert json.loads(out)["counts"]["projected"] > 0
