@@ -41,6 +41,8 @@ PEOPLE = [
     person("1002", "Grace", "Hopper", "ghopper", manager="1001", department="Sales"),
     person("1003", "Alan", "Turing", "aturing", manager="1001"),
 ]
+ACTIVE = "scope: \"mv.employeeStatus == 'Active'\""
+ACTIVE_NOT_SALES = "scope: \"mv.employeeStatus == 'Active' and mv.department != 'Sales'\""
 #: The syncs of the estate, in the order the preview runs them (sources first).
 SYNCS = [("HR", "Full Sync"), ("Groups", "Full Sync"), ("Directory", "Full Sync")]
 
@@ -106,11 +108,7 @@ def dn(estate, account: str) -> str:
 
 def test_a_narrower_scope_reports_who_leaves_and_the_deletes(estate):
     settled(estate)
-    path = changed_config(
-        estate,
-        "scope: \"mv.employeeStatus == 'Active'\"",
-        "scope: \"mv.employeeStatus == 'Active' and mv.department != 'Sales'\"",
-    )
+    path = changed_config(estate, ACTIVE, ACTIVE_NOT_SALES)
     report = preview(estate, path)
 
     assert report["configuration"]["changes"] == [
@@ -226,6 +224,61 @@ def test_a_new_export_rule_reports_who_enters_and_the_creates(estate):
     assert report["deprovisionings"]["count"] == 0
 
 
+def test_an_account_that_existed_before_is_only_disconnected(estate):
+    connection = estate.ldap.connection()
+    try:
+        assert connection.add(
+            dn(estate, "ghopper"),
+            ["inetOrgPerson"],
+            {"cn": "Grace Hopper", "sn": "Hopper", "uid": "ghopper"},
+        )
+    finally:
+        connection.unbind()
+    estate.run("Directory", "Full Import")
+    settled(estate)  # Grace's account is joined, not provisioned
+    path = changed_config(estate, ACTIVE, ACTIVE_NOT_SALES)
+
+    report = preview(estate, path)
+
+    deprovisionings = report["deprovisionings"]
+    assert deprovisionings["count"] == 1
+    assert deprovisionings["deletes"]["count"] == 0
+    assert deprovisionings["disconnections"] == {
+        "count": 1,
+        "samples": [
+            {"system": "Directory", "target": dn(estate, "ghopper"), "object": "Grace Hopper"}
+        ],
+    }
+    assert report["exports"]["created"]["count"] == 0
+    assert {s["rule"]: s["leaving"]["samples"] for s in report["scope"]} == {
+        "Directory people join": ["Grace Hopper"],
+        "Directory people out": ["Grace Hopper"],
+    }
+
+
+def test_a_narrower_import_scope_reports_the_metaverse_objects_deleted(estate):
+    settled(estate)
+    path = changed_config(
+        estate,
+        "scope: \"cs.status != 'Terminated'\"",
+        "scope: \"cs.status != 'Terminated' and cs.department != 'Sales'\"",
+    )
+
+    report = preview(estate, path)
+
+    assert {s["rule"]: s["leaving"]["samples"] for s in report["scope"]} == {
+        "HR people in": ["Grace Hopper"],
+        "Directory people out": ["Grace Hopper"],
+    }
+    deprovisionings = report["deprovisionings"]
+    assert deprovisionings["metaverse_objects_deleted"] == {
+        "count": 1,
+        "samples": [{"object": "Grace Hopper", "object_type": "person"}],
+    }
+    assert [s["target"] for s in deprovisionings["deletes"]["samples"]] == [dn(estate, "ghopper")]
+    assert deprovisionings["count"] == 2
+
+
 def test_an_invalid_file_changes_nothing_and_says_why_as_apply_does(estate):
     settled(estate)
     path = changed_config(estate, "{mv: sn, from: lastName}", "{mv: sm, from: lastName}")
@@ -248,7 +301,7 @@ def test_check_and_preview_together_are_refused_and_json_needs_preview(estate):
     assert code == 2 and "--json goes with --preview" in err
 
 
-def test_the_preview_waits_for_no_sync_it_refuses_while_one_runs(estate):
+def test_the_preview_refuses_to_start_while_a_sync_runs(estate):
     settled(estate)
     running = Activity.objects.create(
         connected_system=ConnectedSystem.objects.get(name="Groups"),
@@ -308,11 +361,7 @@ def test_the_baseline_keeps_waiting_changes_out_of_the_answer(estate):
     settled(estate)
     estate.write_people([person("1001", "Ada", "King", "alovelace"), *PEOPLE[1:]])
     estate.run("HR", "Full Import")
-    path = changed_config(
-        estate,
-        "scope: \"mv.employeeStatus == 'Active'\"",
-        "scope: \"mv.employeeStatus == 'Active' and mv.department != 'Sales'\"",
-    )
+    path = changed_config(estate, ACTIVE, ACTIVE_NOT_SALES)
     report = preview(estate, path)
     assert report["metaverse"]["attributes"] == []  # Ada's new surname is not the file's
     assert report["exports"]["created"]["by_system"] == {
@@ -331,10 +380,7 @@ def _staged(estate) -> Counter:
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        (
-            "scope: \"mv.employeeStatus == 'Active'\"",
-            "scope: \"mv.employeeStatus == 'Active' and mv.department != 'Sales'\"",
-        ),
+        (ACTIVE, ACTIVE_NOT_SALES),
         (
             "{mv: displayName, expression: \"cs.firstName ~ ' ' ~ cs.lastName\"}",
             "{mv: displayName, expression: \"cs.lastName ~ ', ' ~ cs.firstName\"}",
@@ -386,11 +432,7 @@ def _queries_of_a_preview(estate, path: str, people: int) -> int:
 
 
 def test_the_queries_do_not_grow_with_the_objects(estate):
-    path = changed_config(
-        estate,
-        "scope: \"mv.employeeStatus == 'Active'\"",
-        "scope: \"mv.employeeStatus == 'Active' and mv.department != 'Sales'\"",
-    )
+    path = changed_config(estate, ACTIVE, ACTIVE_NOT_SALES)
     few = _queries_of_a_preview(estate, path, 4)
     many = _queries_of_a_preview(estate, path, 40)
     assert many == few
