@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections import Counter
 
 import pytest
@@ -17,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from connectors import run_lock
 from connectors.choices import ActivityStatus, RunProfileType
 from connectors.models import Activity, ConnectedSystem
+from demo.data import write_hr_csv
 from exports.changes import apply_changes
 from exports.models import PendingExport
 from metaverse.models import MetaverseObject
@@ -495,3 +497,31 @@ def test_kill_9_of_the_preview_leaves_nothing_at_all(demo_config):
     status, out, err = jim_process(env, "run", "HR", "Full Sync", "--json")
     assert status in (0, 1), err
     assert json.loads(out)["counts"]["projected"] > 0
+
+
+def test_a_configuration_preview_on_sqlite_changes_nothing(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'jim.sqlite3'}",
+        "JIM_DEMO_DATA": str(tmp_path),
+    }
+    migrated = start(env, "migrate", "--verbosity", "0")
+    assert migrated.wait(timeout=300) == 0, migrated.communicate()[1]
+    assert jim_process(env, "apply", str(CONFIG))[0] == 0
+    write_hr_csv(tmp_path / "hr.csv", 300)
+    assert jim_process(env, "run", "HR", "Full Import")[0] == 1  # the demo file's bad rows
+    assert jim_process(env, "run", "HR", "Full Sync")[0] == 0
+    staged = jim_process(env, "pending-exports", "--json")[1]
+    changed = tmp_path / "new.yaml"
+    changed.write_text(CONFIG.read_text().replace(ACTIVE, ACTIVE_NOT_SALES))
+
+    status, out, err = jim_process(env, "apply", str(changed), "--preview", "--json")
+
+    assert status == 0, err
+    report = json.loads(out)
+    removed = report["exports"]["removed"]  # creates not sent yet are cancelled
+    assert removed["count"] > 0
+    assert removed["by_system"]["Directory"]["create"] == removed["count"]
+    assert jim_process(env, "pending-exports", "--json")[1] == staged
+    status, out, _ = jim_process(env, "apply", str(changed), "--check")
+    assert "would update sync rule 'Directory people out': scope" in out
