@@ -553,7 +553,7 @@ class _Capture:
         for cso_id, system_id, cs_type_id, join_type, cso_status, cs_attributes, dn, ext in csos:
             cs_key = self.cso_key(cso_id)
             system = self.system_names.get(system_id, "?")
-            joined[cs_key] = (system, dn or ext or f"CSO {cso_id}")
+            joined[cs_key] = (system, dn or ext or f"CSO {cso_id}", cso_status)
             by_system[system_id] = (join_type, cs_type_id, cs_attributes)
             if cso_status != CsoStatus.NORMAL or join_type not in _IMPORTED:
                 continue
@@ -741,8 +741,9 @@ class _Comparison:
             return
         if now["status"] == MvoStatus.DELETION_SCHEDULED != before["status"]:
             effect.mvos_scheduled.add({"object": name, "object_type": row["type"]})
-        for cso_key, (system, target) in before["joined"].items():
-            if cso_key not in now["joined"]:
+        for cso_key, (system, target, status) in before["joined"].items():
+            # A CSO pending provisioning leaves with its create: nothing is disconnected.
+            if cso_key not in now["joined"] and status != CsoStatus.PENDING_PROVISIONING:
                 effect.disconnections.add({"system": system, "target": target, "object": name})
         old, new = before["attributes"], now["attributes"]
         for attribute in sorted(old.keys() | new.keys()):
@@ -777,12 +778,16 @@ class _Comparison:
             "object": row["object"],
             "change_type": row["change_type"],
         }
-        if before is None:
-            effect.exports["created"].add_export(row["system"], row["change_type"], sample)
-        elif now is None:
-            effect.exports["removed"].add_export(row["system"], row["change_type"], sample)
+        if before is None or now is None:
+            sample["attributes"] = sorted(_changes_by_attribute(row))
+            what = "created" if before is None else "removed"
+            effect.exports[what].add_export(row["system"], row["change_type"], sample)
         elif _export_state(before) != _export_state(now):
+            old, new = _changes_by_attribute(before), _changes_by_attribute(now)
             sample["was"] = before["change_type"]
+            sample["attributes"] = sorted(
+                a for a in old.keys() | new.keys() if old.get(a) != new.get(a)
+            )
             effect.exports["changed"].add_export(row["system"], row["change_type"], sample)
         else:
             return
@@ -841,8 +846,18 @@ def _export_state(row: dict[str, Any]) -> tuple[Any, ...]:
         row["approval"],
         row["disables"],
         row["target"],
-        sorted((c.attribute, c.change_type, sorted(map(str, c.values))) for c in row["changes"]),
+        _changes_by_attribute(row),
     )
+
+
+def _changes_by_attribute(row: dict[str, Any]) -> dict[str, list[tuple[str, list[str]]]]:
+    """A pending export's attribute changes, comparable: attribute → its changes."""
+    changes: dict[str, list[tuple[str, list[str]]]] = {}
+    for change in row["changes"]:
+        changes.setdefault(change.attribute, []).append(
+            (change.change_type, sorted(map(str, change.values)))
+        )
+    return {attribute: sorted(found) for attribute, found in changes.items()}
 
 
 def _same(old: list[Any], new: list[Any]) -> bool:

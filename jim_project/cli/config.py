@@ -258,10 +258,11 @@ def _error_lines(effect: ChangeEffect) -> list[str]:
     ]
 
 
-def _export_sample(s: dict[str, str]) -> str:
+def _export_sample(s: dict[str, Any]) -> str:
     was = f" (was {s['was']})" if s.get("was") else ""
     named = f" — {s['object']}" if s.get("object") else ""
-    return f"{s['change_type']}{was} {s['system']} {s['target']}{named}"
+    attributes = f": {', '.join(s['attributes'])}" if s.get("attributes") else ""
+    return f"{s['change_type']}{was} {s['system']} {s['target']}{named}{attributes}"
 
 
 def _before_after(s: dict[str, Any]) -> str:

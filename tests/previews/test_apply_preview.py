@@ -131,6 +131,7 @@ def test_a_narrower_scope_reports_who_leaves_and_the_deletes(estate):
         "target": dn(estate, "ghopper"),
         "object": "Grace Hopper",
         "change_type": "delete",
+        "attributes": [],
     }
     assert report["exports"]["created"]["samples"] == [delete]
     assert report["deprovisionings"]["count"] == 1
@@ -522,6 +523,8 @@ def test_a_configuration_preview_on_sqlite_changes_nothing(tmp_path):
     removed = report["exports"]["removed"]  # creates not sent yet are cancelled
     assert removed["count"] > 0
     assert removed["by_system"]["Directory"]["create"] == removed["count"]
+    # Nothing that exists in the directory is touched: no deprovisioning.
+    assert report["deprovisionings"]["count"] == 0
     assert jim_process(env, "pending-exports", "--json")[1] == staged
     status, out, _ = jim_process(env, "apply", str(changed), "--check")
     assert "would update sync rule 'Directory people out': scope" in out
