@@ -9,7 +9,8 @@ The modules: :mod:`.loader` (YAML, line numbers, ``${VAR}``), :mod:`.schema` (th
 file's shape), :mod:`.references` (names checked against file + database),
 :mod:`.apply` (writing), :mod:`.dump` (reading back), :mod:`.secrets` (how secrets'
 variables are remembered), :mod:`.budget_check` (``--check``'s warnings about
-expressions that exceed their budget on current data).
+expressions that exceed their budget on current data). :func:`preview_source` is
+``--preview``: the file applied in :mod:`runs.config_preview`'s rolled-back syncs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from jim_project.configuration.errors import ConfigError, Problem, Problems
 from jim_project.configuration.loader import Source, expand_environment, read_source
 from jim_project.configuration.references import Outcome, Stored, check_references
 from jim_project.configuration.schema import Configuration, read_declarations
+from runs.config_preview import SAMPLES, ChangeEffect, preview_change
 
 __all__ = [
     "Change",
@@ -34,7 +36,9 @@ __all__ = [
     "Report",
     "apply_file",
     "apply_source",
+    "check_source",
     "dump_configuration",
+    "preview_source",
 ]
 
 
@@ -61,16 +65,52 @@ def apply_source(
     Raises :class:`ConfigError` — with nothing changed — when the file is invalid,
     listing every problem (of shape and of names), in the order of the file.
     """
-    problems = Problems(source.lines)
-    config = declarations(source, problems, environ)
     with transaction.atomic():
-        check_references(config, Outcome(config, Stored.load(), prune=prune), problems)
-        problems.raise_if_any()
+        config = check_source(source, prune=prune, environ=environ)
         report = Applier(config, prune=prune).run()
         if check:
             report.notes.extend(budget_warnings(config))
             transaction.set_rollback(True)
     return report
+
+
+def check_source(
+    source: Source, *, prune: bool = False, environ: Mapping[str, str] | None = None
+) -> Configuration:
+    """Check a parsed file — its shape, then every name against the file and the
+    database together — and return the configuration to apply
+    (``Applier(config, prune=prune).run()``). Raises :class:`ConfigError` listing
+    every problem, in the order of the file."""
+    problems = Problems(source.lines)
+    config = declarations(source, problems, environ)
+    check_references(config, Outcome(config, Stored.load(), prune=prune), problems)
+    problems.raise_if_any()
+    return config
+
+
+def preview_source(
+    source: Source,
+    *,
+    prune: bool = False,
+    environ: Mapping[str, str] | None = None,
+    samples: int = SAMPLES,
+    actor_name: str = "",
+) -> tuple[Report, ChangeEffect]:
+    """``jim apply --preview``: check a parsed file, then what applying it would change
+    in the configuration (as with ``check``) and do to the current data
+    (:func:`runs.config_preview.preview_change`). Nothing is changed.
+
+    Raises :class:`ConfigError` when the file is invalid, before anything runs, and
+    :class:`~runs.config_preview.PreviewNotRun` when the preview cannot run.
+    """
+    config = check_source(source, prune=prune, environ=environ)
+
+    def apply() -> Report:
+        report = Applier(config, prune=prune).run()
+        report.notes.extend(budget_warnings(config))
+        return report
+
+    return preview_change(apply, samples=samples, actor_name=actor_name)
 
 
 def apply_file(
