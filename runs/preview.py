@@ -37,7 +37,7 @@ from typing import IO, Any
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Field
 from psycopg.types.json import Jsonb
 
 from connectors.activity import ActivityRecorder
@@ -160,10 +160,10 @@ def _reference_names(rows: list[dict[str, Any]]) -> dict[str, str]:
         for kind, ids in _references(row["details"]):
             wanted[kind].update(ids)
     names: dict[str, str] = {}
-    for kind, ids in wanted.items():
-        if ids:
+    for kind, wanted_ids in wanted.items():
+        if wanted_ids:
             model, fields = _REFERENCED[kind]
-            for pk, *labels in model.objects.filter(pk__in=ids).values_list("pk", *fields):
+            for pk, *labels in model.objects.filter(pk__in=wanted_ids).values_list("pk", *fields):
                 names[f"{kind}:{pk}"] = next((label for label in labels if label), f"{kind} {pk}")
     return names
 
@@ -364,7 +364,7 @@ def _unlink_missing(rows: list[dict[str, Any]]) -> None:
         ids = {row[column] for row in rows if row[column] is not None}
         if not ids:
             continue
-        found = set(model.objects.filter(one_of("id", ids)).values_list("pk", flat=True))
+        found = set(model._default_manager.filter(one_of("id", ids)).values_list("pk", flat=True))
         for row in rows:
             if row[column] not in found:
                 row[column] = None
@@ -435,8 +435,14 @@ def _progress_elsewhere(recorder: ActivityRecorder) -> Iterator[None]:
         session.close()
 
 
+def _column(name: str) -> str:
+    field = Activity._meta.get_field(name)
+    assert isinstance(field, Field) and field.column  # progress fields are the activity's columns
+    return field.column
+
+
 def _store_progress(session: psycopg.Connection, activity_id: int, fields: dict[str, Any]) -> None:
-    columns = {Activity._meta.get_field(name).column: value for name, value in fields.items()}
+    columns = {_column(name): value for name, value in fields.items()}
     assignments = ", ".join(f'"{column}" = %s' for column in columns)
     values = [Jsonb(v) if isinstance(v, dict) else v for v in columns.values()]
     try:
