@@ -35,12 +35,10 @@ stream of rows in that order — the baseline's spooled to a temporary file — 
 from __future__ import annotations
 
 import logging
-import pickle
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import IO, Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Min, Q
@@ -64,6 +62,7 @@ from connectors.models import (
 )
 from core.bulk import one_of
 from core.collector import collector_paused
+from core.spool import Spool
 from exports.changes import apply_changes, reference_attributes, reference_names
 from exports.choices import PendingExportChangeType
 from exports.models import PendingExport, PendingExportAttributeChange
@@ -254,7 +253,11 @@ def preview_change(
     raises.
     """
     _refuse_if_running([system.pk for system, _ in _systems_to_sync()])
-    with _Spool() as objects, _Spool() as exports, transaction.atomic():
+    with (
+        Spool("jim-config-preview-") as objects,
+        Spool("jim-config-preview-") as exports,
+        transaction.atomic(),
+    ):
         current = _systems_to_sync()
         _claim(current, actor_name)
         marks = _Marks.now()
@@ -465,7 +468,7 @@ class _Capture:
         )
         return Counter((systems[a], ext, kind, message) for a, ext, kind, message in rows)
 
-    def spool(self, objects: _Spool, exports: _Spool) -> None:
+    def spool(self, objects: Spool, exports: Spool) -> None:
         for chunk in self.objects():
             objects.write(chunk)
         for chunk in self.exports():
@@ -706,7 +709,7 @@ class _Comparison:
         self.baseline = baseline
         self.after = after
 
-    def run(self, objects: _Spool, exports: _Spool) -> None:
+    def run(self, objects: Spool, exports: Spool) -> None:
         for _, before, now in _merged(objects.read(), self.after.objects()):
             self._object(before, now)
         for _, before, now in _merged(exports.read(), self.after.exports()):
@@ -898,29 +901,3 @@ def _merged(
 def _rows(chunks: Iterator[list[tuple[Key, Any]]]) -> Iterator[tuple[Key, Any]]:
     for chunk in chunks:
         yield from chunk
-
-
-class _Spool:
-    """Chunks pickled to a temporary file, read back in the order written: the
-    baseline's capture waits there for the after-syncs, on disk, not in memory."""
-
-    def __init__(self) -> None:
-        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="jim-config-preview-")  # noqa: SIM115
-
-    def __enter__(self) -> _Spool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-    def write(self, chunk: list[tuple[Key, Any]]) -> None:
-        pickle.dump(chunk, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def read(self) -> Iterator[list[tuple[Key, Any]]]:
-        self._file.flush()
-        self._file.seek(0)
-        while True:
-            try:
-                yield pickle.load(self._file)
-            except EOFError:
-                return

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import pickle
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 from django.conf import settings
@@ -44,6 +42,7 @@ from connectors.activity import ActivityRecorder
 from connectors.choices import RunProfileType
 from connectors.models import Activity, ConnectorSpaceObject, RunProfileExecutionItem
 from core.bulk import insert_rows, one_of
+from core.spool import Spool
 from exports.changes import reference_attributes, reference_names
 from exports.models import PendingExport, PendingExportAttributeChange
 from metaverse.models import MetaverseObject
@@ -87,16 +86,16 @@ def run_in_preview(activity: Activity, recorder: ActivityRecorder, processor: Pr
     """Run ``processor`` for ``activity`` and roll back everything it wrote, then record
     what it did on the activity. Raises what the processor raised, after recording."""
     failure: Exception | None = None
-    with _Spool() as spool, _progress_elsewhere(recorder):
+    with Spool("jim-preview-") as spool, _progress_elsewhere(recorder):
         with transaction.atomic():
             before = _export_versions()
             try:
                 processor(activity, recorder)
             except Exception as exc:  # recorded by the runner, after the rollback
                 failure = exc
-            _capture(activity, recorder, before, spool, failure)
+            captured = _capture(activity, recorder, before, spool, failure)
             transaction.set_rollback(True)
-        if spool.captured:
+        if captured:
             _record(activity, spool)
     if failure is not None:
         raise failure
@@ -113,10 +112,11 @@ def _capture(
     activity: Activity,
     recorder: ActivityRecorder,
     before: dict[int, dt.datetime],
-    spool: _Spool,
+    spool: Spool,
     failure: Exception | None,
-) -> None:
-    """Spool the run's RPEIs and the pending exports it touched, before the rollback."""
+) -> bool:
+    """Spool the run's RPEIs and the pending exports it touched, before the rollback;
+    False when the run's failure left them unreadable (nothing to record)."""
     try:
         recorder.flush()
         _spool_rpeis(activity, spool)
@@ -127,15 +127,16 @@ def _capture(
         _spool_exports(created, PreviewEffect.CREATED, spool)
         _spool_exports(changed, PreviewEffect.CHANGED, spool)
         spool.write(("removed", removed))
-        spool.captured = True
     except DatabaseError as exc:
         if failure is None:
             raise
         # The run's own failure broke the transaction: the runner records that failure.
         logger.warning("Preview %s: what it did could not be read: %s", activity.pk, exc)
+        return False
+    return True
 
 
-def _spool_rpeis(activity: Activity, spool: _Spool) -> None:
+def _spool_rpeis(activity: Activity, spool: Spool) -> None:
     columns = [
         f.attname
         for f in RunProfileExecutionItem._meta.concrete_fields
@@ -186,7 +187,7 @@ def _references(details: Any) -> Iterator[tuple[str, list[int]]]:
             )
 
 
-def _spool_exports(ids: list[int], effect: str, spool: _Spool) -> None:
+def _spool_exports(ids: list[int], effect: str, spool: Spool) -> None:
     for start in range(0, len(ids), CHUNK):
         spool.write(("exports", effect, _export_states(ids[start : start + CHUNK])))
 
@@ -269,7 +270,7 @@ _CHANGE_FIELDS = ("attribute", "change_type", "values", "previous_values", "stat
 # --------------------------------------------------------------------------- record
 
 
-def _record(activity: Activity, spool: _Spool) -> None:
+def _record(activity: Activity, spool: Spool) -> None:
     """Write what was spooled, after the rollback: links to rows that do not exist now
     (what the run would have made) are left empty."""
     for entry in spool.read():
@@ -382,33 +383,6 @@ def previewed_export_counts(activity: Activity) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- plumbing
-
-
-class _Spool:
-    """Chunks of rows pickled to a temporary file: a preview of 100,000 objects keeps
-    its record on disk, not in memory, until the rollback is done."""
-
-    def __init__(self) -> None:
-        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="jim-preview-")  # noqa: SIM115
-        self.captured = False
-
-    def __enter__(self) -> _Spool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-    def write(self, entry: tuple[Any, ...]) -> None:
-        pickle.dump(entry, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def read(self) -> Iterator[tuple[Any, ...]]:
-        self._file.flush()
-        self._file.seek(0)
-        while True:
-            try:
-                yield pickle.load(self._file)
-            except EOFError:
-                return
 
 
 @contextmanager

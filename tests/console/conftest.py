@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import connections
+from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.console.browser import CATCH_UP_MS, CHROMIUM, CHROMIUM_ARGS, OPERATOR, log_in
@@ -42,6 +43,34 @@ def operator_client(client, operator):
 @pytest.fixture
 def viewer_client(client, viewer):
     client.force_login(viewer)
+    return client
+
+
+def staff_in(role: str, username: str) -> User:
+    """A staff user in one of JIM's roles (access/roles.py)."""
+    user = User.objects.create_user(username, password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def operator_role(db) -> User:
+    """A member of the Operators role: may run run profiles and schedules (and preview)."""
+    return staff_in("Operators", "olga")
+
+
+@pytest.fixture
+def runner(operator_role) -> Client:
+    client = Client()
+    client.force_login(operator_role)
+    return client
+
+
+@pytest.fixture
+def reader(db) -> Client:
+    """A member of the Viewers role, logged in."""
+    client = Client()
+    client.force_login(staff_in("Viewers", "vera"))
     return client
 
 

@@ -7,9 +7,8 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -469,32 +468,6 @@ def make_schedule(name: str, *profiles: RunProfile, **fields) -> Schedule:
     for order, profile in enumerate(profiles):
         ScheduleStep.objects.create(schedule=schedule, order=order, run_profile=profile)
     return schedule
-
-
-def staff_in(role: str, username: str) -> User:
-    user = User.objects.create_user(username, password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    return user
-
-
-@pytest.fixture
-def operator_role(db) -> User:
-    """A member of the Operators role: may run run profiles and schedules."""
-    return staff_in("Operators", "olga")
-
-
-@pytest.fixture
-def runner(operator_role) -> Client:
-    client = Client()
-    client.force_login(operator_role)
-    return client
-
-
-@pytest.fixture
-def reader(db) -> Client:
-    client = Client()
-    client.force_login(staff_in("Viewers", "vera"))
-    return client
 
 
 def run_url(profile: RunProfile) -> str:

@@ -10,7 +10,7 @@ import html as html_module
 import re
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -44,32 +44,6 @@ PEOPLE = [
 @pytest.fixture
 def estate(tmp_path, slapd, ldap_ou, monkeypatch) -> Estate:
     return make_estate(tmp_path, slapd, ldap_ou, monkeypatch)
-
-
-def staff_in(role: str, username: str) -> User:
-    user = User.objects.create_user(username, password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    return user
-
-
-@pytest.fixture
-def operator_role(db) -> User:
-    """A member of the Operators role: may run (and so preview)."""
-    return staff_in("Operators", "olga")
-
-
-@pytest.fixture
-def runner(operator_role) -> Client:
-    client = Client()
-    client.force_login(operator_role)
-    return client
-
-
-@pytest.fixture
-def reader(db) -> Client:
-    client = Client()
-    client.force_login(staff_in("Viewers", "vera"))
-    return client
 
 
 def preview_url(profile: RunProfile) -> str:
