@@ -18,14 +18,12 @@ from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from django.views import View
 from drf_spectacular.generators import SchemaGenerator
-from drf_spectacular.settings import patched_settings
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.routers import APIRootView
 
-from api.schema import ENUM_NAME_OVERRIDES
 from api.views.base import ApiViewMixin
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -43,7 +41,6 @@ class SchemaView(ApiViewMixin, SpectacularAPIView):
     """The OpenAPI 3 schema of the API (YAML; ``?format=json`` for JSON)."""
 
     permission_classes = [IsAuthenticated]
-    custom_settings = {"ENUM_NAME_OVERRIDES": ENUM_NAME_OVERRIDES}
 
     def handle_exception(self, exc: Exception) -> Response:
         """Errors in JSON, like every error of the API (not in the schema's YAML)."""
@@ -79,8 +76,7 @@ class DocsView(View):
     """The reference page: every operation, its parameters and its answers."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        with patched_settings({"ENUM_NAME_OVERRIDES": ENUM_NAME_OVERRIDES}):
-            schema = SchemaGenerator().get_schema(request=None, public=True)
+        schema = SchemaGenerator().get_schema(request=None, public=True)
         return render(
             request,
             "api/docs.html",

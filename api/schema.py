@@ -74,13 +74,3 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "description": "An API key created in the admin (shown once), as "
             "'Authorization: Bearer jim_…'. It acts with its owner's roles.",
         }
-
-
-#: The names of the choice sets that several fields share (the schema's enums).
-ENUM_NAME_OVERRIDES = {
-    "PendingExportChangeTypeEnum": "exports.choices.PendingExportChangeType",
-    "ObjectChangeTypeEnum": "connectors.choices.ObjectChangeType",
-    "AttributeChangeTypeEnum": "exports.choices.AttributeChangeType",
-    "PendingExportStatusEnum": "exports.choices.PendingExportStatus",
-    "AttributeChangeStatusEnum": "exports.choices.AttributeChangeStatus",
-}

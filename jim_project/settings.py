@@ -214,6 +214,8 @@ SPECTACULAR_SETTINGS = {
         "PendingExportChangeTypeEnum": "exports.choices.PendingExportChangeType",
         "ObjectChangeTypeEnum": "connectors.choices.ObjectChangeType",
         "AttributeChangeTypeEnum": "exports.choices.AttributeChangeType",
+        "PendingExportStatusEnum": "exports.choices.PendingExportStatus",
+        "AttributeChangeStatusEnum": "exports.choices.AttributeChangeStatus",
     },
 }
 
