@@ -645,21 +645,23 @@ class ItemRow:
     would_create: str = ""
 
 
+#: The columns of an RPEI that :func:`item_rows` reads.
+ITEM_FIELDS = (
+    "pk",
+    "change_type",
+    "error_type",
+    "message",
+    "external_id",
+    "cs_object_id",
+    "metaverse_object_id",
+    "details",
+)
+
+
 def activity_items(activity: Activity, form: ItemFilterForm, page_number: str | None) -> Page:
     """One page of the activity's RPEIs, filtered; its ``object_list`` holds ItemRows."""
     items = form.filter(
-        RunProfileExecutionItem.objects.filter(activity=activity)
-        .order_by("pk")
-        .only(
-            "pk",
-            "change_type",
-            "error_type",
-            "message",
-            "external_id",
-            "cs_object_id",
-            "metaverse_object_id",
-            "details",
-        )
+        RunProfileExecutionItem.objects.filter(activity=activity).order_by("pk").only(*ITEM_FIELDS)
     )
     page = Paginator(items, ITEMS_PER_PAGE).get_page(page_number)
     on_page = list(page.object_list)

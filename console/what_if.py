@@ -31,7 +31,7 @@ from connectors.choices import COUNTED_CHANGE_TYPES, ActivityStatus
 from connectors.models import Activity, ConnectorSpaceObject, RunProfileExecutionItem
 from console.links import admin_change_url
 from console.previews import PreviewedExportRow, previewed_export_rows
-from console.views import ItemRow, console_view, item_rows, page_context
+from console.views import ITEM_FIELDS, ItemRow, console_view, item_rows, page_context
 from metaverse.models import MetaverseObject
 from metaverse.sync.manual import describe_cso
 from runs import what_if
@@ -89,17 +89,7 @@ def outcome(activity: Activity) -> Outcome:
     items = list(
         RunProfileExecutionItem.objects.filter(activity=activity)
         .select_related("cs_object__connected_system")
-        .only(
-            "pk",
-            "change_type",
-            "error_type",
-            "message",
-            "external_id",
-            "cs_object_id",
-            "metaverse_object_id",
-            "details",
-            "cs_object__connected_system__name",
-        )
+        .only(*ITEM_FIELDS, "cs_object__connected_system__name")
         .order_by("pk")[: OUTCOME_ROWS + 1]
     )
     exports = list(

@@ -60,6 +60,7 @@ from connectors.models import (
     RunProfile,
     RunProfileExecutionItem,
 )
+from connectors.run_lock import first_line
 from core.bulk import one_of
 from core.collector import collector_paused
 from core.spool import Spool
@@ -372,14 +373,9 @@ def _sync_all(systems: list[tuple[ConnectedSystem, RunProfile]], which: str) -> 
             logger.info("Configuration preview: the sync of %s failed", system.name, exc_info=True)
             raise PreviewNotRun(
                 f"the full sync of {system.name} ({profile.name}) under the {which} "
-                f"configuration failed: {_one_line(exc)}"
+                f"configuration failed: {first_line(exc)}"
             ) from exc
     return activity_ids
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- capturing

@@ -17,6 +17,7 @@ refused there fails its activity having changed nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -126,22 +127,38 @@ def _run(
     reason: str,
     processor: Processor,
 ) -> Activity:
+    def audit(activity: Activity) -> None:
+        why = f"; why: {reason}" if reason else ""
+        record(actor, Action.MVO_ACTION, target, reason=f"{what} (activity {activity.pk}){why}")
+
+    return run_at_once(system, f"Manual: {what}", actor, processor, audit)
+
+
+def run_at_once(
+    system: ConnectedSystem,
+    profile_name: str,
+    actor: Any,
+    processor: Processor,
+    audit: Callable[[Activity], None],
+    *,
+    preview: bool = False,
+) -> Activity:
+    """Run ``processor`` now, in this process, as a sync activity of ``system`` started
+    by ``actor`` and recorded by ``audit`` in the transaction that creates it; the
+    activity, done. :class:`~runs.runner.AlreadyRunning` (the activity recorded as not
+    run) while a sync runs."""
     user = actor if hasattr(actor, "get_username") else None
     with transaction.atomic():
         activity = Activity.objects.create(
             connected_system=system,
             profile_type=RunProfileType.FULL_SYNC,  # writes the metaverse: one sync at a time
-            profile_name=f"Manual: {what}"[:200],
+            profile_name=profile_name[:200],
             status=ActivityStatus.QUEUED,
             initiated_by=user,
             initiated_by_name=(user.get_username() if user else str(actor or ""))[:200],
+            preview=preview,
         )
-        record(
-            actor,
-            Action.MVO_ACTION,
-            target,
-            reason=f"{what} (activity {activity.pk})" + (f"; why: {reason}" if reason else ""),
-        )
+        audit(activity)
     try:
         return execute(activity, processor=processor)
     except AlreadyRunning as exc:

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
 from audit.models import Action
 from audit.recording import record
-from connectors.choices import ActivityStatus, RunProfileType
 from connectors.models import Activity, ConnectedSystem, ConnectorSpaceObject
 from metaverse.models import MetaverseObject
 from metaverse.sync import manual
-from runs.mvo_actions import home_system
-from runs.runner import AlreadyRunning, Processor, execute, refuse
+from runs.mvo_actions import home_system, run_at_once
+from runs.runner import Processor
 
 
 def what_if_mvo(mvo: MetaverseObject, actor: Any) -> Activity:
@@ -41,31 +38,9 @@ def what_if_cso(cso: ConnectorSpaceObject, actor: Any) -> Activity:
     return _preview(cso.connected_system, what, actor, manual.sync_cso(cso.pk))
 
 
-def _preview(
-    system: ConnectedSystem,
-    what: str,
-    actor: Any,
-    processor: Processor,
-) -> Activity:
-    user = actor if hasattr(actor, "get_username") else None
-    with transaction.atomic():
-        activity = Activity.objects.create(
-            connected_system=system,
-            profile_type=RunProfileType.FULL_SYNC,  # as the sync it predicts: one at a time
-            profile_name=f"What if: sync {what}"[:200],
-            status=ActivityStatus.QUEUED,
-            initiated_by=user,
-            initiated_by_name=(user.get_username() if user else str(actor or ""))[:200],
-            preview=True,
-        )
-        record(
-            actor,
-            Action.RUN_STARTED,
-            activity,
-            reason=f"preview of a sync of {what} (activity {activity.pk})",
-        )
-    try:
-        return execute(activity, processor=processor)
-    except AlreadyRunning as exc:
-        refuse(activity, str(exc))
-        raise
+def _preview(system: ConnectedSystem, what: str, actor: Any, processor: Processor) -> Activity:
+    def audit(activity: Activity) -> None:
+        reason = f"preview of a sync of {what} (activity {activity.pk})"
+        record(actor, Action.RUN_STARTED, activity, reason=reason)
+
+    return run_at_once(system, f"What if: sync {what}", actor, processor, audit, preview=True)

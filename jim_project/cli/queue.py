@@ -14,8 +14,9 @@ from jim_project.cli.run import (
     EXIT_FAILED,
     EXIT_OK,
     RunCommand,
-    add_threshold_arguments,
+    add_run_arguments,
     os_user,
+    run_flags,
 )
 from runs.preview import NotPreviewable
 from runs.tasks import queue_run
@@ -26,14 +27,7 @@ class QueueCommand:
     help = "Queue a run profile for the django-q2 cluster; prints the activity id."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("system", help="The connected system's name.")
-        parser.add_argument("profile", help="The run profile's name.")
-        parser.add_argument(
-            "--preview",
-            action="store_true",
-            help="Queue a preview: it changes nothing anywhere and records what the run would do.",
-        )
-        add_threshold_arguments(parser)
+        add_run_arguments(parser)
 
     def handle(self, options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
         profile = RunCommand._profile(options["system"], options["profile"], stderr)
@@ -43,9 +37,7 @@ class QueueCommand:
             activity = queue_run(
                 profile,
                 initiated_by_name=f"{os_user()} (jim queue)",
-                allow_deletions=bool(options.get("allow_deletions")),
-                allow_changes=bool(options.get("allow_changes")),
-                preview=bool(options.get("preview")),
+                **run_flags(options),
             )
         except NotPreviewable as exc:
             stderr.write(f"jim: {exc}\n")

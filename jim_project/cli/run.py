@@ -123,8 +123,16 @@ def _write_json(summary: dict[str, Any], stdout: TextIO) -> None:
     stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
 
 
-def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--allow-deletions`` and ``--allow-changes``, of ``jim run`` and ``jim queue``."""
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``jim run`` and ``jim queue`` take: the system and the run profile,
+    ``--preview``, ``--allow-deletions`` and ``--allow-changes``."""
+    parser.add_argument("system", help="The connected system's name.")
+    parser.add_argument("profile", help="The run profile's name.")
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="Change nothing anywhere; record what the run would do.",
+    )
     parser.add_argument(
         "--allow-deletions",
         action="store_true",
@@ -138,20 +146,22 @@ def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def run_flags(options: dict[str, Any]) -> dict[str, bool]:
+    """The arguments of :func:`add_run_arguments` a run is started with."""
+    return {
+        "allow_deletions": bool(options.get("allow_deletions")),
+        "allow_changes": bool(options.get("allow_changes")),
+        "preview": bool(options.get("preview")),
+    }
+
+
 class RunCommand:
     name = "run"
     help = "Run one run profile of a connected system to its end, in this process."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("system", help="The connected system's name.")
-        parser.add_argument("profile", help="The run profile's name.")
+        add_run_arguments(parser)
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
-        parser.add_argument(
-            "--preview",
-            action="store_true",
-            help="Change nothing anywhere; record and print what the run would do.",
-        )
-        add_threshold_arguments(parser)
 
     def handle(self, options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
         profile = self._profile(options["system"], options["profile"], stderr)
@@ -162,9 +172,7 @@ class RunCommand:
                 profile.connected_system,
                 profile,
                 initiated_by_name=f"{os_user()} (jim run)",
-                allow_deletions=bool(options.get("allow_deletions")),
-                allow_changes=bool(options.get("allow_changes")),
-                preview=bool(options.get("preview")),
+                **run_flags(options),
             )
         except NotPreviewable as exc:
             stderr.write(f"jim: {exc}\n")

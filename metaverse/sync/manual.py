@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from connectors.activity import ActivityRecorder, RunFailed
 from connectors.choices import ActivityPhase, CsoStatus, JoinType, ObjectChangeType
@@ -99,10 +100,12 @@ class ObjectSync(SyncRun):
     def _housekeeping(self) -> None:
         pass
 
+    def _csos(self) -> QuerySet[ConnectorSpaceObject]:
+        return ConnectorSpaceObject.objects.filter(metaverse_object_id=self.mvo_id)
+
     def _cso_levels(self) -> list[list[int]]:
-        csos = ConnectorSpaceObject.objects.filter(metaverse_object_id=self.mvo_id)
         references = {a for cs_type in self.ruleset.cs_types.values() for a in cs_type.references}
-        return sync_order(csos, references)
+        return sync_order(self._csos(), references)
 
 
 def sync_cso(cso_id: int) -> Any:
@@ -115,30 +118,23 @@ def sync_cso(cso_id: int) -> Any:
     return run
 
 
-class CsoSync(SyncRun):
-    """A full sync of one CSO — of its MVO's CSOs when it is joined — without the
-    housekeeping of a whole run."""
+class CsoSync(ObjectSync):
+    """A full sync of one CSO — of its MVO's CSOs when it is joined, else of it alone
+    (the join rules, projection) — without the housekeeping of a whole run."""
 
     def __init__(self, activity: Activity, recorder: ActivityRecorder, cso_id: int) -> None:
-        super().__init__(activity, recorder, delta=False)
-        self.cso_id = cso_id
-
-    def _housekeeping(self) -> None:
-        pass
-
-    def _cso_levels(self) -> list[list[int]]:
         mvo_id = (
-            ConnectorSpaceObject.objects.filter(pk=self.cso_id)
+            ConnectorSpaceObject.objects.filter(pk=cso_id)
             .values_list("metaverse_object_id", flat=True)
             .first()
         )
-        csos = (
-            ConnectorSpaceObject.objects.filter(metaverse_object_id=mvo_id)
-            if mvo_id
-            else ConnectorSpaceObject.objects.filter(pk=self.cso_id)
-        )
-        references = {a for cs_type in self.ruleset.cs_types.values() for a in cs_type.references}
-        return sync_order(csos, references)
+        super().__init__(activity, recorder, mvo_id or 0)
+        self.cso_id = cso_id
+
+    def _csos(self) -> QuerySet[ConnectorSpaceObject]:
+        if self.mvo_id:
+            return super()._csos()
+        return ConnectorSpaceObject.objects.filter(pk=self.cso_id)
 
 
 def rejoin(cso_id: int, mvo_id: int, reason: str) -> Any:
